@@ -1,0 +1,163 @@
+/**
+ * Command-line flags with skopeo's names: the one option system. Each flag either applies to
+ * ProxyOptions or is refused with the reason (not built yet, or out of scope).
+ */
+import os from 'node:os';
+import type { RegistryOptions, SystemContext } from '../image/types';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface ProxyOptions {
+  debug: boolean;
+  sockfd: number;
+  osChoice: string;
+  architectureChoice: string;
+  variantChoice: string;
+  userAgentPrefix: string;
+  tmpDir: string;
+  insecurePolicy: boolean;
+  registry: {
+    -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
+  };
+}
+
+export function defaultOptions(): ProxyOptions {
+  return {
+    debug: false,
+    sockfd: 0,
+    osChoice: '',
+    architectureChoice: '',
+    variantChoice: '',
+    userAgentPrefix: '',
+    tmpDir: process.env.TMPDIR ?? os.tmpdir(),
+    insecurePolicy: false,
+    registry: {
+      tlsVerify: undefined,
+      certDir: undefined,
+      authFile: undefined,
+      credentials: undefined,
+      registryToken: undefined,
+      noCreds: false,
+      registriesConf: undefined,
+      commandTimeoutMs: undefined,
+    },
+  };
+}
+
+type FlagKind = 'bool' | 'string' | 'int';
+
+interface FlagSpec {
+  readonly name: string;
+  readonly kind: FlagKind;
+  readonly help: string;
+  /** Applies the value; absent when the flag is refused. */
+  readonly apply?: (opts: ProxyOptions, value: string) => void;
+  /** Why the flag is refused. */
+  readonly refused?: string;
+}
+
+const NOT_YET_REGISTRY = 'is not supported yet: the docker:// transport is not built';
+
+function parseBool(name: string, value: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new UsageError(`invalid value ${JSON.stringify(value)} for --${name}: expected true or false`);
+}
+
+function parseNonNegativeInt(name: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`invalid value ${JSON.stringify(value)} for --${name}: expected a non-negative integer`);
+  return Number(value);
+}
+
+/** Flags every command takes (skopeo's global flags). */
+const GLOBAL_FLAGS: readonly FlagSpec[] = [
+  { name: 'debug', kind: 'bool', help: 'log each request and reply to stderr', apply: (o, v) => { o.debug = parseBool('debug', v); } },
+  { name: 'insecure-policy', kind: 'bool', help: 'accepted; no signature policy is evaluated yet', apply: (o, v) => { o.insecurePolicy = parseBool('insecure-policy', v); } },
+  { name: 'policy', kind: 'string', help: 'signature policy file', refused: 'is not supported yet: images are not checked against a signature policy' },
+  { name: 'registries-conf', kind: 'string', help: 'registries.conf file', refused: NOT_YET_REGISTRY },
+  { name: 'override-os', kind: 'string', help: 'use OS instead of the running OS for choosing images', apply: (o, v) => { o.osChoice = v; } },
+  { name: 'override-arch', kind: 'string', help: 'use ARCH instead of the architecture of the machine', apply: (o, v) => { o.architectureChoice = v; } },
+  { name: 'override-variant', kind: 'string', help: 'use VARIANT instead of the running architecture variant', apply: (o, v) => { o.variantChoice = v; } },
+  { name: 'command-timeout', kind: 'string', help: 'timeout for the command', refused: NOT_YET_REGISTRY },
+  { name: 'tmpdir', kind: 'string', help: 'directory for temporary files', apply: (o, v) => { o.tmpDir = v; } },
+  { name: 'user-agent-prefix', kind: 'string', help: 'prefix for the User-Agent of registry requests', apply: (o, v) => { o.userAgentPrefix = v; } },
+];
+
+/** Flags about where images come from (skopeo's image flags). */
+const IMAGE_FLAGS: readonly FlagSpec[] = [
+  { name: 'authfile', kind: 'string', help: 'path of the authentication file', refused: NOT_YET_REGISTRY },
+  { name: 'creds', kind: 'string', help: 'USER[:PASSWORD] for the registry', refused: NOT_YET_REGISTRY },
+  { name: 'username', kind: 'string', help: 'registry user name', refused: NOT_YET_REGISTRY },
+  { name: 'password', kind: 'string', help: 'registry password', refused: NOT_YET_REGISTRY },
+  { name: 'registry-token', kind: 'string', help: 'bearer token for the registry', refused: NOT_YET_REGISTRY },
+  { name: 'no-creds', kind: 'bool', help: 'access the registry anonymously', refused: NOT_YET_REGISTRY },
+  { name: 'cert-dir', kind: 'string', help: 'directory of certificates for the registry', refused: NOT_YET_REGISTRY },
+  { name: 'tls-verify', kind: 'bool', help: 'require HTTPS and verify certificates', refused: NOT_YET_REGISTRY },
+  { name: 'shared-blob-dir', kind: 'string', help: 'blob directory shared with oci: layouts', refused: 'is not supported: layerpipe reads oci: blobs from the layout itself' },
+  { name: 'daemon-host', kind: 'string', help: 'docker daemon address', refused: 'is not supported: the docker-daemon: transport is out of scope' },
+  { name: 'decryption-key', kind: 'string', help: 'key to decrypt images', refused: 'is not supported: encrypted images are out of scope' },
+];
+
+const PROXY_FLAGS: readonly FlagSpec[] = [
+  { name: 'sockfd', kind: 'int', help: 'serve on this fd (one end of a SOCK_SEQPACKET socketpair); default 0', apply: (o, v) => { o.sockfd = parseNonNegativeInt('sockfd', v); } },
+];
+
+export type CommandName = 'experimental-image-proxy' | 'inspect';
+
+export function flagsFor(command: CommandName): readonly FlagSpec[] {
+  return command === 'experimental-image-proxy' ? [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...PROXY_FLAGS] : [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
+}
+
+export function flagHelp(command: CommandName): string {
+  return flagsFor(command)
+    .map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ' VALUE'}`.padEnd(32) + (f.refused !== undefined ? `(refused: ${f.refused})` : f.help))
+    .join('\n');
+}
+
+/** Parses flags (--name VALUE, --name=VALUE, bare booleans); returns options and positionals. */
+export function parseFlags(command: CommandName, argv: readonly string[]): { options: ProxyOptions; positionals: string[] } {
+  const specs = new Map(flagsFor(command).map((f) => [f.name, f]));
+  const options = defaultOptions();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--') || arg === '--') {
+      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown shorthand flag: ${arg}`);
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = specs.get(name);
+    if (spec === undefined) throw new UsageError(`unknown flag: --${name}`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'bool') value = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new UsageError(`flag needs an argument: --${name}`);
+      value = next;
+      i++;
+    }
+    if (spec.apply === undefined) throw new UsageError(`--${name} ${spec.refused ?? 'is not supported'}`);
+    spec.apply(options, value);
+  }
+  return { options, positionals };
+}
+
+export function systemContextFrom(options: ProxyOptions): SystemContext {
+  return {
+    osChoice: options.osChoice,
+    architectureChoice: options.architectureChoice,
+    variantChoice: options.variantChoice,
+    userAgentPrefix: options.userAgentPrefix,
+    tmpDir: options.tmpDir,
+    registry: { ...options.registry },
+  };
+}

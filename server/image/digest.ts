@@ -1,0 +1,110 @@
+/**
+ * Content digests ("sha256:<hex>"): strict parsing, hashing, and a pass-through stream that
+ * verifies length and digest as bytes flow.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DigestMismatchError, InvalidArgumentError } from '../errors';
+
+/** Algorithms go-digest accepts, with their hex lengths. */
+const ALGORITHMS: Readonly<Record<string, { hexLength: number; nodeName: string }>> = {
+  sha256: { hexLength: 64, nodeName: 'sha256' },
+  sha384: { hexLength: 96, nodeName: 'sha384' },
+  sha512: { hexLength: 128, nodeName: 'sha512' },
+};
+
+export interface ParsedDigest {
+  readonly algorithm: string;
+  readonly hex: string;
+  /** algorithm:hex */
+  readonly value: string;
+}
+
+/**
+ * Parses a digest, refusing anything but a known algorithm and lowercase hex of the right
+ * length: this is what keeps "sha256:../../x" from ever becoming a path.
+ */
+export function parseDigest(value: string): ParsedDigest {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(value)}`);
+  const algorithm = value.slice(0, colon);
+  const hex = value.slice(colon + 1);
+  const spec = ALGORITHMS[algorithm];
+  if (spec === undefined) {
+    throw new InvalidArgumentError(`unsupported digest algorithm: ${JSON.stringify(value)}`);
+  }
+  if (hex.length !== spec.hexLength || !/^[a-f0-9]+$/.test(hex)) {
+    throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(value)}`);
+  }
+  return { algorithm, hex, value };
+}
+
+export function isValidDigest(value: string): boolean {
+  try {
+    parseDigest(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sha256Digest(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** Digest of data with the algorithm of `like`. */
+export function digestOf(data: Buffer, like: ParsedDigest): string {
+  return `${like.algorithm}:${createHash(ALGORITHMS[like.algorithm]!.nodeName).update(data).digest('hex')}`;
+}
+
+/** Throws DigestMismatchError unless data hashes to the digest. */
+export function verifyBytes(data: Buffer, digest: string, what: string): void {
+  const parsed = parseDigest(digest);
+  if (digestOf(data, parsed) !== parsed.value) {
+    throw new DigestMismatchError(`${what}: content does not match digest ${parsed.value}`);
+  }
+}
+
+/**
+ * Passes bytes through unchanged and, at the end, fails with DigestMismatchError when the
+ * length (if expected >= 0) or the digest differ. The error surfaces on the stream, so a
+ * pipeline carrying it fails instead of ending cleanly.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash;
+  private bytes = 0;
+  constructor(
+    private readonly digest: ParsedDigest,
+    private readonly expectedSize: number,
+  ) {
+    super();
+    this.hash = createHash(ALGORITHMS[digest.algorithm]!.nodeName);
+  }
+
+  get bytesSeen(): number {
+    return this.bytes;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.expectedSize >= 0 && this.bytes > this.expectedSize) {
+      done(new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got more`));
+      return;
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.expectedSize >= 0 && this.bytes !== this.expectedSize) {
+      done(new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got ${this.bytes}`));
+      return;
+    }
+    const actual = `${this.digest.algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== this.digest.value) {
+      done(new DigestMismatchError(`corrupted blob, expecting ${this.digest.value}`));
+      return;
+    }
+    done();
+  }
+}

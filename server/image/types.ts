@@ -1,0 +1,110 @@
+/**
+ * The image model's interfaces, and only interfaces.
+ *
+ * The transport contract, as in containers/image: a Transport parses the part of an image
+ * reference after "NAME:" into an ImageReference; a reference opens an ImageSource; the source
+ * hands out raw manifests and blob streams. Everything above (choosing a platform, converting
+ * Docker manifests to OCI, re-serialising configs, verifying digests) is done once, in
+ * server/image, for every transport.
+ */
+import type { Readable } from 'node:stream';
+
+/** Settings for one proxy run that transports may need. Built once from the command line. */
+export interface SystemContext {
+  /** Platform wanted when a reference names a list; empty strings mean "this machine's". */
+  readonly osChoice: string;
+  readonly architectureChoice: string;
+  readonly variantChoice: string;
+  /** Prefix for the User-Agent of registry requests. */
+  readonly userAgentPrefix: string;
+  /** Directory for temporary files. */
+  readonly tmpDir: string;
+  /** Registry transport settings; filled in by the docker transport's flags. */
+  readonly registry: RegistryOptions;
+}
+
+/** Command-line settings that only the docker:// transport reads. */
+export interface RegistryOptions {
+  /** --tls-verify=false: plain HTTP and unverified TLS allowed. undefined = use registries.conf. */
+  readonly tlsVerify: boolean | undefined;
+  readonly certDir: string | undefined;
+  readonly authFile: string | undefined;
+  /** --creds USER[:PASS], or --username/--password. */
+  readonly credentials: { readonly username: string; readonly password: string } | undefined;
+  readonly registryToken: string | undefined;
+  readonly noCreds: boolean;
+  readonly registriesConf: string | undefined;
+  /** Overall timeout of one command (registry request), ms; undefined = none. */
+  readonly commandTimeoutMs: number | undefined;
+}
+
+/** An OCI content descriptor (the parts layerpipe reads). */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+  variant?: string;
+}
+
+/** A manifest as the source stores it. */
+export interface RawManifest {
+  /** The exact bytes; their digest identifies the manifest. */
+  readonly bytes: Buffer;
+  /** The media type the source declares, or '' to have it guessed from the bytes. */
+  readonly mediaType: string;
+}
+
+/** An open blob: a stream of its bytes and the size the source reports (-1 if unknown). */
+export interface BlobReader {
+  readonly stream: Readable;
+  readonly size: number;
+}
+
+export interface BlobRequest {
+  readonly digest: string;
+  /** Size the caller expects, or -1. */
+  readonly size: number;
+  /** Aborts the transfer (the client went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** The data half of a transport: where manifests and blobs come from. */
+export interface ImageSource {
+  readonly reference: ImageReference;
+  /**
+   * The manifest the reference names, or with instanceDigest one instance of the list it names.
+   * Throws ImageNotFoundError when the image (tag, ref) does not exist.
+   */
+  getManifest(instanceDigest?: string): Promise<RawManifest>;
+  /** Opens a blob. The stream is not verified here; the caller checks size and digest. */
+  getBlob(request: BlobRequest): Promise<BlobReader>;
+  /** Releases files, sockets and temporary state. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A parsed reference of one transport. */
+export interface ImageReference {
+  readonly transport: Transport;
+  /** The reference in TRANSPORT:REFERENCE form, for messages and logs. */
+  toString(): string;
+  /** Opens the source. Throws ImageNotFoundError when the reference names nothing that exists. */
+  newImageSource(ctx: SystemContext): Promise<ImageSource>;
+}
+
+/** A transport: registered by name, parses references. */
+export interface Transport {
+  /** "oci", "dir", "docker", "oci-archive", "docker-archive". */
+  readonly name: string;
+  /** Parses what follows "NAME:". Throws InvalidArgumentError on a malformed reference. */
+  parseReference(reference: string): ImageReference;
+}

@@ -1,0 +1,52 @@
+/**
+ * The dir: transport: "dir:DIR" as `skopeo copy` writes it — manifest.json, one file per blob
+ * named by its hex digest, instances of a list as HEX.manifest.json.
+ */
+import path from 'node:path';
+import { InvalidArgumentError } from '../../errors';
+import { parseDigest } from '../../image/digest';
+import { MAX_MANIFEST_SIZE } from '../../image/manifest';
+import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
+import { ConfinedDirectory } from '../local/confined-dir';
+
+/** Blob file name: the bare hex for sha256 (skopeo's convention), ALG-HEX otherwise. */
+function blobFileName(digest: string): string {
+  const d = parseDigest(digest);
+  return d.algorithm === 'sha256' ? d.hex : `${d.algorithm}-${d.hex}`;
+}
+
+class DirImageSource implements ImageSource {
+  private readonly files: ConfinedDirectory;
+  constructor(readonly reference: DirReference) {
+    this.files = new ConfinedDirectory(path.resolve(reference.dir));
+  }
+
+  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+    const name = instanceDigest === undefined ? 'manifest.json' : `${blobFileName(instanceDigest)}.manifest.json`;
+    return { bytes: await this.files.read(name, MAX_MANIFEST_SIZE), mediaType: '' };
+  }
+
+  async getBlob(request: BlobRequest): Promise<BlobReader> {
+    return this.files.open(blobFileName(request.digest));
+  }
+
+  async close(): Promise<void> {}
+}
+
+class DirReference implements ImageReference {
+  constructor(readonly transport: Transport, readonly dir: string) {}
+  toString(): string {
+    return `dir:${this.dir}`;
+  }
+  async newImageSource(_ctx: SystemContext): Promise<ImageSource> {
+    return new DirImageSource(this);
+  }
+}
+
+export const dirTransport: Transport = {
+  name: 'dir',
+  parseReference(reference: string): ImageReference {
+    if (reference === '') throw new InvalidArgumentError('Invalid dir reference: empty path');
+    return new DirReference(dirTransport, reference);
+  },
+};

@@ -1,0 +1,31 @@
+/** The oci: transport: an OCI image layout in a directory, "oci:DIR[:REF]". */
+import path from 'node:path';
+import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
+import { ConfinedDirectory } from '../local/confined-dir';
+import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from './layout';
+
+class OciReference implements ImageReference {
+  constructor(
+    readonly transport: Transport,
+    readonly dir: string,
+    readonly ref: string,
+  ) {}
+
+  toString(): string {
+    return `${this.transport.name}:${this.dir}${this.ref === '' ? '' : `:${this.ref}`}`;
+  }
+
+  async newImageSource(_ctx: SystemContext): Promise<ImageSource> {
+    const files = new ConfinedDirectory(path.resolve(this.dir));
+    const descriptor = await resolveLayoutDescriptor(files, this.ref, this.dir);
+    return new LayoutImageSource(this, files, descriptor);
+  }
+}
+
+export const ociTransport: Transport = {
+  name: 'oci',
+  parseReference(reference: string): ImageReference {
+    const { path: dir, ref } = splitLayoutReference(reference, 'oci');
+    return new OciReference(ociTransport, dir, ref);
+  },
+};
