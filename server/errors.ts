@@ -79,6 +79,24 @@ export class AccessDeniedError extends LayerpipeError {
   override name = 'AccessDeniedError';
 }
 
+/** registries.conf marks the registry (or namespace) an image name falls under as blocked. */
+export class BlockedRegistryError extends LayerpipeError {
+  override readonly code = 'LP_ERR_BLOCKED_REGISTRY';
+  override name = 'BlockedRegistryError';
+}
+
+/** A configuration file (registries.conf, auth.json, certs.d) that cannot be read or makes no sense. */
+export class InvalidConfigError extends LayerpipeError {
+  override readonly code = 'LP_ERR_INVALID_CONFIG';
+  override name = 'InvalidConfigError';
+}
+
+/** A docker-credential-* helper that is missing, failed, or answered nonsense. Never carries the secret. */
+export class CredentialHelperError extends LayerpipeError {
+  override readonly code = 'LP_ERR_CREDENTIAL_HELPER';
+  override name = 'CredentialHelperError';
+}
+
 /** Node system error codes that mean "try again later". */
 const TRANSIENT_SYSCALL_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EPIPE_REMOTE',

@@ -3,6 +3,7 @@
  * ProxyOptions or is refused with the reason (not built yet, or out of scope).
  */
 import os from 'node:os';
+import { parseCredsFlag } from '../config/auth';
 import type { RegistryOptions, SystemContext } from '../image/types';
 
 export class UsageError extends Error {
@@ -58,7 +59,60 @@ interface FlagSpec {
   readonly refused?: string;
 }
 
-const NOT_YET_REGISTRY = 'is not supported yet: the docker:// transport is not built';
+/** Credential flags seen per parse, to refuse combinations skopeo refuses. */
+const credentialFlagsSeen = new WeakMap<ProxyOptions, Set<string>>();
+
+const CONFLICTING_CREDENTIAL_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  creds: ['username', 'password', 'no-creds'],
+  username: ['creds', 'no-creds'],
+  password: ['creds', 'no-creds'],
+  'no-creds': ['creds', 'username', 'password'],
+};
+
+function seeCredentialFlag(o: ProxyOptions, name: string): void {
+  let seen = credentialFlagsSeen.get(o);
+  if (seen === undefined) {
+    seen = new Set();
+    credentialFlagsSeen.set(o, seen);
+  }
+  const clash = CONFLICTING_CREDENTIAL_FLAGS[name]?.find((other) => seen.has(other));
+  if (clash !== undefined) throw new UsageError(`--${name} and --${clash} cannot be used together`);
+  seen.add(name);
+}
+
+/** --username and --password come as a pair. */
+function checkCredentialFlags(o: ProxyOptions): void {
+  const seen = credentialFlagsSeen.get(o);
+  if (seen === undefined) return;
+  if (seen.has('username') && !seen.has('password')) throw new UsageError('--password must be given with --username');
+  if (seen.has('password') && !seen.has('username')) throw new UsageError('--username must be given with --password');
+}
+
+function parseCreds(value: string): { username: string; password: string } {
+  try {
+    return parseCredsFlag(value);
+  } catch (err) {
+    throw new UsageError(`invalid value for --creds: ${(err as Error).message}`);
+  }
+}
+
+const GO_DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go time.Duration string ("1m30s", "500ms", "2h", "0") in milliseconds, rounded up. */
+export function parseGoDuration(name: string, value: string): number {
+  if (value === '0') return 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(value); m !== null; m = re.exec(value)) {
+    total += Number(m[1]) * GO_DURATION_UNITS_MS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (value === '' || matched !== value.length) {
+    throw new UsageError(`invalid value ${JSON.stringify(value)} for --${name}: expected a duration such as 90s, 5m or 1h30m`);
+  }
+  return Math.ceil(total);
+}
 
 function parseBool(name: string, value: string): boolean {
   if (value === 'true' || value === '1') return true;
@@ -76,25 +130,25 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'debug', kind: 'bool', help: 'log each request and reply to stderr', apply: (o, v) => { o.debug = parseBool('debug', v); } },
   { name: 'insecure-policy', kind: 'bool', help: 'accepted; no signature policy is evaluated yet', apply: (o, v) => { o.insecurePolicy = parseBool('insecure-policy', v); } },
   { name: 'policy', kind: 'string', help: 'signature policy file', refused: 'is not supported yet: images are not checked against a signature policy' },
-  { name: 'registries-conf', kind: 'string', help: 'registries.conf file', refused: NOT_YET_REGISTRY },
+  { name: 'registries-conf', kind: 'string', help: 'registries.conf file (instead of the system and user ones)', apply: (o, v) => { o.registry.registriesConf = v; } },
   { name: 'override-os', kind: 'string', help: 'use OS instead of the running OS for choosing images', apply: (o, v) => { o.osChoice = v; } },
   { name: 'override-arch', kind: 'string', help: 'use ARCH instead of the architecture of the machine', apply: (o, v) => { o.architectureChoice = v; } },
   { name: 'override-variant', kind: 'string', help: 'use VARIANT instead of the running architecture variant', apply: (o, v) => { o.variantChoice = v; } },
-  { name: 'command-timeout', kind: 'string', help: 'timeout for the command', refused: NOT_YET_REGISTRY },
+  { name: 'command-timeout', kind: 'string', help: 'bound on each registry operation (Go duration, e.g. 90s); 0 = none', apply: (o, v) => { const ms = parseGoDuration('command-timeout', v); o.registry.commandTimeoutMs = ms === 0 ? undefined : ms; } },
   { name: 'tmpdir', kind: 'string', help: 'directory for temporary files', apply: (o, v) => { o.tmpDir = v; } },
   { name: 'user-agent-prefix', kind: 'string', help: 'prefix for the User-Agent of registry requests', apply: (o, v) => { o.userAgentPrefix = v; } },
 ];
 
 /** Flags about where images come from (skopeo's image flags). */
 const IMAGE_FLAGS: readonly FlagSpec[] = [
-  { name: 'authfile', kind: 'string', help: 'path of the authentication file', refused: NOT_YET_REGISTRY },
-  { name: 'creds', kind: 'string', help: 'USER[:PASSWORD] for the registry', refused: NOT_YET_REGISTRY },
-  { name: 'username', kind: 'string', help: 'registry user name', refused: NOT_YET_REGISTRY },
-  { name: 'password', kind: 'string', help: 'registry password', refused: NOT_YET_REGISTRY },
-  { name: 'registry-token', kind: 'string', help: 'bearer token for the registry', refused: NOT_YET_REGISTRY },
-  { name: 'no-creds', kind: 'bool', help: 'access the registry anonymously', refused: NOT_YET_REGISTRY },
-  { name: 'cert-dir', kind: 'string', help: 'directory of certificates for the registry', refused: NOT_YET_REGISTRY },
-  { name: 'tls-verify', kind: 'bool', help: 'require HTTPS and verify certificates', refused: NOT_YET_REGISTRY },
+  { name: 'authfile', kind: 'string', help: 'path of the authentication file (may be /proc/self/fd/N)', apply: (o, v) => { o.registry.authFile = v; } },
+  { name: 'creds', kind: 'string', help: 'USER[:PASSWORD] for the registry', apply: (o, v) => { seeCredentialFlag(o, 'creds'); o.registry.credentials = parseCreds(v); } },
+  { name: 'username', kind: 'string', help: 'registry user name', apply: (o, v) => { seeCredentialFlag(o, 'username'); o.registry.credentials = { username: v, password: o.registry.credentials?.password ?? '' }; } },
+  { name: 'password', kind: 'string', help: 'registry password', apply: (o, v) => { seeCredentialFlag(o, 'password'); o.registry.credentials = { username: o.registry.credentials?.username ?? '', password: v }; } },
+  { name: 'registry-token', kind: 'string', help: 'bearer token for the registry', apply: (o, v) => { o.registry.registryToken = v; } },
+  { name: 'no-creds', kind: 'bool', help: 'access the registry anonymously', apply: (o, v) => { const on = parseBool('no-creds', v); if (on) seeCredentialFlag(o, 'no-creds'); o.registry.noCreds = on; } },
+  { name: 'cert-dir', kind: 'string', help: 'directory of certificates (*.crt, NAME.cert/NAME.key) for the registry', apply: (o, v) => { o.registry.certDir = v; } },
+  { name: 'tls-verify', kind: 'bool', help: 'require HTTPS and verify certificates (false: plain HTTP and unverified TLS allowed)', apply: (o, v) => { o.registry.tlsVerify = parseBool('tls-verify', v); } },
   { name: 'shared-blob-dir', kind: 'string', help: 'blob directory shared with oci: layouts', refused: 'is not supported: layerpipe reads oci: blobs from the layout itself' },
   { name: 'daemon-host', kind: 'string', help: 'docker daemon address', refused: 'is not supported: the docker-daemon: transport is out of scope' },
   { name: 'decryption-key', kind: 'string', help: 'key to decrypt images', refused: 'is not supported: encrypted images are out of scope' },
@@ -148,6 +202,7 @@ export function parseFlags(command: CommandName, argv: readonly string[]): { opt
     if (spec.apply === undefined) throw new UsageError(`--${name} ${spec.refused ?? 'is not supported'}`);
     spec.apply(options, value);
   }
+  checkCredentialFlags(options);
   return { options, positionals };
 }
 

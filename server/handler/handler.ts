@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID, isMethodName, type ArgsOf, type MethodName } from '../../protocol/methods';
 import { ImageNotFoundError, InvalidArgumentError } from '../errors';
-import { parseDigest, VerifyingStream } from '../image/digest';
+import { BlobVerifier, parseDigest } from '../image/digest';
 import { OpenedImage } from '../image/image';
 import type { SystemContext } from '../image/types';
 import { parseImageName } from '../transports/all';
@@ -118,9 +118,7 @@ export class ProxyHandler {
     const image = this.image(id);
     const parsed = parseDigest(digest);
     const blob = await image.openBlob({ digest, size });
-    const verified = blob.stream.pipe(new VerifyingStream(parsed, size));
-    blob.stream.on('error', (err) => verified.destroy(err));
-    const { pipeid, fds } = this.transfers.startPiped(verified, `blob ${digest}`);
+    const { pipeid, fds } = this.transfers.startPiped(blob.stream, `blob ${digest}`, new BlobVerifier(parsed, size));
     return { value: blob.size, pipeid, fds };
   }
 

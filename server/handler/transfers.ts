@@ -10,6 +10,7 @@ import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { RawBlobError } from '../../protocol/methods';
 import { BrokenPipeError, InvalidArgumentError, errorMessage, wireErrorCode } from '../errors';
+import type { BlobVerifier } from '../image/digest';
 import { native } from '../native';
 
 /** The write end of a pipe as a backpressured sink. */
@@ -24,20 +25,29 @@ class PipeSink {
     });
   }
 
-  /** Writes every chunk of `source`, resolving once all bytes are in the kernel's pipe. */
-  async copyFrom(source: Readable): Promise<void> {
+  /**
+   * Writes every chunk of `source`, resolving once all bytes are in the kernel's pipe. With a
+   * verifier, every byte within the expected size is written before a verification error.
+   */
+  async copyFrom(source: Readable, verifier?: BlobVerifier): Promise<void> {
     let last: Promise<void> = Promise.resolve();
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         if (this.failure !== undefined) throw this.failure;
+        const { part, overflow } = verifier?.take(chunk) ?? { part: chunk, overflow: false };
         last = new Promise<void>((resolve, reject) => {
-          this.socket.write(chunk, (err) => (err ? reject(this.failure ?? err) : resolve()));
+          this.socket.write(part, (err) => (err ? reject(this.failure ?? err) : resolve()));
         });
         last.catch(() => {}); // observed below or superseded by this.failure
+        if (overflow) {
+          await last;
+          throw verifier!.overflowError();
+        }
         if (this.socket.writableNeedDrain) await this.drained();
       }
       await last;
       if (this.failure !== undefined) throw this.failure;
+      verifier?.finish();
     } catch (err) {
       source.destroy();
       throw this.failure ?? err;
@@ -85,15 +95,19 @@ export class TransferTable {
   private nextPipeId = 1;
 
   /**
-   * Starts copying `source` (already wrapped in whatever verification it needs) into a new pipe.
-   * The copy's error, if any, is kept for finish().
+   * Starts copying `source` into a new pipe, checked by `verifier` if given. The copy's error,
+   * if any, is kept for finish(); on error the write end closes at once, so a reader waiting
+   * for more bytes sees EOF and goes on to call FinishPipe.
    */
-  startPiped(source: Readable, what: string): PipeHandout {
+  startPiped(source: Readable, what: string, verifier?: BlobVerifier): PipeHandout {
     const [readFd, writeFd] = native.pipe();
     const sink = new PipeSink(writeFd, what);
-    const done = sink.copyFrom(source).then(
+    const done = sink.copyFrom(source, verifier).then(
       () => undefined,
-      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => {
+        sink.close();
+        return err instanceof Error ? err : new Error(String(err));
+      },
     );
     const pipeid = this.allocateId();
     this.pending.set(pipeid, { done, sink });

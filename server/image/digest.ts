@@ -3,7 +3,6 @@
  * verifies length and digest as bytes flow.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { DigestMismatchError, InvalidArgumentError } from '../errors';
 
 /** Algorithms go-digest accepts, with their hex lengths. */
@@ -66,45 +65,43 @@ export function verifyBytes(data: Buffer, digest: string, what: string): void {
 }
 
 /**
- * Passes bytes through unchanged and, at the end, fails with DigestMismatchError when the
- * length (if expected >= 0) or the digest differ. The error surfaces on the stream, so a
- * pipeline carrying it fails instead of ending cleanly.
+ * Checks a blob's length and digest as its chunks go by. take() hands back the part of a chunk
+ * that fits the expected size, so a client reading exactly `size` bytes always gets them all
+ * before the error is reported; finish() checks what was seen.
  */
-export class VerifyingStream extends Transform {
+export class BlobVerifier {
   private readonly hash: Hash;
   private bytes = 0;
   constructor(
     private readonly digest: ParsedDigest,
     private readonly expectedSize: number,
   ) {
-    super();
     this.hash = createHash(ALGORITHMS[digest.algorithm]!.nodeName);
   }
 
-  get bytesSeen(): number {
-    return this.bytes;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.expectedSize >= 0 && this.bytes > this.expectedSize) {
-      done(new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got more`));
-      return;
+  /** The bytes of `chunk` to deliver, and whether the blob ran past its expected size. */
+  take(chunk: Buffer): { part: Buffer; overflow: boolean } {
+    let part = chunk;
+    let overflow = false;
+    if (this.expectedSize >= 0 && this.bytes + chunk.length > this.expectedSize) {
+      part = chunk.subarray(0, this.expectedSize - this.bytes);
+      overflow = true;
     }
-    this.hash.update(chunk);
-    done(null, chunk);
+    this.bytes += part.length;
+    this.hash.update(part);
+    return { part, overflow };
   }
 
-  override _flush(done: TransformCallback): void {
+  overflowError(): DigestMismatchError {
+    return new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got more`);
+  }
+
+  /** Throws DigestMismatchError on a short blob or a wrong digest. */
+  finish(): void {
     if (this.expectedSize >= 0 && this.bytes !== this.expectedSize) {
-      done(new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got ${this.bytes}`));
-      return;
+      throw new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got ${this.bytes}`);
     }
     const actual = `${this.digest.algorithm}:${this.hash.digest('hex')}`;
-    if (actual !== this.digest.value) {
-      done(new DigestMismatchError(`corrupted blob, expecting ${this.digest.value}`));
-      return;
-    }
-    done();
+    if (actual !== this.digest.value) throw new DigestMismatchError(`corrupted blob, expecting ${this.digest.value}`);
   }
 }

@@ -54,7 +54,7 @@ export function serveSkopeoWire(fd: number, handler: ProxyHandler, log: Logger):
     };
 
     socket.on('packet', (packet: Packet) => {
-      for (const received of packet.fds) native.close(received); // clients send no fds
+      for (const received of packet.fds) native.close(received); // clients send none; drop strays
       let outcome: Promise<HandlerOutcome>;
       let label = '?';
       if (packet.truncated) {
@@ -86,11 +86,7 @@ export function serveSkopeoWire(fd: number, handler: ProxyHandler, log: Logger):
         }
         const { value, pipeid, fds } = result.reply;
         if (log.debugEnabled) log.debug(`reply ${label}: value ${JSON.stringify(value)} pipeid ${pipeid} fds ${fds.length}`);
-        try {
-          await socket.send(encodeReply({ value, pipeid }), fds);
-        } finally {
-          for (const sent of fds) native.close(sent);
-        }
+        await socket.send(encodeReply({ value, pipeid }), fds); // the socket closes the fds
       }).catch((err: unknown) => {
         if (!ended) reject(err);
       });

@@ -3,7 +3,7 @@
  * share. A relative path is checked lexically, then the real path of what it names (after
  * symlinks) must still lie below the directory's real path.
  */
-import { createReadStream, promises as fsp, constants as fsConstants } from 'node:fs';
+import { promises as fsp, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, UnsafeContentError, UnsupportedError } from '../../errors';
@@ -52,7 +52,8 @@ export class ConfinedDirectory {
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new UnsafeContentError(`${path.join(this.root, rel)} is not a regular file`);
-      const stream = createReadStream('', { fd: handle.fd, autoClose: true, highWaterMark: 256 * 1024 });
+      // The stream owns the handle from here and closes it at end or destroy.
+      const stream = handle.createReadStream({ highWaterMark: 256 * 1024 });
       return { stream, size: st.size };
     } catch (err) {
       await handle.close();

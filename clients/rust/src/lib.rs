@@ -1,0 +1,55 @@
+//! A blocking client for the skopeo image-proxy wire (protocol `^0.2.3`), served by
+//! `layerpipe experimental-image-proxy` or `skopeo experimental-image-proxy`.
+//!
+//! ```no_run
+//! use std::io::Read;
+//! use layerpipe::{ImageProxy, ImageProxyConfig};
+//!
+//! let proxy = ImageProxy::new_with_config(ImageProxyConfig {
+//!     program: "skopeo".into(),
+//!     ..Default::default()
+//! })?;
+//! let image = proxy.open_image("oci:/srv/layout:latest")?;
+//! let (_digest, manifest) = proxy.fetch_manifest_parsed(&image)?;
+//! for layer in &manifest.layers {
+//!     let (mut reader, finish) = proxy.get_blob(&image, &layer.digest, layer.size)?;
+//!     let mut data = Vec::new();
+//!     reader.read_to_end(&mut data)?;
+//!     finish.finish()?; // size and digest verdict
+//! }
+//! proxy.close_image(&image)?;
+//! proxy.finalize()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod blob;
+mod channel;
+mod config;
+mod error;
+mod proxy;
+mod session;
+mod types;
+mod version;
+
+pub use blob::{BlobReader, FinishHandle, RawBlobErrorReader};
+pub use config::ImageProxyConfig;
+pub use error::{Error, ErrorCode, Result};
+pub use proxy::{ImageProxy, OpenedImage};
+pub use types::{Descriptor, ImageManifest, LayerInfo};
+pub use version::{ProtocolVersion, MIN_VERSION, NEXT_INCOMPATIBLE};
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        assert_send_sync::<crate::ImageProxy>();
+        assert_send_sync::<crate::OpenedImage>();
+        assert_send::<crate::BlobReader>();
+        assert_send::<crate::FinishHandle>();
+        assert_send::<crate::RawBlobErrorReader>();
+        assert_send_sync::<crate::Error>();
+    }
+}

@@ -1,0 +1,19 @@
+/**
+ * TypeScript client for the skopeo image-proxy wire, as served by layerpipe and by
+ * `skopeo experimental-image-proxy`.
+ *
+ *   const proxy = await ImageProxy.spawn();            // or { command: 'skopeo' }
+ *   await proxy.initialize();
+ *   const img = await proxy.openImage('oci:/srv/layout:latest');
+ *   const { bytes } = await proxy.getManifest(img);
+ *   const blob = await proxy.getBlob(img, digest, size);
+ *   const [data] = await Promise.all([readAll(blob.stream), blob.finish()]); // read while finishing
+ *   await proxy.shutdown();                              // resolves to the exit status, 0
+ */
+export { defaultProxyCommand, ImageProxy, type ImageProxyOptions } from './image-proxy';
+export { ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError } from './errors';
+export { pipeReadable, readAll } from './pipes';
+export type {
+  BlobTransfer, CallResult, ManifestResult, OciContainerConfig, OciHistoryEntry, OciImageConfig, RawBlobTransfer, RawReply,
+} from './types';
+export { METHODS, type LayerInfo, type RawBlobError } from '../../protocol/methods';

@@ -1,0 +1,99 @@
+/**
+ * Typed access to the layerpipe_native addon (server/native/seqpacket.c), built by
+ * `node-gyp rebuild` into build/Release/layerpipe_native.node at the package root.
+ */
+import * as path from 'node:path';
+
+/** One packet as recvPacket returns it. */
+export interface ReceivedPacket {
+  data: Buffer;
+  /** Descriptors from the packet's SCM_RIGHTS messages, close-on-exec; the receiver owns them. */
+  fds: number[];
+  /** The packet was longer than maxLen; the rest of it is lost. */
+  truncated: boolean;
+  /** The kernel dropped descriptors for lack of control-buffer room (more than 253). */
+  controlTruncated: boolean;
+  /** The peer closed and nothing is left to read. */
+  eof: boolean;
+}
+
+/**
+ * Called when the watched fd is ready; status is 0 or a negative libuv error code. libuv
+ * reports POLLERR (a pending socket error) as UV_EBADF and stops the handle: start it again
+ * after dealing with the error.
+ */
+export type PollerCallback = (status: number, readable: boolean, writable: boolean) => void;
+
+/** A uv_poll_t watching one fd on Node's event loop. */
+export interface Poller {
+  /** Watches for the given readiness; a started Poller keeps the process alive. Both false = stop. */
+  start(readable: boolean, writable: boolean): void;
+  stop(): void;
+  /** Releases the handle; idempotent. The fd itself stays open (close it afterwards). */
+  close(): void;
+  /** Like a timer's ref/unref: whether a started Poller keeps the process alive. */
+  ref(): void;
+  unref(): void;
+}
+
+export interface PollerConstructor {
+  /** Throws (code 'EBADF', 'EEXIST' for a second Poller on the same fd, 'EPERM' for regular files...). */
+  new (fd: number, callback: PollerCallback): Poller;
+}
+
+export type SocketType = 'seqpacket' | 'stream' | 'dgram' | 'other';
+
+/** Functions throw an Error with `code` set to the errno name ('EBADF', 'EPIPE', ...). */
+export interface NativeModule {
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC). */
+  seqpacketPair(): [number, number];
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
+  setNonBlocking(fd: number, on: boolean): void;
+  setCloexec(fd: number, on: boolean): void;
+  /**
+   * One sendmsg (MSG_NOSIGNAL | MSG_DONTWAIT) carrying `fds` in one SCM_RIGHTS message, in
+   * order. False when the socket buffer is full (wait for writability and retry). The caller
+   * still owns `fds` afterwards (the kernel passes duplicates).
+   */
+  sendPacket(fd: number, data: Uint8Array, fds: readonly number[]): boolean;
+  /** One recvmsg (MSG_CMSG_CLOEXEC | MSG_DONTWAIT); null when nothing is queued. */
+  recvPacket(fd: number, maxLen: number): ReceivedPacket | null;
+  close(fd: number): void;
+  /** getsockopt(SO_TYPE); throws ENOTSOCK for non-sockets. */
+  socketType(fd: number): SocketType;
+  /** getsockopt(SO_ERROR): the pending error's name (e.g. 'ECONNRESET') or null; reading clears it. */
+  takeSocketError(fd: number): string | null;
+  /** prctl(PR_SET_PDEATHSIG): this process gets `signal` when its parent thread exits. */
+  setParentDeathSignal(signal: number): void;
+  /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
+  errorName(code: number): string;
+  Poller: PollerConstructor;
+}
+
+/** An Error thrown by the addon for a failed system call. */
+export interface NativeError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export function isNativeError(err: unknown): err is NativeError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+}
+
+/** The package root: this file is compiled to dist/server/native/index.js. */
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+function load(): NativeModule {
+  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'layerpipe_native.node');
+  try {
+    return require(file) as NativeModule;
+  } catch (err) {
+    throw new Error(`cannot load ${file} (run \`npx node-gyp rebuild --nodedir=/usr\` in ${PACKAGE_ROOT}): ${String(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+export const native: NativeModule = load();

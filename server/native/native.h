@@ -1,0 +1,40 @@
+/*
+ * Shared pieces of the layerpipe_native addon: errno-style errors and argument checks.
+ */
+#ifndef LAYERPIPE_NATIVE_H
+#define LAYERPIPE_NATIVE_H
+
+#define NAPI_VERSION 8
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Throws Error(`syscall: message (CODE)`) with code = errno name, errno (negative), syscall. */
+void throw_errno(napi_env env, int err, const char *syscall);
+/* Throws an ERR_NATIVE Error unless an exception is already pending. */
+void throw_internal(napi_env env, const char *what);
+
+#define CHECK(env, call)                                     \
+  do {                                                       \
+    if ((call) != napi_ok) {                                 \
+      throw_internal((env), "Node-API call failed: " #call); \
+      return NULL;                                           \
+    }                                                        \
+  } while (0)
+
+#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}
+
+/* Fetches exactly `want` arguments (and `this` if self is not NULL); throws if fewer came. */
+bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, napi_value *self);
+/* A non-negative integer up to `max`; with fd set, a negative integer is reported as EBADF. */
+bool get_int(napi_env env, napi_value v, const char *what, int64_t max, bool fd, int64_t *out);
+bool get_fd(napi_env env, napi_value v, int *fd);
+bool get_bool(napi_env env, napi_value v, bool *out);
+
+/* The Poller class (poller.c). */
+napi_value define_poller_class(napi_env env);
+
+#endif

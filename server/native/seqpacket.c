@@ -1,0 +1,357 @@
+/*
+ * layerpipe_native: the few system calls Node cannot make itself, for the image-proxy wire.
+ *
+ * - socketpair(SOCK_SEQPACKET) and pipe2, both close-on-exec;
+ * - sendmsg/recvmsg of one packet with file descriptors in one SCM_RIGHTS message;
+ * - a Poller (poller.c: uv_poll_t on the Node loop) to learn when such a socket is readable or writable.
+ *
+ * Every call is non-blocking (MSG_DONTWAIT) so it never stalls the event loop; failures are
+ * thrown as Errors whose `code` is the errno name ('EBADF', 'EPIPE', ...).
+ */
+#include "native.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* The kernel's SCM_MAX_FD: the most descriptors one SCM_RIGHTS message may carry. */
+#define MAX_FDS 253
+#define MAX_RECV_LEN (64u * 1024u * 1024u)
+
+typedef union {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+} fd_control_t;
+
+/* Per-environment scratch buffer for recvPacket, grown on demand (workers get their own). */
+typedef struct {
+  char *scratch;
+  size_t capacity;
+} instance_t;
+
+static napi_value fd_pair(napi_env env, int a, int b) {
+  napi_value arr, va, vb;
+  CHECK(env, napi_create_array_with_length(env, 2, &arr));
+  CHECK(env, napi_create_int32(env, a, &va));
+  CHECK(env, napi_create_int32(env, b, &vb));
+  CHECK(env, napi_set_element(env, arr, 0, va));
+  CHECK(env, napi_set_element(env, arr, 1, vb));
+  return arr;
+}
+
+/* ---------- plain functions ---------- */
+
+static napi_value js_seqpacket_pair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    throw_errno(env, errno, "socketpair");
+    return NULL;
+  }
+  return fd_pair(env, sv[0], sv[1]);
+}
+
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    throw_errno(env, errno, "pipe2");
+    return NULL;
+  }
+  return fd_pair(env, p[0], p[1]);
+}
+
+static napi_value set_flag(napi_env env, napi_callback_info info, int get, int set, int flag, const char *syscall) {
+  napi_value argv[2];
+  int fd;
+  bool on;
+  if (!get_args(env, info, 2, argv, NULL) || !get_fd(env, argv[0], &fd) || !get_bool(env, argv[1], &on)) return NULL;
+  int flags = fcntl(fd, get);
+  if (flags < 0 || fcntl(fd, set, on ? (flags | flag) : (flags & ~flag)) < 0) throw_errno(env, errno, syscall);
+  return NULL;
+}
+
+static napi_value js_set_nonblocking(napi_env env, napi_callback_info info) {
+  return set_flag(env, info, F_GETFL, F_SETFL, O_NONBLOCK, "fcntl(O_NONBLOCK)");
+}
+
+static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
+  return set_flag(env, info, F_GETFD, F_SETFD, FD_CLOEXEC, "fcntl(FD_CLOEXEC)");
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
+  /* On Linux the descriptor is released even when close reports EINTR: never retry. */
+  if (close(fd) < 0 && errno != EINTR) throw_errno(env, errno, "close");
+  return NULL;
+}
+
+static napi_value js_socket_type(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int fd, type;
+  socklen_t len = sizeof type;
+  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+    throw_errno(env, errno, "getsockopt(SO_TYPE)");
+    return NULL;
+  }
+  const char *name = type == SOCK_SEQPACKET ? "seqpacket" : type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other";
+  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* getsockopt(SO_ERROR): the pending socket error's name, or null; reading it clears it. */
+static napi_value js_take_socket_error(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int fd, err = 0;
+  socklen_t len = sizeof err;
+  char name[64];
+  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+    throw_errno(env, errno, "getsockopt(SO_ERROR)");
+    return NULL;
+  }
+  if (err == 0) {
+    CHECK(env, napi_get_null(env, &result));
+    return result;
+  }
+  uv_err_name_r(-err, name, sizeof name);
+  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+static napi_value js_set_parent_death_signal(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t sig;
+  if (!get_args(env, info, 1, argv, NULL) || !get_int(env, argv[0], "signal", 64, false, &sig)) return NULL;
+  if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) < 0) throw_errno(env, errno, "prctl(PR_SET_PDEATHSIG)");
+  return NULL;
+}
+
+static napi_value js_error_name(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t code;
+  char name[64];
+  if (!get_args(env, info, 1, argv, NULL)) return NULL;
+  if (napi_get_value_int32(env, argv[0], &code) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "code must be a number");
+    return NULL;
+  }
+  uv_err_name_r(code, name, sizeof name);
+  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* ---------- packets ---------- */
+
+static napi_value js_send_packet(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  int fd;
+  void *data = NULL;
+  size_t len = 0;
+  bool is_buffer = false, is_typed = false, is_array = false;
+  if (!get_args(env, info, 3, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
+
+  napi_is_buffer(env, argv[1], &is_buffer);
+  if (is_buffer) {
+    CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  } else if (napi_is_typedarray(env, argv[1], &is_typed) == napi_ok && is_typed) {
+    napi_typedarray_type type;
+    size_t count, offset;
+    napi_value ab;
+    CHECK(env, napi_get_typedarray_info(env, argv[1], &type, &count, &data, &ab, &offset));
+    if (type != napi_uint8_array) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
+      return NULL;
+    }
+    len = count;
+  } else {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
+    return NULL;
+  }
+
+  uint32_t nfds = 0;
+  if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fds must be an array of integers");
+    return NULL;
+  }
+  CHECK(env, napi_get_array_length(env, argv[2], &nfds));
+  if (nfds > MAX_FDS) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "too many fds for one SCM_RIGHTS message");
+    return NULL;
+  }
+  int fds[MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value el;
+    CHECK(env, napi_get_element(env, argv[2], i, &el));
+    if (!get_fd(env, el, &fds[i])) return NULL;
+  }
+
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  struct msghdr msg;
+  fd_control_t control;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+  }
+
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    throw_errno(env, errno, "sendmsg");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, n >= 0, &result));
+  return result;
+}
+
+/*
+ * recvmsg returns 0 both at end of stream and for a zero-length packet. It is the end only
+ * if the peer has shut down and nothing else is queued.
+ */
+static bool peer_gone(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+  if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP))) return false;
+  char c;
+  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
+static napi_value js_recv_packet(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  int64_t max_len;
+  instance_t *inst = NULL;
+  if (!get_args(env, info, 2, argv, NULL) || !get_fd(env, argv[0], &fd) ||
+      !get_int(env, argv[1], "maxLen", MAX_RECV_LEN, false, &max_len))
+    return NULL;
+  if (max_len < 1) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "maxLen must be at least 1");
+    return NULL;
+  }
+  CHECK(env, napi_get_instance_data(env, (void **)&inst));
+  if (inst->capacity < (size_t)max_len) {
+    char *grown = realloc(inst->scratch, (size_t)max_len);
+    if (grown == NULL) {
+      throw_errno(env, ENOMEM, "recvmsg");
+      return NULL;
+    }
+    inst->scratch = grown;
+    inst->capacity = (size_t)max_len;
+  }
+
+  struct iovec iov = {.iov_base = inst->scratch, .iov_len = (size_t)max_len};
+  struct msghdr msg;
+  fd_control_t control;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      napi_value nothing;
+      CHECK(env, napi_get_null(env, &nothing));
+      return nothing;
+    }
+    throw_errno(env, errno, "recvmsg");
+    return NULL;
+  }
+
+  int fds[MAX_FDS];
+  uint32_t nfds = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count && nfds < MAX_FDS; i++) memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+  }
+  bool truncated = (msg.msg_flags & MSG_TRUNC) != 0;
+  bool control_truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  bool eof = n == 0 && nfds == 0 && !truncated && peer_gone(fd);
+
+  napi_value obj, data, arr, v;
+  /* On any failure below the descriptors would be lost: close them before throwing. */
+  if (napi_create_object(env, &obj) != napi_ok || napi_create_buffer_copy(env, (size_t)n, inst->scratch, NULL, &data) != napi_ok ||
+      napi_create_array_with_length(env, nfds, &arr) != napi_ok) {
+    for (uint32_t i = 0; i < nfds; i++) close(fds[i]);
+    throw_internal(env, "cannot build the received packet");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_create_int32(env, fds[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  napi_set_named_property(env, obj, "data", data);
+  napi_set_named_property(env, obj, "fds", arr);
+  napi_get_boolean(env, truncated, &v);
+  napi_set_named_property(env, obj, "truncated", v);
+  napi_get_boolean(env, control_truncated, &v);
+  napi_set_named_property(env, obj, "controlTruncated", v);
+  napi_get_boolean(env, eof, &v);
+  napi_set_named_property(env, obj, "eof", v);
+  return obj;
+}
+
+/* ---------- module ---------- */
+
+static void instance_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  instance_t *inst = data;
+  free(inst->scratch);
+  free(inst);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  instance_t *inst = calloc(1, sizeof *inst);
+  if (inst == NULL || napi_set_instance_data(env, inst, instance_finalize, NULL) != napi_ok) {
+    free(inst);
+    throw_internal(env, "cannot set up layerpipe_native");
+    return NULL;
+  }
+  napi_value poller_class = define_poller_class(env);
+  if (poller_class == NULL) return NULL;
+  napi_property_descriptor props[] = {
+      FN("seqpacketPair", js_seqpacket_pair),
+      FN("pipe", js_pipe),
+      FN("setNonBlocking", js_set_nonblocking),
+      FN("setCloexec", js_set_cloexec),
+      FN("sendPacket", js_send_packet),
+      FN("recvPacket", js_recv_packet),
+      FN("close", js_close),
+      FN("socketType", js_socket_type),
+      FN("takeSocketError", js_take_socket_error),
+      FN("setParentDeathSignal", js_set_parent_death_signal),
+      FN("errorName", js_error_name),
+      {"Poller", NULL, NULL, NULL, NULL, poller_class, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,163 @@
+/**
+ * A tar archive opened for serving: indexed once, then every file inside it is a byte range of
+ * one open file descriptor. Shared by oci-archive: and docker-archive:.
+ *
+ * Compressed archives: a gzip stream cannot be read by offset, so opening one decompresses it
+ * once, in a single streaming pass, into an anonymous spill file under the --tmpdir directory
+ * while the headers are indexed; from then on it is served like an uncompressed archive. The
+ * cost is one full decompression before OpenImage returns and disk space equal to the
+ * uncompressed archive until the image is closed. The spill file is unlinked as soon as it is
+ * created, so nothing is left behind even if the process is killed. (Decompressing again from
+ * the start for every blob would use no disk, but streaming k layers would cost about k/2 full
+ * decompressions.) bzip2, xz and zstd archives are refused: Node 20 cannot decompress them.
+ */
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { LayerpipeError, UnsafeContentError, UnsupportedError } from '../../errors';
+import type { SystemContext } from '../../image/types';
+import type { OpenedFile } from '../local/confined-dir';
+import { FileByteSource, SpillingStreamSource } from './byte-sources';
+import { requireGzipOrNone, sniffCompression, type Compression } from './compression';
+import { indexTar, type TarEntry, type TarIndex } from './tar-index';
+
+const STREAM_CHUNK = 256 * 1024;
+/** zlib's default output chunk is 16 KiB: one spill write per 16 KiB made spilling several times slower. */
+const SPILL_CHUNK = 1024 * 1024;
+
+export interface TarArchiveOptions {
+  /** How many links (symbolic or hard) a lookup may follow inside the archive. */
+  readonly maxLinkHops: number;
+}
+
+export class TarArchive {
+  private closed = false;
+
+  private constructor(
+    /** The archive as the user named it, for messages. */
+    readonly file: string,
+    private readonly handle: FileHandle,
+    readonly index: TarIndex,
+    /** How the archive itself was compressed ('none' or 'gzip'). */
+    readonly compression: Compression,
+    private readonly options: TarArchiveOptions,
+  ) {}
+
+  /** Opens and indexes `file`; a gzip archive is first spilled, decompressed, under ctx.tmpDir. */
+  static async open(file: string, ctx: SystemContext, options: TarArchiveOptions): Promise<TarArchive> {
+    let handle: FileHandle;
+    try {
+      handle = await fsp.open(file, fsConstants.O_RDONLY);
+    } catch (err) {
+      throw new LayerpipeError(`opening archive ${JSON.stringify(file)}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new UnsupportedError(`archive ${JSON.stringify(file)} is not a regular file`);
+      const compression = await sniffCompression(handle, 0, st.size);
+      requireGzipOrNone(compression, `archive ${file}`);
+      if (compression === 'none') {
+        const index = await indexTar(new FileByteSource(handle, st.size), file);
+        return new TarArchive(file, handle, index, compression, options);
+      }
+      const { spill, index } = await spillGzip(handle, file, ctx.tmpDir);
+      await handle.close();
+      return new TarArchive(file, spill, index, compression, options);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The regular file entry `rel` names, after links. */
+  entry(rel: string): TarEntry {
+    if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
+    return this.index.resolveFile(rel, this.options.maxLinkHops);
+  }
+
+  /** Reads a whole small file; refuses one larger than `limit` without reading it. */
+  async read(rel: string, limit: number): Promise<Buffer> {
+    const e = this.entry(rel);
+    if (e.size > limit) throw new UnsupportedError(`${rel} in archive ${this.file} is ${e.size} bytes, more than the ${limit} allowed`);
+    return this.readRange(e, 0, e.size);
+  }
+
+  /** Reads `length` bytes of an entry from `from`; a short read means the file changed under us. */
+  async readRange(e: TarEntry, from: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(Math.min(length, e.size - from));
+    let got = 0;
+    while (got < out.length) {
+      const { bytesRead } = await this.handle.read(out, got, out.length - got, e.offset + from + got);
+      if (bytesRead === 0) throw new UnsafeContentError(`archive ${this.file} ended while reading ${e.name}: was it truncated after opening?`);
+      got += bytesRead;
+    }
+    return out;
+  }
+
+  /** The bytes of an entry as a stream read by offset; many may run at once. */
+  rangeStream(e: TarEntry): Readable {
+    if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
+    if (e.size === 0) return Readable.from([]);
+    return this.handle.createReadStream({ start: e.offset, end: e.offset + e.size - 1, autoClose: false, highWaterMark: STREAM_CHUNK });
+  }
+
+  /** The compression of an entry's own bytes (docker-archive layers may be compressed). */
+  sniff(e: TarEntry): Promise<Compression> {
+    return sniffCompression(this.handle, e.offset, e.size);
+  }
+
+  /** LayoutFiles.open: a regular file inside, as a stream and its size. */
+  async open(rel: string): Promise<OpenedFile> {
+    const e = this.entry(rel);
+    return { stream: this.rangeStream(e), size: e.size };
+  }
+
+  /** Closes the descriptor (which frees a spill file). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+/**
+ * Decompresses a gzip archive into an unlinked file under tmpDir, indexing it on the way.
+ * Returns the spill file open for reading.
+ */
+async function spillGzip(archive: FileHandle, file: string, tmpDir: string): Promise<{ spill: FileHandle; index: TarIndex }> {
+  let spill: FileHandle;
+  try {
+    const dir = await fsp.mkdtemp(path.join(tmpDir, 'layerpipe-archive-'));
+    try {
+      spill = await fsp.open(path.join(dir, 'archive.tar'), fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  } catch (err) {
+    throw new LayerpipeError(`creating a file in ${tmpDir} to decompress archive ${file} into: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const gunzip = createGunzip({ chunkSize: SPILL_CHUNK });
+    const input = archive.createReadStream({ start: 0, autoClose: false, highWaterMark: SPILL_CHUNK });
+    input.on('error', (err) => gunzip.destroy(err));
+    input.pipe(gunzip);
+    const source = new SpillingStreamSource(gunzip, spill);
+    let index: TarIndex;
+    try {
+      index = await indexTar(source, file);
+      await source.drain();
+    } catch (err) {
+      input.destroy();
+      gunzip.destroy();
+      await source.flush().catch(() => undefined);
+      if (err instanceof LayerpipeError) throw err;
+      throw new UnsafeContentError(`decompressing archive ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    return { spill, index };
+  } catch (err) {
+    await spill.close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The docker-archive: transport, "docker-archive:FILE[:NAME[:TAG]|:@N]": an image of a
+ * `docker save` / `podman save` archive, chosen by one of its RepoTags (normalised, ":latest"
+ * by default) or by its position in manifest.json. The archive is indexed once and served by
+ * byte ranges (../archive/tar-archive.ts); unlike skopeo, a missing tag or index is reported
+ * when the image is opened, as ImageNotFoundError, so OpenImageOptional answers 0.
+ */
+import { InvalidArgumentError } from '../../errors';
+import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
+import { TarArchive } from '../archive/tar-archive';
+import { dockerNameString, parseNormalizedName, withDefaultTag, type DockerName } from './named-reference';
+import { DockerArchiveSource } from './source';
+import type { ImageSelector } from './tar-manifest';
+
+/** containers/image follows exactly one symbolic link when looking a file up in the archive. */
+const MAX_LINK_HOPS = 1;
+
+class DockerArchiveReference implements ImageReference {
+  constructor(
+    readonly transport: Transport,
+    readonly file: string,
+    readonly selector: ImageSelector,
+  ) {}
+
+  toString(): string {
+    const s = this.selector;
+    const suffix = s.kind === 'tag' ? `:${dockerNameString(s.name)}` : s.kind === 'index' ? `:@${s.index}` : '';
+    return `${this.transport.name}:${this.file}${suffix}`;
+  }
+
+  async newImageSource(ctx: SystemContext): Promise<ImageSource> {
+    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS });
+    return DockerArchiveSource.open(this, archive, this.selector);
+  }
+}
+
+function parseSelector(text: string): ImageSelector {
+  if (text.startsWith('@')) {
+    const digits = text.slice(1);
+    if (!/^[+-]?[0-9]+$/.test(digits)) throw new InvalidArgumentError(`Invalid source index ${text}: not a number`);
+    const index = Number(digits);
+    if (index < 0) throw new InvalidArgumentError(`Invalid source index @${index}: must not be negative`);
+    if (!Number.isSafeInteger(index)) throw new InvalidArgumentError(`Invalid source index ${text}: out of range`);
+    return { kind: 'index', index };
+  }
+  let parsed: DockerName;
+  try {
+    parsed = withDefaultTag(parseNormalizedName(text));
+  } catch (err) {
+    throw new InvalidArgumentError(`docker-archive parsing reference: ${(err as Error).message}`);
+  }
+  if (parsed.tag === '') throw new InvalidArgumentError(`reference does not include a tag: ${dockerNameString(parsed)}`);
+  if (parsed.digest !== '') throw new InvalidArgumentError(`docker-archive doesn't support digest references: ${dockerNameString(parsed)}`);
+  return { kind: 'tag', name: parsed };
+}
+
+export const dockerArchiveTransport: Transport = {
+  name: 'docker-archive',
+  parseReference(reference: string): ImageReference {
+    const colon = reference.indexOf(':');
+    const file = colon < 0 ? reference : reference.slice(0, colon);
+    if (file === '') throw new InvalidArgumentError(`docker-archive reference ${reference} isn't of the form <path>[:<reference>]`);
+    const selector: ImageSelector = colon < 0 ? { kind: 'only' } : parseSelector(reference.slice(colon + 1));
+    return new DockerArchiveReference(dockerArchiveTransport, file, selector);
+  },
+};

@@ -1,0 +1,227 @@
+/**
+ * The HTTP plumbing under the registry client: one keep-alive undici dispatcher per host and
+ * TLS setting (so connections are reused across requests and images), proxies chosen from
+ * HTTP_PROXY / HTTPS_PROXY / NO_PROXY the way Go programs such as skopeo choose them, the
+ * system CA bundle, and URL redaction for --debug logs.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+
+/** How to talk TLS to one host. */
+export interface TlsSettings {
+  /** false: accept any certificate (insecure registries, --tls-verify=false). */
+  readonly verify: boolean;
+  /** Extra CAs from certs.d / --cert-dir, added to the system ones. */
+  readonly ca: readonly Buffer[];
+  /** Client certificate and key from certs.d, if any. */
+  readonly cert: Buffer | undefined;
+  readonly key: Buffer | undefined;
+}
+
+/** Where Go and distributions keep the system CA bundle; the first readable one wins. */
+const SYSTEM_CA_FILES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/ca-bundle.pem',
+  '/etc/pki/tls/cacert.pem',
+  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
+  '/etc/ssl/cert.pem',
+];
+
+let systemCas: string[] | undefined;
+
+/**
+ * The machine's CA certificates. Node's built-in list is only the fallback: registries inside
+ * companies are usually trusted through the system bundle, as skopeo trusts them.
+ */
+export function systemCaCertificates(): string[] {
+  if (systemCas !== undefined) return systemCas;
+  const files = process.env.SSL_CERT_FILE ? [process.env.SSL_CERT_FILE, ...SYSTEM_CA_FILES] : SYSTEM_CA_FILES;
+  for (const file of files) {
+    try {
+      const pem = readFileSync(file, 'utf8');
+      if (pem.includes('-----BEGIN CERTIFICATE-----')) {
+        systemCas = [pem];
+        return systemCas;
+      }
+    } catch {
+      // not on this distribution; try the next place
+    }
+  }
+  systemCas = [...tls.rootCertificates];
+  return systemCas;
+}
+
+const AGENT_OPTIONS = { keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 } as const;
+
+interface HostDispatchers {
+  direct?: Agent;
+  viaProxy: Map<string, ProxyAgent>;
+}
+
+const dispatchers = new Map<string, HostDispatchers>();
+
+function tlsKey(host: string, settings: TlsSettings): string {
+  const h = createHash('sha256').update(settings.verify ? 'verify' : 'noverify');
+  for (const part of [...settings.ca, settings.cert ?? Buffer.alloc(0), settings.key ?? Buffer.alloc(0)]) h.update(part).update('\0');
+  return `${host}\0${h.digest('hex')}`;
+}
+
+/** One parsed TLS context per setting: parsing the system bundle per connection would cost milliseconds each. */
+function connectOptions(settings: TlsSettings): tls.ConnectionOptions {
+  const secureContext = tls.createSecureContext({
+    ca: [...systemCaCertificates(), ...settings.ca.map((c) => c.toString('utf8'))],
+    ...(settings.cert !== undefined ? { cert: settings.cert } : {}),
+    ...(settings.key !== undefined ? { key: settings.key } : {}),
+  });
+  return { rejectUnauthorized: settings.verify, secureContext };
+}
+
+/** The dispatcher for a URL: direct or through the proxy the environment names for it. */
+export function dispatcherFor(url: URL, settings: TlsSettings, env: NodeJS.ProcessEnv = process.env): Dispatcher {
+  const key = tlsKey(url.host, settings);
+  let entry = dispatchers.get(key);
+  if (entry === undefined) {
+    entry = { viaProxy: new Map() };
+    dispatchers.set(key, entry);
+  }
+  const proxy = proxyFor(url, env);
+  if (proxy === undefined) {
+    entry.direct ??= new Agent({ ...AGENT_OPTIONS, connect: connectOptions(settings) });
+    return entry.direct;
+  }
+  let agent = entry.viaProxy.get(proxy);
+  if (agent === undefined) {
+    // requestTls is the TLS to the registry inside the tunnel; the proxy itself is trusted as the system trusts it.
+    agent = new ProxyAgent({ ...AGENT_OPTIONS, uri: proxy, requestTls: connectOptions(settings), proxyTls: { ca: systemCaCertificates() } });
+    entry.viaProxy.set(proxy, agent);
+  }
+  return agent;
+}
+
+/** Closes every cached connection (tests, and a clean exit). */
+export async function closeAllDispatchers(): Promise<void> {
+  const all: Dispatcher[] = [];
+  for (const entry of dispatchers.values()) {
+    if (entry.direct !== undefined) all.push(entry.direct);
+    all.push(...entry.viaProxy.values());
+  }
+  dispatchers.clear();
+  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
+}
+
+function envValue(env: NodeJS.ProcessEnv, upper: string): string | undefined {
+  const value = env[upper] ?? env[upper.toLowerCase()];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** A host name without brackets, lowercased. */
+function bareHost(hostname: string): string {
+  return hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+}
+
+function defaultPort(protocol: string): number {
+  return protocol === 'https:' ? 443 : 80;
+}
+
+/**
+ * The proxy URL for a request, by Go's rules: HTTPS_PROXY for https URLs and HTTP_PROXY for
+ * http ones (no falling back from one to the other), never for localhost or loopback
+ * addresses, and not for hosts NO_PROXY matches ("*", a host and its subdomains, ".domain"
+ * for subdomains, IP addresses and CIDR ranges, each optionally with ":port").
+ */
+export function proxyFor(url: URL, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = url.protocol === 'https:' ? envValue(env, 'HTTPS_PROXY') : url.protocol === 'http:' ? envValue(env, 'HTTP_PROXY') : undefined;
+  if (raw === undefined) return undefined;
+  const host = bareHost(url.hostname);
+  if (host === 'localhost' || host.endsWith('.localhost')) return undefined;
+  if (net.isIP(host) !== 0 && isLoopback(host)) return undefined;
+  const port = url.port === '' ? defaultPort(url.protocol) : Number(url.port);
+  if (noProxyMatches(host, port, envValue(env, 'NO_PROXY') ?? '')) return undefined;
+  // Go accepts a bare host:port and means http://host:port.
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+}
+
+function isLoopback(ip: string): boolean {
+  if (net.isIPv4(ip)) return ip.startsWith('127.');
+  return ip === '::1' || /^::ffff:127\./i.test(ip);
+}
+
+function noProxyMatches(host: string, port: number, noProxy: string): boolean {
+  for (const rawEntry of noProxy.split(/[\s,]+/)) {
+    let entry = rawEntry.trim().toLowerCase();
+    if (entry === '') continue;
+    if (entry === '*') return true;
+    if (entry.includes('/')) {
+      if (net.isIP(host) !== 0 && cidrContains(entry, host)) return true;
+      continue;
+    }
+    const split = splitHostPort(entry);
+    entry = split.host;
+    const entryPort = split.port;
+    if (entryPort !== undefined && entryPort !== port) continue;
+    if (net.isIP(entry) !== 0) {
+      if (entry === host) return true;
+      continue;
+    }
+    if (entry.startsWith('*.')) entry = entry.slice(1);
+    if (entry.startsWith('.')) {
+      if (host.endsWith(entry)) return true;
+      continue;
+    }
+    if (host === entry || host.endsWith(`.${entry}`)) return true;
+  }
+  return false;
+}
+
+/** "host", "host:port", "[v6]:port" or a bare IPv6 address, as NO_PROXY entries are written. */
+function splitHostPort(entry: string): { host: string; port: number | undefined } {
+  if (net.isIPv6(entry)) return { host: entry, port: undefined };
+  const match = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry) ?? /^([^:]+)(?::(\d+))?$/.exec(entry);
+  if (match === null) return { host: entry, port: undefined };
+  return { host: match[1]!, port: match[2] === undefined ? undefined : Number(match[2]) };
+}
+
+function cidrContains(cidr: string, ip: string): boolean {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (base === undefined || !Number.isInteger(bits)) return false;
+  const family = net.isIPv4(base) ? 'ipv4' : net.isIPv6(base) ? 'ipv6' : undefined;
+  if (family === undefined || (family === 'ipv4') !== net.isIPv4(ip)) return false;
+  const list = new net.BlockList();
+  try {
+    list.addSubnet(base, bits, family);
+  } catch {
+    return false;
+  }
+  return list.check(ip, family);
+}
+
+/** A URL fit for a log line: no user info, query values replaced (presigned URLs carry secrets). */
+export function redactUrl(url: URL): string {
+  const copy = new URL(url.toString());
+  copy.username = '';
+  copy.password = '';
+  const keys = [...new Set(copy.searchParams.keys())];
+  copy.search = '';
+  return keys.length === 0 ? copy.toString() : `${copy.toString()}?${keys.map((k) => `${encodeURIComponent(k)}=…`).join('&')}`;
+}
+
+/** Network failures worth another try: resets, refusals, timeouts, cut bodies. TLS and DNS "no such host" are not. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+
+export function isTransientNetworkError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const code = typeof e === 'object' && 'code' in e ? (e as { code: unknown }).code : undefined;
+    if (typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code)) return true;
+    e = typeof e === 'object' && 'cause' in e ? (e as { cause: unknown }).cause : undefined;
+  }
+  return false;
+}

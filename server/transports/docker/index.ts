@@ -1,0 +1,33 @@
+/** The docker:// transport: images in container registries, "docker://[HOST[:PORT]/]REPO[:TAG][@DIGEST]". */
+import { InvalidArgumentError } from '../../errors';
+import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
+import { parseDockerReference, referenceString, type DockerReference } from './reference';
+import { DockerImageSource, openDockerImage } from './source';
+
+export class DockerImageReference implements ImageReference {
+  constructor(
+    readonly transport: Transport,
+    readonly ref: DockerReference,
+  ) {}
+
+  toString(): string {
+    return `${this.transport.name}://${referenceString(this.ref)}`;
+  }
+
+  async newImageSource(ctx: SystemContext): Promise<ImageSource> {
+    return new DockerImageSource(this, await openDockerImage(ctx, this.ref));
+  }
+}
+
+export const dockerTransport: Transport = {
+  name: 'docker',
+  parseReference(reference: string): ImageReference {
+    if (!reference.startsWith('//')) {
+      throw new InvalidArgumentError(`docker: image reference ${JSON.stringify(reference)} does not start with //`);
+    }
+    return new DockerImageReference(dockerTransport, parseDockerReference(reference.slice(2)));
+  },
+};
+
+export { setRegistryLogger } from './source';
+export { closeAllDispatchers } from './http';

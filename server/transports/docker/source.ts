@@ -1,0 +1,243 @@
+/**
+ * Opening a docker:// image: registries.conf decides where the name is pulled from (mirrors
+ * in order, then the primary location, possibly rewritten; short names searched in
+ * unqualified-search-registries), credentials and TLS files are looked up for each place,
+ * and the first place that serves the manifest is the image's source from then on.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
+import { tlsFilesFor } from '../../config/certs-d';
+import { loadRegistriesConfig, pullSourcesFor, unqualifiedSearchRegistries, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
+import { ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../errors';
+import { parseDigest, verifyBytes } from '../../image/digest';
+import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
+import type { Logger } from '../../log';
+import type { AuthIdentity } from './auth';
+import { RegistryClient, type ClientSettings } from './client';
+import type { TlsSettings } from './http';
+import {
+  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, withRegistry, type DockerReference,
+} from './reference';
+
+let registryLogger: Pick<Logger, 'debug'> | undefined;
+
+/** Where --debug lines of registry requests go (URLs redacted, never credentials). */
+export function setRegistryLogger(logger: Pick<Logger, 'debug'> | undefined): void {
+  registryLogger = logger;
+}
+
+function envNumber(name: string, fallback: number): number {
+  const value = process.env[name];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : fallback;
+}
+
+let cachedVersion: string | undefined;
+
+/** layerpipe's version from package.json (found upwards from this file, in the tree or in dist/). */
+export function layerpipeVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
+  cachedVersion = 'unknown';
+  for (let dir = __dirname, i = 0; i < 6; i++, dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'layerpipe' && typeof pkg.version === 'string') {
+        cachedVersion = pkg.version;
+        break;
+      }
+    } catch {
+      // not here; look one directory up
+    }
+  }
+  return cachedVersion;
+}
+
+export function userAgent(prefix: string): string {
+  const own = `layerpipe/${layerpipeVersion()}`;
+  return prefix === '' ? own : `${prefix} ${own}`;
+}
+
+function clientSettings(ctx: SystemContext): ClientSettings {
+  return {
+    userAgent: userAgent(ctx.userAgentPrefix),
+    stallTimeoutMs: Math.max(1, envNumber('LAYERPIPE_STALL_TIMEOUT_MS', 30_000)),
+    attempts: Math.max(1, envNumber('LAYERPIPE_RETRY_ATTEMPTS', 5)),
+    retryDelayMs: envNumber('LAYERPIPE_RETRY_DELAY_MS', 500),
+    maxRetryDelayMs: 30_000,
+    operationTimeoutMs: ctx.registry.commandTimeoutMs,
+    logger: registryLogger,
+  };
+}
+
+/** Clients by endpoint, TLS and identity: a reopened image reuses the ping, challenges and connections. */
+const clients = new Map<string, RegistryClient>();
+
+function clientKey(host: string, tls: TlsSettings, allowHttp: boolean, identity: AuthIdentity, settings: ClientSettings): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([host, tls.verify, allowHttp, settings.userAgent, settings.stallTimeoutMs, settings.attempts, settings.retryDelayMs, settings.operationTimeoutMs]));
+  for (const b of [...tls.ca, tls.cert ?? Buffer.alloc(0), tls.key ?? Buffer.alloc(0)]) h.update(b);
+  const c = identity.credentials;
+  h.update(JSON.stringify([c?.kind ?? '', c?.username ?? '', c === undefined ? '' : c.kind === 'basic' ? c.password : c.token, identity.registryToken ?? '']));
+  return h.digest('hex');
+}
+
+export function forgetRegistryClients(): void {
+  clients.clear();
+}
+
+/** The credentials for one place to pull from: the command line's only for the registry the user named. */
+async function identityFor(ctx: SystemContext, named: DockerReference, physical: DockerReference, config: RegistriesConfig): Promise<AuthIdentity> {
+  const opts = ctx.registry;
+  if (opts.noCreds) return { credentials: undefined, registryToken: undefined };
+  const sameRegistry = physical.registry === named.registry;
+  const registryToken = sameRegistry ? opts.registryToken : undefined;
+  if (sameRegistry && opts.credentials !== undefined) {
+    const credentials: RegistryCredentials = { kind: 'basic', username: opts.credentials.username, password: opts.credentials.password };
+    return { credentials, registryToken };
+  }
+  const credentials = await lookupCredentials(
+    { registry: physical.registry, repository: physical.repository },
+    { authFile: opts.authFile, credentialHelpers: config.credentialHelpers, logger: registryLogger },
+  );
+  return { credentials, registryToken };
+}
+
+function checkRegistryOptions(ctx: SystemContext): void {
+  const opts = ctx.registry;
+  if (opts.credentials !== undefined && opts.credentials.username === '') {
+    throw new InvalidArgumentError('a registry password was given without a user name (--password needs --username)');
+  }
+}
+
+/** The fully qualified names to try: the name itself, or a short name in each search registry. */
+function candidatesFor(ref: DockerReference, config: RegistriesConfig): DockerReference[] {
+  if (!ref.shortName) return [ref];
+  const search = unqualifiedSearchRegistries(config);
+  if (search.length === 0) return [ref];
+  const short = shortRepositoryOf(ref);
+  return search.map((registry) => withRegistry(ref, registry, short));
+}
+
+/** "host/repo:tag" or "host/repo@digest", as registries.conf prefixes are matched against. */
+function pullName(ref: DockerReference): string {
+  return ref.digest !== undefined ? `${nameOf(ref)}@${ref.digest}` : `${nameOf(ref)}:${ref.tag ?? 'latest'}`;
+}
+
+function physicalReference(source: PullSource, named: DockerReference): DockerReference {
+  const parsed = parseDockerReference(source.name);
+  // Keep what the user asked for: a tag next to a digest is informational.
+  return { ...parsed, tag: named.tag, digest: named.digest ?? parsed.digest };
+}
+
+interface Attempt {
+  readonly name: string;
+  readonly error: unknown;
+}
+
+export interface OpenedSource {
+  readonly client: RegistryClient;
+  readonly physical: DockerReference;
+  readonly manifest: RawManifest;
+}
+
+async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig): Promise<OpenedSource> {
+  const physical = physicalReference(source, named);
+  const identity = await identityFor(ctx, named, physical, config);
+  const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
+  const verify = ctx.registry.tlsVerify ?? !source.insecure;
+  const tls: TlsSettings = { verify, ca: files.ca, cert: files.cert, key: files.key };
+  const settings = clientSettings(ctx);
+  const host = endpointHost(physical.registry);
+  const key = clientKey(host, tls, !verify, identity, settings);
+  let client = clients.get(key);
+  if (client === undefined) {
+    client = new RegistryClient({ registry: physical.registry, host, tls, allowHttp: !verify }, identity, settings);
+    clients.set(key, client);
+  }
+  const selector = manifestSelector(physical);
+  const manifest = await client.getManifest(physical.repository, selector);
+  if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
+  return { client, physical, manifest };
+}
+
+/** Tries mirrors then the primary; the error of the primary (its class too) decides, with the mirrors' noted. */
+async function openNamed(ctx: SystemContext, named: DockerReference, config: RegistriesConfig): Promise<OpenedSource> {
+  const sources = pullSourcesFor(config, pullName(named), named.digest !== undefined ? 'digest' : 'tag');
+  const attempts: Attempt[] = [];
+  for (const source of sources) {
+    registryLogger?.debug(`trying to access ${source.name}${source.mirror ? ' (mirror)' : ''}`);
+    try {
+      return await openAt(ctx, named, source, config);
+    } catch (error) {
+      registryLogger?.debug(`accessing ${source.name} failed: ${errorMessage(error)}`);
+      attempts.push({ name: source.name, error });
+    }
+  }
+  const primary = attempts[attempts.length - 1]!;
+  if (attempts.length === 1) throw primary.error;
+  const mirrors = attempts.slice(0, -1).map((a) => `[${a.name}: ${errorMessage(a.error)}]`).join(' ');
+  throw rewrap(primary.error, `(mirrors also failed: ${mirrors}): ${primary.name}: ${errorMessage(primary.error)}`);
+}
+
+/** Same error class, new message. */
+function rewrap(err: unknown, message: string): Error {
+  if (err instanceof LayerpipeError) {
+    const Ctor = err.constructor as new (message: string, options?: { cause?: unknown }) => LayerpipeError;
+    return new Ctor(message, { cause: err });
+  }
+  return new LayerpipeError(message, { cause: err });
+}
+
+/** Opens the image a docker reference names, wherever registries.conf says to look. */
+export async function openDockerImage(ctx: SystemContext, ref: DockerReference): Promise<OpenedSource> {
+  checkRegistryOptions(ctx);
+  const config = await loadRegistriesConfig({ path: ctx.registry.registriesConf });
+  const candidates = candidatesFor(ref, config);
+  if (candidates.length === 1) return openNamed(ctx, candidates[0]!, config);
+
+  const attempts: Attempt[] = [];
+  for (const candidate of candidates) {
+    try {
+      return await openNamed(ctx, candidate, config);
+    } catch (error) {
+      attempts.push({ name: referenceString(candidate), error });
+    }
+  }
+  const summary = attempts.map((a) => `[${a.name}: ${errorMessage(a.error)}]`).join(' ');
+  const message = `${shortRepositoryOf(ref)}: not found in any of the unqualified-search-registries: ${summary}`;
+  // "Not found" only when every registry said so; an unreachable one might have had it.
+  const other = attempts.find((a) => !(a.error instanceof ImageNotFoundError));
+  if (other === undefined) throw new ImageNotFoundError(message);
+  throw rewrap(other.error, message);
+}
+
+/** The source of an opened docker image: manifests and blobs from the place it was found. */
+export class DockerImageSource implements ImageSource {
+  constructor(
+    readonly reference: ImageReference,
+    private readonly opened: OpenedSource,
+  ) {}
+
+  /** The place the image is read from ("host/repo"), after mirrors and rewrites. */
+  get physicalName(): string {
+    return nameOf(this.opened.physical);
+  }
+
+  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+    if (instanceDigest === undefined) return this.opened.manifest;
+    parseDigest(instanceDigest);
+    const m = await this.opened.client.getManifest(this.opened.physical.repository, instanceDigest);
+    verifyBytes(m.bytes, instanceDigest, `manifest ${instanceDigest} from ${nameOf(this.opened.physical)}`);
+    return m;
+  }
+
+  async getBlob(request: BlobRequest): Promise<BlobReader> {
+    parseDigest(request.digest);
+    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal);
+  }
+
+  async close(): Promise<void> {
+    // Connections belong to the process-wide keep-alive pool; nothing per image to release.
+  }
+}

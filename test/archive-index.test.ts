@@ -1,0 +1,148 @@
+/**
+ * The tar index under oci-archive: and docker-archive:: archives written by GNU tar in its
+ * gnu, pax and ustar formats (long names, links, empty and block-sized files) are indexed so
+ * that every file reads back byte for byte as a range of the archive; only header blocks are
+ * read; gzip archives are spilled to an unlinked file that leaves nothing behind.
+ */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, linkSync, symlinkSync, appendFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { readAll } from '../server/image/image';
+import { FileByteSource } from '../server/transports/archive/byte-sources';
+import { TarArchive } from '../server/transports/archive/tar-archive';
+import { indexTar, type TarByteSource } from '../server/transports/archive/tar-index';
+import { run, tempDir, testContext } from './support/archive-fixtures';
+
+const LONG = `${'long-directory-name-'.repeat(8)}/${'very-long-file-name-'.repeat(10)}.bin`;
+
+/** Files to pack, relative path -> content. */
+function treeFiles(): Record<string, Buffer> {
+  return {
+    'empty': Buffer.alloc(0),
+    'block': randomBytes(512),
+    'odd': randomBytes(1000),
+    'dir/nested/file.txt': Buffer.from('nested\n'),
+    [LONG]: randomBytes(3000),
+    'big.bin': randomBytes(3 * 1024 * 1024 + 17),
+  };
+}
+
+function writeTree(root: string): Record<string, Buffer> {
+  const files = treeFiles();
+  for (const [rel, data] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    writeFileSync(path.join(root, rel), data);
+  }
+  symlinkSync('nested/file.txt', path.join(root, 'dir', 'sym'));
+  linkSync(path.join(root, 'odd'), path.join(root, 'hard'));
+  return files;
+}
+
+/** Counts the bytes a source hands out, to show bodies are skipped rather than read. */
+class CountingSource implements TarByteSource {
+  bytesRead = 0;
+  constructor(private readonly inner: TarByteSource) {}
+  async read(length: number): Promise<Buffer> {
+    const b = await this.inner.read(length);
+    this.bytesRead += b.length;
+    return b;
+  }
+  skip(length: number): Promise<boolean> {
+    return this.inner.skip(length);
+  }
+}
+
+describe('tar index', () => {
+  let work: string;
+  let tree: string;
+  let files: Record<string, Buffer>;
+  before(() => {
+    work = tempDir('tar-index');
+    tree = path.join(work, 'tree');
+    files = writeTree(tree);
+  });
+
+  for (const format of ['gnu', 'pax', 'posix', 'ustar']) {
+    it(`GNU tar --format=${format}: every file reads back from its byte range, links resolve`, async (t) => {
+      const file = path.join(work, `${format}.tar`);
+      try {
+        run('tar', [`--format=${format}`, '-cf', file, '-C', tree, '.']);
+      } catch (err) {
+        if (format === 'ustar') return t.skip(`GNU tar cannot store the long name in ustar: ${(err as Error).message.split('\n')[0]}`);
+        throw err;
+      }
+      const archive = await TarArchive.open(file, testContext(work), { maxLinkHops: 8 });
+      try {
+        for (const [rel, data] of Object.entries(files)) {
+          assert.deepEqual(await archive.read(rel, 1 << 30), data, rel);
+          assert.deepEqual(await archive.read(`./${rel}`, 1 << 30), data, rel);
+          assert.deepEqual(await readAll((await archive.open(rel)).stream, 1 << 30, rel), data, rel);
+        }
+        assert.deepEqual(await archive.read('dir/sym', 100), files['dir/nested/file.txt']);
+        assert.deepEqual(await archive.read('hard', 2000), files.odd);
+        assert.equal(archive.index.get('dir')?.type, 'directory');
+      } finally {
+        await archive.close();
+      }
+    });
+  }
+
+  it('reads only header blocks: a 3 MiB body is skipped', async () => {
+    const file = path.join(work, 'count.tar');
+    run('tar', ['--format=pax', '-cf', file, '-C', tree, '.']);
+    const handle = await open(file, 'r');
+    try {
+      const source = new CountingSource(new FileByteSource(handle, (await handle.stat()).size));
+      const index = await indexTar(source, file);
+      assert.ok(index.get('big.bin') !== undefined);
+      assert.ok(source.bytesRead < 200 * 1024, `read ${source.bytesRead} bytes to index`);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('stops at the end-of-archive marker (trailing data ignored, as Go does) and accepts a missing marker', async () => {
+    const file = path.join(work, 'trailing.tar');
+    run('tar', ['-cf', file, '-C', tree, 'odd', 'block']);
+    appendFileSync(file, Buffer.alloc(4096, 'garbage after the end '));
+    const a = await TarArchive.open(file, testContext(work), { maxLinkHops: 1 });
+    assert.deepEqual(await a.read('odd', 2000), files.odd);
+    await a.close();
+
+    const whole = readFileSync(path.join(work, 'trailing.tar'));
+    const blockBody = whole.indexOf(files.block!);
+    const noMarker = path.join(work, 'no-marker.tar');
+    writeFileSync(noMarker, whole.subarray(0, blockBody + 512));
+    const b = await TarArchive.open(noMarker, testContext(work), { maxLinkHops: 1 });
+    assert.deepEqual(await b.read('block', 512), files.block);
+    await b.close();
+  });
+
+  it('a gzip archive is spilled to an unlinked file under tmpDir and served from it', async () => {
+    const file = path.join(work, 'tree.tar.gz');
+    run('tar', ['-czf', file, '-C', tree, '.']);
+    const tmp = path.join(work, 'spill-tmp');
+    mkdirSync(tmp);
+    const archive = await TarArchive.open(file, testContext(tmp), { maxLinkHops: 8 });
+    try {
+      assert.equal(archive.compression, 'gzip');
+      assert.deepEqual(readdirSync(tmp), [], 'the spill file is unlinked at once');
+      const reads = Object.entries(files).map(async ([rel, data]) => {
+        assert.deepEqual(await readAll((await archive.open(rel)).stream, 1 << 30, rel), data, rel);
+      });
+      await Promise.all(reads);
+    } finally {
+      await archive.close();
+    }
+    assert.throws(() => archive.entry('odd'), /closed/);
+  });
+
+  it('a gzip archive with no usable tmpDir fails with a message naming it', async () => {
+    const file = path.join(work, 'tree2.tar.gz');
+    run('tar', ['-czf', file, '-C', tree, 'odd']);
+    await assert.rejects(TarArchive.open(file, testContext(path.join(work, 'no-such-dir')), { maxLinkHops: 1 }), /creating a file in .*no-such-dir to decompress archive/);
+  });
+});
