@@ -66,6 +66,8 @@ export interface NativeModule {
   takeSocketError(fd: number): string | null;
   /** prctl(PR_SET_PDEATHSIG): this process gets `signal` when its parent thread exits. */
   setParentDeathSignal(signal: number): void;
+  /** fcntl(F_SETPIPE_SZ): resizes a pipe's buffer; the size the kernel set. */
+  setPipeSize(fd: number, size: number): number;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;

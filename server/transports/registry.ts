@@ -2,15 +2,31 @@
 import { InvalidArgumentError } from '../errors';
 import type { ImageReference, Transport } from '../image/types';
 
-const transports = new Map<string, Transport>();
+/** Loads a transport's module on first use. */
+type TransportLoader = () => Transport;
 
-export function registerTransport(transport: Transport): void {
-  if (transports.has(transport.name)) throw new Error(`transport ${transport.name} registered twice`);
-  transports.set(transport.name, transport);
+const loaders = new Map<string, TransportLoader>();
+const loaded = new Map<string, Transport>();
+
+export function registerTransport(name: string, load: TransportLoader): void {
+  if (loaders.has(name)) throw new Error(`transport ${name} registered twice`);
+  loaders.set(name, load);
 }
 
 export function transportNames(): string[] {
-  return [...transports.keys()].sort();
+  return [...loaders.keys()].sort();
+}
+
+function transportByName(name: string): Transport | undefined {
+  let transport = loaded.get(name);
+  if (transport === undefined) {
+    const load = loaders.get(name);
+    if (load === undefined) return undefined;
+    transport = load();
+    if (transport.name !== name) throw new Error(`transport registered as ${name} calls itself ${transport.name}`);
+    loaded.set(name, transport);
+  }
+  return transport;
 }
 
 /** Parses an image name as containers-transports(5) writes it. */
@@ -18,7 +34,7 @@ export function parseImageName(name: string): ImageReference {
   const colon = name.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError(`Invalid image name "${name}", expected colon-separated transport:reference`);
   const transportName = name.slice(0, colon);
-  const transport = transports.get(transportName);
+  const transport = transportByName(transportName);
   if (transport === undefined) throw new InvalidArgumentError(`Invalid image name "${name}", unknown transport "${transportName}"`);
   return transport.parseReference(name.slice(colon + 1));
 }

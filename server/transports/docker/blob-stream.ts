@@ -156,6 +156,11 @@ export class ResumableBlobStream extends Readable {
     if (body !== this.current || this.destroyed) return;
     this.clearStallTimer();
     this.detach(true);
+    if (this.options.totalSize >= 0 && this.delivered === this.options.totalSize) {
+      // Everything announced has arrived; only the connection's end was lost.
+      this.push(null);
+      return;
+    }
     void this.resumeAfter(err);
   }
 

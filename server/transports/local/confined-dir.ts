@@ -53,7 +53,7 @@ export class ConfinedDirectory {
       const st = await handle.stat();
       if (!st.isFile()) throw new UnsafeContentError(`${path.join(this.root, rel)} is not a regular file`);
       // The stream owns the handle from here and closes it at end or destroy.
-      const stream = handle.createReadStream({ highWaterMark: 256 * 1024 });
+      const stream = handle.createReadStream({ highWaterMark: 128 * 1024 });
       return { stream, size: st.size };
     } catch (err) {
       await handle.close();
