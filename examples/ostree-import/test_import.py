@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python", "tests"))
 import ocibuild  # noqa: E402
 import support  # noqa: E402
 
+from layerpipe import ImageProxy  # noqa: E402
+
 ROOT = ""
 IMAGE: ocibuild.Image
 TOOL = os.urandom(300 * 1024)
@@ -120,13 +122,27 @@ class TestImport(unittest.TestCase):
         shown = self.ostree("show", "--print-metadata-key=ostree-import.manifest-digest", "test/image")
         self.assertEqual(shown.stdout.decode().strip(), f"'{IMAGE.manifest_digest}'")
 
+    def proxy_has_raw_blobs(self) -> bool:
+        with ImageProxy(command=support.proxy_command()) as proxy:
+            return proxy.supports("GetRawBlob")
+
     def test_both_blob_methods(self) -> None:
-        probe = self.run_import(IMAGE.imageref, "--blob-method=raw")
-        if "needs protocol 0.2.8" in probe.stderr:
-            self.assertNotEqual(probe.returncode, 0)
-            self.skipTest("proxy lacks GetRawBlob: the verified path is covered by the other tests")
-        self.assertEqual(probe.returncode, 0, probe.stderr)
-        self.assertIn("via GetRawBlob", probe.stdout)
+        # auto takes GetRawBlob where the proxy has it (0.2.8), else GetBlob; verified is always GetBlob.
+        has_raw = self.proxy_has_raw_blobs()
+        raw = self.run_import(IMAGE.imageref, "--blob-method=raw")
+        if has_raw:
+            self.assertEqual(raw.returncode, 0, raw.stderr)
+            self.assertIn("via GetRawBlob", raw.stdout)
+            self.assert_merged_image("test/image")
+        else:
+            # Refused up front, before any layer is fetched: nothing lands in the repo.
+            self.assertEqual(raw.returncode, 1, raw.stdout)
+            self.assertRegex(raw.stderr, r"error: --blob-method=raw needs protocol 0\.2\.8; .* speaks 0\.2\.[3-7]\n")
+            self.assertEqual(raw.stdout, "")
+            self.assertEqual(self.refs(), [])
+        auto = self.run_import(IMAGE.imageref)
+        self.assertEqual(auto.returncode, 0, auto.stderr)
+        self.assertIn("via GetRawBlob" if has_raw else "via GetBlob", auto.stdout)
         self.assert_merged_image("test/image")
         verified = self.run_import(IMAGE.imageref, "--blob-method=verified")
         self.assertEqual(verified.returncode, 0, verified.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -10,13 +11,15 @@ import sys
 import tempfile
 import threading
 import unittest
-from typing import Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import ocibuild  # noqa: E402
+
+from layerpipe import ImageProxy, UnsupportedMethodError, wire  # noqa: E402
 
 INSTALL_HINT = (
     "set LAYERPIPE_PROXY_COMMAND to a proxy (e.g. /work/main/bin/layerpipe after `npm run build`, "
@@ -101,3 +104,54 @@ def run_with_deadline(test: unittest.TestCase, seconds: float, body: Callable[[]
         test.fail(f"did not finish within {seconds} s (deadlock?)")
     if outcome[0] is not None:
         raise outcome[0]
+
+
+@contextlib.contextmanager
+def requests_sent() -> Iterator[List[str]]:
+    """Records the method of every request the client puts on any socket inside the block.
+
+    Wraps the client's own send function (the proxy stays real), so a test can tell a
+    request refused by the client from one refused by the proxy.
+    """
+    sent: List[str] = []
+    original = wire.send_request
+
+    def recording(sock: Any, method: str, args: List[Any]) -> None:
+        sent.append(method)
+        original(sock, method, args)
+
+    wire.send_request = recording
+    try:
+        yield sent
+    finally:
+        wire.send_request = original
+
+
+def open_fds() -> List[str]:
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+def assert_refused_locally(
+    test: unittest.TestCase, proxy: ImageProxy, method: str, needed: str, call: Callable[[], Any]
+) -> UnsupportedMethodError:
+    """`call` on a proxy older than `needed` raises UnsupportedMethodError naming the method and
+    both versions, without sending a request or leaving a file descriptor open."""
+    before = open_fds()
+    with requests_sent() as sent:
+        with test.assertRaises(UnsupportedMethodError) as caught:
+            call()
+    error = caught.exception
+    test.assertEqual(sent, [], f"{method} reached the wire")
+    test.assertEqual(open_fds(), before)
+    test.assertEqual((error.method, error.needed, error.spoken), (method, needed, proxy.protocol_version))
+    test.assertIn(f"{method} needs image-proxy protocol {needed}", str(error))
+    test.assertIn(f"this proxy speaks {proxy.protocol_version}", str(error))
+    return error
+
+
+def exchange_unchecked(proxy: ImageProxy, method: str, args: List[Any]) -> Tuple[wire.Reply, List[int]]:
+    """One request sent past the client's version check, and the proxy's reply as it came."""
+    with proxy._lock:
+        assert proxy._sock is not None
+        wire.send_request(proxy._sock, method, args)
+        return wire.receive_reply(proxy._sock)

@@ -10,7 +10,7 @@ from typing import List
 
 import support
 
-from layerpipe import ImageProxy
+from layerpipe import ImageProxy, UnsupportedMethodError
 
 FIXTURE: support.Fixture
 
@@ -107,14 +107,22 @@ class TestConcurrentBlobs(unittest.TestCase):
 
         support.run_with_deadline(self, 60, run)
 
-    def test_raw_blobs_from_many_threads(self) -> None:
-        if not self.proxy.supports("GetRawBlob"):
-            self.skipTest(f"GetRawBlob is newer than this proxy's protocol {self.proxy.protocol_version}")
+    def test_raw_blobs_from_many_threads_or_their_verified_fallback(self) -> None:
+        # What a client written for both proxy generations does: GetRawBlob when the proxy
+        # has it, else GetBlob. The refusal must come at once and leave other streams alone.
         layers = FIXTURE.layers * 2
         barrier = threading.Barrier(len(layers))
+        paths: List[str] = []
 
         def fetch(layer) -> str:
-            with self.proxy.get_raw_blob(self.img, layer.digest) as f:
+            try:
+                f = self.proxy.get_raw_blob(self.img, layer.digest)
+                paths.append("raw")
+            except UnsupportedMethodError as e:
+                self.assertEqual((e.method, e.needed), ("GetRawBlob", "0.2.8"))
+                f = self.proxy.get_blob(self.img, layer.digest, layer.size)
+                paths.append("verified")
+            with f:
                 barrier.wait(timeout=30)
                 return sha256_of(f)
 
@@ -123,7 +131,9 @@ class TestConcurrentBlobs(unittest.TestCase):
                 self.assertEqual(list(pool.map(fetch, layers)), [l.digest for l in layers])
 
         support.run_with_deadline(self, 120, run)
-
+        expected = "raw" if self.proxy.protocol_version == "0.2.8" else "verified"
+        self.assertEqual(paths, [expected] * len(layers))
+        self.assertEqual(self.proxy.get_manifest(self.img)[1], FIXTURE.image.manifest)
 
 if __name__ == "__main__":
     unittest.main()
