@@ -3,12 +3,19 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../errors';
 import { ProxyHandler } from '../handler/handler';
-import { createLogger } from '../log';
+import { createLogger, type Logger } from '../log';
 import { serveSkopeoWire } from '../wire/skopeo-wire';
 import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName } from './flags';
 import { inspectImage } from './inspect';
 
 const EXIT_USAGE = 2;
+
+/** --debug also logs registry requests (redacted); loads the docker transport only then. */
+function enableRegistryDebug(log: Logger): void {
+  if (!log.debugEnabled) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('../transports/docker') as typeof import('../transports/docker')).setRegistryLogger(log);
+}
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -33,6 +40,7 @@ async function runProxy(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('experimental-image-proxy', argv);
   if (positionals.length > 0) throw new UsageError(`experimental-image-proxy takes no arguments, got ${JSON.stringify(positionals)}`);
   const log = createLogger(options.debug);
+  enableRegistryDebug(log);
   const handler = new ProxyHandler(systemContextFrom(options));
   const why = await serveSkopeoWire(options.sockfd, handler, log);
   log.debug(`exiting: ${why}`);
@@ -42,6 +50,7 @@ async function runProxy(argv: readonly string[]): Promise<number> {
 async function runInspect(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('inspect', argv);
   if (positionals.length !== 1) throw new UsageError('inspect takes exactly one argument: IMAGE');
+  enableRegistryDebug(createLogger(options.debug));
   const report = await inspectImage(positionals[0]!, systemContextFrom(options));
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   return 0;

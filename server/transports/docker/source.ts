@@ -205,11 +205,10 @@ export async function openDockerImage(ctx: SystemContext, ref: DockerReference):
     }
   }
   const summary = attempts.map((a) => `[${a.name}: ${errorMessage(a.error)}]`).join(' ');
-  const message = `${shortRepositoryOf(ref)}: not found in any of the unqualified-search-registries: ${summary}`;
   // "Not found" only when every registry said so; an unreachable one might have had it.
   const other = attempts.find((a) => !(a.error instanceof ImageNotFoundError));
-  if (other === undefined) throw new ImageNotFoundError(message);
-  throw rewrap(other.error, message);
+  if (other === undefined) throw new ImageNotFoundError(`${shortRepositoryOf(ref)}: not found in any of the unqualified-search-registries: ${summary}`);
+  throw rewrap(other.error, `${shortRepositoryOf(ref)}: not found in the unqualified-search-registries that answered, and not all of them could be asked: ${summary}`);
 }
 
 /** The source of an opened docker image: manifests and blobs from the place it was found. */
