@@ -2,7 +2,6 @@
  * Command-line flags with skopeo's names: the one option system. Each flag either applies to
  * ProxyOptions or is refused with the reason (not built yet, or out of scope).
  */
-import os from 'node:os';
 import { parseCredsFlag } from '../config/auth';
 import type { RegistryOptions, SystemContext } from '../image/types';
 
@@ -32,7 +31,8 @@ export function defaultOptions(): ProxyOptions {
     architectureChoice: '',
     variantChoice: '',
     userAgentPrefix: '',
-    tmpDir: process.env.TMPDIR ?? os.tmpdir(),
+    // Big temporary files (a decompressed archive) go where containers tools put them.
+    tmpDir: process.env.TMPDIR ?? '/var/tmp',
     insecurePolicy: false,
     registry: {
       tlsVerify: undefined,
