@@ -57,7 +57,8 @@ export class ResumableBlobStream extends Readable {
   };
 
   constructor(first: OpenedBody, private readonly options: ResumableOptions) {
-    super({ highWaterMark: 256 * 1024 });
+    // Little is needed here: the client pipe's 1 MiB kernel buffer is the real slack.
+    super({ highWaterMark: 64 * 1024 });
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.attach(first);
