@@ -103,6 +103,18 @@ describe('docker:// end to end: transports, TLS and auth', { skip }, () => {
     assertSnapshotOf(await snapshotWith({ args: [...tlsFlags(basic), '--creds', basic.creds!] }, basic.ref(REPO_TAG)), image(basic));
   });
 
+  it('--debug logs requests and replies to stderr, never the password or its Basic header', async () => {
+    const { password } = splitCreds(basic.creds!);
+    const stderr = await withProxy({ args: [...tlsFlags(basic), '--creds', basic.creds!, '--debug'] }, async (proxy) => {
+      await snapshotImage(proxy, basic.ref(REPO_TAG));
+      return proxy.stderr;
+    });
+    assert.match(stderr, /request OpenImage/);
+    assert.match(stderr, /GET \S+\/v2\//, 'registry requests are logged');
+    assert.ok(!stderr.includes(password), 'the password never appears');
+    assert.ok(!stderr.includes(Buffer.from(basic.creds!).toString('base64')), 'nor the Basic credentials');
+  });
+
   it('htpasswd: no credentials, or a wrong password, are refused as by skopeo', async () => {
     const anonymous = await openFailsForBoth(tlsFlags(basic), basic.ref(REPO_TAG));
     assert.match(anonymous.layerpipe, /unauthorized|authentication required|denied|401/i);
