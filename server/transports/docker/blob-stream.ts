@@ -7,6 +7,7 @@
  * the stall clock only runs while the consumer is waiting for bytes: a slow reader is not a
  * stalled server.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { RetryableError, errorMessage } from '../../errors';
 import { isTransientNetworkError } from './http';
@@ -230,18 +231,7 @@ function isTransient(err: unknown): boolean {
   return err instanceof StallError || isTransientNetworkError(err);
 }
 
+/** Waits `ms`, or less when `signal` aborts (resolving either way). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -4,6 +4,7 @@
  * network faults, 429 (Retry-After) and 5xx, redirects followed with Authorization kept only
  * on the registry's own origin, and 401s answered by fetching a fresh token once.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from '../../log';
@@ -383,20 +384,9 @@ function simplifyContentType(value: string | string[] | undefined): string {
   return text === undefined ? '' : text.split(';')[0]!.trim().toLowerCase();
 }
 
+/** Waits `ms`, or less when `signal` aborts (resolving either way). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => undefined);
 }
 
 /** Reads a body, refusing more than `limit` bytes (announced or actual). */
