@@ -10,7 +10,7 @@ import { closeSync, openSync, readFileSync, statfsSync, writeSync } from 'node:f
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { ImageProxy } from '../../clients/typescript';
-import { MT, sha256 } from './oci-builder';
+import { MT, sha256, ustarHeader } from './oci-builder';
 
 const CHUNK = 1024 * 1024;
 
@@ -18,24 +18,6 @@ export interface LargeArchive {
   readonly file: string;
   readonly bytes: number;
   readonly layers: readonly { digest: string; size: number }[];
-}
-
-function ustarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
 }
 
 /** Chunk `j` of layer `i`: the shared random block with its first 16 bytes set to (i, j). */
