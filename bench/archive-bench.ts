@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { openAndStreamAll, writeLargeOciArchive, type StreamRun } from '../test/support/archive-large';
+import { openAndStreamAll, writeLargeOciArchive, type StreamRun } from '../test/harness/archive-large';
 
 const MiB = 1024 * 1024;
 

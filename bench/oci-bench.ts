@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomLayer, writeOciImage } from '../test/support/oci-builder';
+import { randomLayer, writeOciImage } from '../test/harness/oci-builder';
 import { compareProxies, num, type Layer } from './throughput';
 
 function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; parallel: number } {

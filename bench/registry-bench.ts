@@ -11,11 +11,11 @@
  * the copies start at GetBlob, so the client sends 4 GetBlobs, reads the 4 pipes concurrently
  * and queues the FinishPipes; replies come in order while all four pipes flow.
  */
-import { randomLayer, type BuiltLayer } from '../test/support/oci-builder';
-import { startRegistry, type RunningRegistry } from '../test/support/registry';
-import { httpGet } from '../test/support/registry-http';
-import { pushImage } from '../test/support/registry-images';
-import { INSTALL_HINT, missingRegistryTools } from '../test/support/registry-tools';
+import { randomLayer, type BuiltLayer } from '../test/harness/oci-builder';
+import { startRegistry, type RunningRegistry } from '../test/harness/registry';
+import { httpGet } from '../test/harness/registry-http';
+import { pushImage } from '../test/harness/registry-images';
+import { INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import { compareProxies, num, type Layer } from './throughput';
 
 interface BenchOptions {

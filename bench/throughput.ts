@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ImageProxy } from '../clients/typescript';
-import { spawnProxy, type ProxyProgram } from '../test/support/registry-proxy-client';
+import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-client';
 
 export interface Layer {
   readonly digest: string;

@@ -3,7 +3,7 @@
  * program can tell them apart by `code`, like every other layerpipe error.
  */
 import { ERROR_CODES, type ErrorCode } from '../../protocol/methods';
-import { LayerpipeError } from '../../server/errors';
+import { LayerpipeError } from '../../protocol/errors';
 
 /** The proxy answered a request with `success: false`. */
 export class ProxyError extends LayerpipeError {

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import {
   compareVersions, METHODS, type AnyMethod, type ArgsOf, type LayerInfo, type ValueOf,
 } from '../../protocol/methods';
-import { native } from '../../server/native';
-import { SeqpacketSocket, type Packet } from '../../server/native/seqpacket-socket';
+import { native } from '../../protocol/seqpacket/native';
+import { SeqpacketSocket, type Packet } from '../../protocol/seqpacket/socket';
 import { ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError } from './errors';
 import { pipeReadable, readAll } from './pipes';
 import { checkDataKind, checkValue, decodeReply, isSupportedVersion, parseLayerInfo, parseRawBlobError } from './reply';

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError } from '../../server/errors';
+import { InvalidArgumentError } from '../../protocol/errors';
 
 export const WASM_MEDIA_TYPES = {
   /** The layer type of the CNCF wasm OCI artifact layout. */

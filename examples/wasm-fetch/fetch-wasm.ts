@@ -11,7 +11,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { defaultProxyCommand, ImageProxy, METHODS, ProxyError } from '../../clients/typescript';
-import { DigestMismatchError, InvalidArgumentError, LayerpipeError, UnsupportedError } from '../../server/errors';
+import { DigestMismatchError, InvalidArgumentError, LayerpipeError, UnsupportedError } from '../../protocol/errors';
 import { WASM_LAYER_TYPES, type Descriptor } from './artifact';
 import { callExport, compileWasm, parseNumericArgs, wasmExports, type WasmModule, type WasmNumber } from './wasm-runtime';
 

@@ -10,7 +10,7 @@
  * Prints the manifest digest and the layer descriptor.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { InvalidArgumentError, LayerpipeError } from '../../server/errors';
+import { InvalidArgumentError, LayerpipeError } from '../../protocol/errors';
 import { parseOciLayoutRef, WASM_LAYER_TYPES, WASM_MEDIA_TYPES, writeWasmArtifact, type ConfigStyle, type WrittenArtifact } from './artifact';
 import { demoWasmModule } from './demo-module';
 

@@ -3,7 +3,7 @@
  * lib ES2022 without DOM, and @types/node 20 does not declare the WebAssembly global, so it
  * is reached through globalThis with local types rather than by adding a program-wide lib.
  */
-import { InvalidArgumentError, UnsupportedError } from '../../server/errors';
+import { InvalidArgumentError, UnsupportedError } from '../../protocol/errors';
 
 /** A compiled module (opaque here). */
 export interface WasmModule {

@@ -3,7 +3,8 @@
  * ProxyOptions or is refused with the reason (not built yet, or out of scope).
  */
 import { parseCredsFlag } from '../config/auth';
-import type { RegistryOptions, SystemContext } from '../image/types';
+import type { RegistryOptions, SharedResources, SystemContext } from '../image/types';
+import type { Logger } from '../log';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -18,12 +19,25 @@ export interface ProxyOptions {
   userAgentPrefix: string;
   tmpDir: string;
   insecurePolicy: boolean;
+  /** Run the transfer memory guard (server/transfer/memory-guard.ts). */
+  memoryGuard: boolean;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
 }
 
-export function defaultOptions(): ProxyOptions {
+/** A tuning knob from the environment: a non-negative integer, else the default. */
+function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : fallback;
+}
+
+/**
+ * Defaults, with the environment's tuning knobs read here and nowhere else:
+ * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
+ * requests) and LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard).
+ */
+export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   return {
     debug: false,
     sockfd: 0,
@@ -32,8 +46,9 @@ export function defaultOptions(): ProxyOptions {
     variantChoice: '',
     userAgentPrefix: '',
     // Big temporary files (a decompressed archive) go where containers tools put them.
-    tmpDir: process.env.TMPDIR ?? '/var/tmp',
+    tmpDir: env.TMPDIR ?? '/var/tmp',
     insecurePolicy: false,
+    memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
     registry: {
       tlsVerify: undefined,
       certDir: undefined,
@@ -43,6 +58,9 @@ export function defaultOptions(): ProxyOptions {
       noCreds: false,
       registriesConf: undefined,
       commandTimeoutMs: undefined,
+      stallTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_STALL_TIMEOUT_MS', 30_000)),
+      retryAttempts: Math.max(1, envInteger(env, 'LAYERPIPE_RETRY_ATTEMPTS', 5)),
+      retryDelayMs: envInteger(env, 'LAYERPIPE_RETRY_DELAY_MS', 500),
     },
   };
 }
@@ -155,6 +173,7 @@ const IMAGE_FLAGS: readonly FlagSpec[] = [
 ];
 
 const PROXY_FLAGS: readonly FlagSpec[] = [
+  { name: 'memory-guard', kind: 'bool', help: 'run a cheap young-generation GC every 4 MiB streamed, to keep RSS flat (default true)', apply: (o, v) => { o.memoryGuard = parseBool('memory-guard', v); } },
   { name: 'sockfd', kind: 'int', help: 'serve on this fd (one end of a SOCK_SEQPACKET socketpair); default 0', apply: (o, v) => { o.sockfd = parseNonNegativeInt('sockfd', v); } },
 ];
 
@@ -206,8 +225,11 @@ export function parseFlags(command: CommandName, argv: readonly string[]): { opt
   return { options, positionals };
 }
 
-export function systemContextFrom(options: ProxyOptions): SystemContext {
+/** The SystemContext of a command: its settings, its logger, and the resources it owns. */
+export function systemContextFrom(options: ProxyOptions, log: Logger, resources: SharedResources): SystemContext {
   return {
+    log,
+    resources,
     osChoice: options.osChoice,
     architectureChoice: options.architectureChoice,
     variantChoice: options.variantChoice,

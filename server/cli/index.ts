@@ -1,21 +1,16 @@
 /** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server) and inspect. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../errors';
-import { ProxyHandler } from '../handler/handler';
-import { createLogger, type Logger } from '../log';
-import { serveSkopeoWire } from '../wire/skopeo-wire';
+import { errorMessage } from '../../protocol/errors';
+import { createLogger } from '../log';
+import { ResourcePool } from '../service/resources';
+import { Session } from '../service/session';
+import { MemoryGuard } from '../transfer/memory-guard';
+import { serveSkopeoWire } from '../wires/skopeo/wire';
 import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName } from './flags';
 import { inspectImage } from './inspect';
 
 const EXIT_USAGE = 2;
-
-/** --debug also logs registry requests (redacted); loads the docker transport only then. */
-function enableRegistryDebug(log: Logger): void {
-  if (!log.debugEnabled) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('../transports/docker') as typeof import('../transports/docker')).setRegistryLogger(log);
-}
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -40,19 +35,35 @@ async function runProxy(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('experimental-image-proxy', argv);
   if (positionals.length > 0) throw new UsageError(`experimental-image-proxy takes no arguments, got ${JSON.stringify(positionals)}`);
   const log = createLogger(options.debug);
-  enableRegistryDebug(log);
-  const handler = new ProxyHandler(systemContextFrom(options));
-  const why = await serveSkopeoWire(options.sockfd, handler, log);
-  log.debug(`exiting: ${why}`);
+  const resources = new ResourcePool();
+  const session = new Session({ ctx: systemContextFrom(options, log, resources), guard: options.memoryGuard ? MemoryGuard.create() : undefined });
+  // A signal ends the session as EOF would: transfers stop, files and connections are released.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.debug(`exiting: ${signal}`);
+    void session.close().then(() => resources.close()).finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    const why = await serveSkopeoWire(options.sockfd, session, log);
+    log.debug(`exiting: ${why}`);
+  } finally {
+    await session.close();
+    await resources.close();
+  }
   return 0;
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('inspect', argv);
   if (positionals.length !== 1) throw new UsageError('inspect takes exactly one argument: IMAGE');
-  enableRegistryDebug(createLogger(options.debug));
-  const report = await inspectImage(positionals[0]!, systemContextFrom(options));
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  const resources = new ResourcePool();
+  try {
+    const report = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources));
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    await resources.close();
+  }
   return 0;
 }
 

@@ -1,7 +1,6 @@
 /** `layerpipe inspect IMAGE`: what the proxy would serve, for a person at a terminal. */
-import { OpenedImage } from '../image/image';
+import { openImageByName } from '../image/open';
 import type { SystemContext } from '../image/types';
-import { parseImageName } from '../transports/all';
 
 export interface InspectReport {
   Name: string;
@@ -17,13 +16,11 @@ export interface InspectReport {
 }
 
 export async function inspectImage(name: string, ctx: SystemContext): Promise<InspectReport> {
-  const reference = parseImageName(name);
-  const source = await reference.newImageSource(ctx);
+  const image = await openImageByName(name, ctx, new AbortController().signal);
   try {
-    const image = await OpenedImage.open(source, ctx);
     const config = JSON.parse((await image.ociConfig()).toString('utf8')) as Record<string, unknown>;
     const report: InspectReport = {
-      Name: reference.toString(),
+      Name: image.source.reference.toString(),
       Digest: image.manifestDigest,
       ManifestType: image.manifestType,
       Os: String(config.os ?? ''),
@@ -36,6 +33,6 @@ export async function inspectImage(name: string, ctx: SystemContext): Promise<In
     if (typeof config.variant === 'string') report.Variant = config.variant;
     return report;
   } finally {
-    await source.close();
+    await image.close();
   }
 }

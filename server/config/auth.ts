@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../errors';
+import { CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { getFromCredentialHelper } from './credential-helper';
 

@@ -8,7 +8,7 @@ import type { Dirent } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, InvalidConfigError, errorMessage } from '../errors';
+import { InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 
 export interface RegistryTlsFiles {
   /** PEM contents of every *.crt, in file-name order. Add them to the system roots, do not replace those. */

@@ -3,7 +3,7 @@
  * with the server URL on stdin answers {"ServerURL","Username","Secret"} on stdout.
  */
 import { spawn } from 'node:child_process';
-import { CredentialHelperError } from '../errors';
+import { CredentialHelperError } from '../../protocol/errors';
 
 export interface HelperAnswer {
   readonly username: string;

@@ -4,7 +4,7 @@
  * containers tools do, except in drop-ins, which must be version 2.
  */
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { InvalidConfigError } from '../errors';
+import { InvalidConfigError } from '../../protocol/errors';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';

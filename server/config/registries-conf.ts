@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlockedRegistryError, InvalidConfigError, errorMessage } from '../errors';
+import { BlockedRegistryError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import {
   parseRegistriesConfFile,
   type RegistriesConfFile,

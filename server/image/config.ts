@@ -5,7 +5,7 @@
  * Byte equality matters: a converted Docker manifest names these bytes (their digest) as its
  * config, and clients check that digest against what GetFullConfig returns.
  */
-import { UnsupportedError } from '../errors';
+import { UnsupportedError } from '../../protocol/errors';
 
 type Kind =
   | 'string' | 'bool' | 'time' | 'stringList' | 'stringSet' | 'stringMap'

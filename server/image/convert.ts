@@ -2,7 +2,7 @@
  * Converting a Docker schema 2 manifest to OCI, as skopeo does before handing it out: media
  * types mapped, and the config descriptor naming the re-serialised OCI config bytes.
  */
-import { UnsupportedError } from '../errors';
+import { UnsupportedError } from '../../protocol/errors';
 import { goJsonString } from './config';
 import { sha256Digest } from './digest';
 import { MediaTypes, type ImageManifest } from './manifest';

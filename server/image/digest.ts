@@ -3,7 +3,7 @@
  * verifies length and digest as bytes flow.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { DigestMismatchError, InvalidArgumentError } from '../errors';
+import { DigestMismatchError, InvalidArgumentError } from '../../protocol/errors';
 
 /** Algorithms go-digest accepts, with their hex lengths. */
 const ALGORITHMS: Readonly<Record<string, { hexLength: number; nodeName: string }>> = {

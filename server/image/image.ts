@@ -5,16 +5,16 @@
  */
 import { Readable } from 'node:stream';
 import type { LayerInfo } from '../../protocol/methods';
-import { UnsupportedError } from '../errors';
+import { UnsupportedError } from '../../protocol/errors';
 import { ociConfigBytes, ociRuntimeConfigBytes } from './config';
 import { dockerToOciManifest } from './convert';
 import { parseDigest, sha256Digest, verifyBytes } from './digest';
 import {
-  guessManifestType, isListType, MAX_CONFIG_SIZE, MediaTypes, parseImageManifest, parseManifestList,
-  type ImageManifest,
+  isListType, MAX_CONFIG_SIZE, MediaTypes, parseImageManifest, parseManifestList, type ImageManifest,
 } from './manifest';
 import { chooseInstance, wantedPlatforms } from './platform';
-import type { BlobReader, BlobRequest, ImageSource, RawManifest, SystemContext } from './types';
+import type { BlobReader, BlobRequest, ImageSource, SystemContext } from './types';
+import { manifestTypeOf, type UnparsedImage } from './unparsed';
 
 export class OpenedImage {
   private storedConfigPromise: Promise<Buffer> | undefined;
@@ -22,6 +22,8 @@ export class OpenedImage {
 
   private constructor(
     readonly source: ImageSource,
+    /** The image's lifetime: the reads it makes for itself (its config) stop when it aborts. */
+    private readonly signal: AbortSignal,
     /** Digest of the chosen manifest's bytes as stored (the instance, for a list). */
     readonly manifestDigest: string,
     readonly manifestBytes: Buffer,
@@ -30,20 +32,17 @@ export class OpenedImage {
     readonly listDigest: string | undefined,
   ) {}
 
-  /** Reads the top-level manifest and, for a list, picks this platform's instance. */
-  static async open(source: ImageSource, ctx: SystemContext): Promise<OpenedImage> {
-    const top = await source.getManifest();
-    const topType = manifestTypeOf(top);
-    if (!isListType(topType)) {
-      return new OpenedImage(source, manifestDigestOf(top.bytes), top.bytes, topType, undefined);
-    }
+  /** Resolves an image whose top-level manifest was read: for a list, picks this platform's instance. Use open.ts. */
+  static async resolve(unparsed: UnparsedImage, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
+    const { source, manifest: top, manifestType: topType, manifestDigest: topDigest } = unparsed;
+    if (!isListType(topType)) return new OpenedImage(source, signal, topDigest, top.bytes, topType, undefined);
     const list = parseManifestList(top.bytes, topType);
     const instanceDigest = chooseInstance(list, wantedPlatforms(ctx));
-    const instance = await source.getManifest(instanceDigest);
+    const instance = await source.getManifest(instanceDigest, signal);
     verifyBytes(instance.bytes, instanceDigest, 'manifest');
     const instanceType = manifestTypeOf(instance);
     if (isListType(instanceType)) throw new UnsupportedError('manifest list contains another list as the chosen instance');
-    return new OpenedImage(source, instanceDigest, instance.bytes, instanceType, manifestDigestOf(top.bytes));
+    return new OpenedImage(source, signal, instanceDigest, instance.bytes, instanceType, topDigest);
   }
 
   /** Refuses manifests GetManifest cannot answer for, with skopeo's wording. */
@@ -81,7 +80,7 @@ export class OpenedImage {
       if (m.mediaType === MediaTypes.ociManifest && m.config.mediaType !== MediaTypes.ociConfig) {
         throw new UnsupportedError(`unsupported image-specific operation on artifact with type ${JSON.stringify(m.config.mediaType)}`);
       }
-      const blob = await this.source.getBlob({ digest: m.config.digest, size: m.config.size });
+      const blob = await this.source.getBlob({ digest: m.config.digest, size: m.config.size, signal: this.signal });
       const bytes = await readAll(blob.stream, MAX_CONFIG_SIZE, 'image config');
       verifyBytes(bytes, m.config.digest, 'image config');
       return bytes;
@@ -122,17 +121,6 @@ export class OpenedImage {
   close(): Promise<void> {
     return this.source.close();
   }
-}
-
-function manifestTypeOf(m: RawManifest): string {
-  const guessed = guessManifestType(m.bytes);
-  // A source's declared type wins unless it is generic; the bytes decide otherwise.
-  if (m.mediaType !== '' && m.mediaType !== 'application/json' && m.mediaType !== 'text/plain') return m.mediaType;
-  return guessed;
-}
-
-function manifestDigestOf(bytes: Buffer): string {
-  return sha256Digest(bytes);
 }
 
 /** Reads a whole stream, refusing more than `limit` bytes. */

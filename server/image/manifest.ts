@@ -2,7 +2,7 @@
  * Parsing manifests: media types, guessing a type from bytes, and typed views of OCI and
  * Docker schema 2 manifests and lists. Converting between them lives in convert.ts.
  */
-import { UnsupportedError } from '../errors';
+import { UnsupportedError } from '../../protocol/errors';
 import { isValidDigest } from './digest';
 import type { Descriptor, Platform } from './types';
 

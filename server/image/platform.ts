@@ -3,7 +3,7 @@
  * the same order of preference containers/image uses (variant fallbacks for arm).
  */
 import { readFileSync } from 'node:fs';
-import { PlatformNotFoundError } from '../errors';
+import { PlatformNotFoundError } from '../../protocol/errors';
 import { MediaTypes, type ManifestList } from './manifest';
 import type { SystemContext } from './types';
 

@@ -8,6 +8,8 @@
  * server/image, for every transport.
  */
 import type { Readable } from 'node:stream';
+import type { Logger } from '../log';
+import type { DockerReference } from '../reference/docker-reference';
 
 /** Settings for one proxy run that transports may need. Built once from the command line. */
 export interface SystemContext {
@@ -21,6 +23,25 @@ export interface SystemContext {
   readonly tmpDir: string;
   /** Registry transport settings; filled in by the docker transport's flags. */
   readonly registry: RegistryOptions;
+  /** Diagnostics (--debug). Never handed a credential or a token. */
+  readonly log: Logger;
+  /**
+   * State that outlives one image (registry clients, connection pools, token caches), owned by
+   * whoever built this context: one session, or a service that shares it between its sessions
+   * on purpose. Closing the owner closes what is in it.
+   */
+  readonly resources: SharedResources;
+}
+
+/** Something a SharedResources holds and closes. */
+export interface ClosableResource {
+  close(): Promise<void>;
+}
+
+/** Keyed, lazily created resources with one owner who closes them all. */
+export interface SharedResources {
+  /** The resource under `key`, made by `create` the first time it is asked for. */
+  get<T extends ClosableResource>(key: string, create: () => T): T;
 }
 
 /** Command-line settings that only the docker:// transport reads. */
@@ -36,6 +57,12 @@ export interface RegistryOptions {
   readonly registriesConf: string | undefined;
   /** Overall timeout of one command (registry request), ms; undefined = none. */
   readonly commandTimeoutMs: number | undefined;
+  /** No byte (or no response) for this long and a connection is considered stalled, ms. */
+  readonly stallTimeoutMs: number;
+  /** Tries per registry request (1 = no retry). */
+  readonly retryAttempts: number;
+  /** First retry delay, ms; doubles with each further try. */
+  readonly retryDelayMs: number;
 }
 
 /** An OCI content descriptor (the parts layerpipe reads). */
@@ -74,8 +101,8 @@ export interface BlobRequest {
   readonly digest: string;
   /** Size the caller expects, or -1. */
   readonly size: number;
-  /** Aborts the transfer (the client went away). */
-  readonly signal?: AbortSignal;
+  /** Aborts opening and reading the blob (its image was closed, its session ended). */
+  readonly signal: AbortSignal;
 }
 
 /** The data half of a transport: where manifests and blobs come from. */
@@ -85,9 +112,15 @@ export interface ImageSource {
    * The manifest the reference names, or with instanceDigest one instance of the list it names.
    * Throws ImageNotFoundError when the image (tag, ref) does not exist.
    */
-  getManifest(instanceDigest?: string): Promise<RawManifest>;
+  getManifest(instanceDigest: string | undefined, signal: AbortSignal): Promise<RawManifest>;
   /** Opens a blob. The stream is not verified here; the caller checks size and digest. */
   getBlob(request: BlobRequest): Promise<BlobReader>;
+  /**
+   * The signatures stored with the image (simple-signing blobs as containers-signature(5)
+   * describes them), for the top-level manifest or one instance. Absent when the transport
+   * cannot store any; an empty list when it could but has none.
+   */
+  getSignatures?(instanceDigest: string | undefined, signal: AbortSignal): Promise<Buffer[]>;
   /** Releases files, sockets and temporary state. Idempotent. */
   close(): Promise<void>;
 }
@@ -97,8 +130,23 @@ export interface ImageReference {
   readonly transport: Transport;
   /** The reference in TRANSPORT:REFERENCE form, for messages and logs. */
   toString(): string;
-  /** Opens the source. Throws ImageNotFoundError when the reference names nothing that exists. */
-  newImageSource(ctx: SystemContext): Promise<ImageSource>;
+  /**
+   * The docker reference the image is known by, when it has one (docker:, a docker-archive:
+   * tag): what signedIdentity requirements compare signatures with.
+   */
+  readonly dockerReference: DockerReference | undefined;
+  /**
+   * The most specific scope a containers-policy.json(5) transport section can name for this
+   * reference, as containers tools compute it; '' when the transport has none.
+   */
+  policyIdentity(): string;
+  /** The less specific scopes to try after policyIdentity(), most specific first (never the transport default ""). */
+  policyNamespaces(): string[];
+  /**
+   * Opens the source. Throws ImageNotFoundError when the reference names nothing that exists.
+   * `signal` aborts whatever opening does (network requests, indexing an archive).
+   */
+  newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource>;
 }
 
 /** A transport: registered by name, parses references. */

@@ -1,5 +1,5 @@
 /** Transports by name, and parsing "TRANSPORT:REFERENCE" image names. */
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError } from '../../protocol/errors';
 import type { ImageReference, Transport } from '../image/types';
 
 /** Loads a transport's module on first use. */

@@ -4,7 +4,7 @@
  * arrives in Node 22.15), so the other formats are recognised in order to refuse them clearly.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { UnsupportedError } from '../../errors';
+import { UnsupportedError } from '../../../protocol/errors';
 
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 

@@ -16,7 +16,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { LayerpipeError, UnsafeContentError, UnsupportedError } from '../../errors';
+import { LayerpipeError, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 import type { SystemContext } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
 import { FileByteSource, SpillingStreamSource } from './byte-sources';
@@ -45,8 +45,12 @@ export class TarArchive {
     private readonly options: TarArchiveOptions,
   ) {}
 
-  /** Opens and indexes `file`; a gzip archive is first spilled, decompressed, under ctx.tmpDir. */
-  static async open(file: string, ctx: SystemContext, options: TarArchiveOptions): Promise<TarArchive> {
+  /**
+   * Opens and indexes `file`; a gzip archive is first spilled, decompressed, under ctx.tmpDir.
+   * `signal` stops the indexing (and a spill in progress) and frees what it took.
+   */
+  static async open(file: string, ctx: SystemContext, options: TarArchiveOptions, signal: AbortSignal): Promise<TarArchive> {
+    signal.throwIfAborted();
     let handle: FileHandle;
     try {
       handle = await fsp.open(file, fsConstants.O_RDONLY);
@@ -60,9 +64,10 @@ export class TarArchive {
       requireGzipOrNone(compression, `archive ${file}`);
       if (compression === 'none') {
         const index = await indexTar(new FileByteSource(handle, st.size), file);
+        signal.throwIfAborted();
         return new TarArchive(file, handle, index, compression, options);
       }
-      const { spill, index } = await spillGzip(handle, file, ctx.tmpDir);
+      const { spill, index } = await spillGzip(handle, file, ctx.tmpDir, signal);
       await handle.close();
       return new TarArchive(file, spill, index, compression, options);
     } catch (err) {
@@ -126,7 +131,7 @@ export class TarArchive {
  * Decompresses a gzip archive into an unlinked file under tmpDir, indexing it on the way.
  * Returns the spill file open for reading.
  */
-async function spillGzip(archive: FileHandle, file: string, tmpDir: string): Promise<{ spill: FileHandle; index: TarIndex }> {
+async function spillGzip(archive: FileHandle, file: string, tmpDir: string, signal: AbortSignal): Promise<{ spill: FileHandle; index: TarIndex }> {
   let spill: FileHandle;
   try {
     const dir = await fsp.mkdtemp(path.join(tmpDir, 'layerpipe-archive-'));
@@ -144,16 +149,24 @@ async function spillGzip(archive: FileHandle, file: string, tmpDir: string): Pro
     input.on('error', (err) => gunzip.destroy(err));
     input.pipe(gunzip);
     const source = new SpillingStreamSource(gunzip, spill);
+    const onAbort = (): void => {
+      gunzip.destroy(signal.reason instanceof Error ? signal.reason : new LayerpipeError('aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     let index: TarIndex;
     try {
       index = await indexTar(source, file);
       await source.drain();
+      signal.throwIfAborted();
     } catch (err) {
       input.destroy();
       gunzip.destroy();
       await source.flush().catch(() => undefined);
+      if (signal.aborted) throw signal.reason;
       if (err instanceof LayerpipeError) throw err;
       throw new UnsafeContentError(`decompressing archive ${file}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
     return { spill, index };
   } catch (err) {

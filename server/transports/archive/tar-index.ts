@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
-import { BlobNotFoundError, LayerpipeError, UnsafeContentError } from '../../errors';
+import { BlobNotFoundError, LayerpipeError, UnsafeContentError } from '../../../protocol/errors';
 
 /** Most entries indexed: docker save of a 500-layer image has about 2,000. */
 export const MAX_ENTRIES = 100_000;

@@ -3,11 +3,12 @@
  * named by its hex digest, instances of a list as HEX.manifest.json.
  */
 import path from 'node:path';
-import { InvalidArgumentError } from '../../errors';
+import { InvalidArgumentError } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
+import { explicitPath, parentDirectories } from '../local/policy-scope';
 
 /** Blob file name: the bare hex for sha256 (skopeo's convention), ALG-HEX otherwise. */
 function blobFileName(digest: string): string {
@@ -21,7 +22,7 @@ class DirImageSource implements ImageSource {
     this.files = new ConfinedDirectory(path.resolve(reference.dir));
   }
 
-  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+  async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
     const name = instanceDigest === undefined ? 'manifest.json' : `${blobFileName(instanceDigest)}.manifest.json`;
     return { bytes: await this.files.read(name, MAX_MANIFEST_SIZE), mediaType: '' };
   }
@@ -38,7 +39,17 @@ class DirReference implements ImageReference {
   toString(): string {
     return `dir:${this.dir}`;
   }
-  async newImageSource(_ctx: SystemContext): Promise<ImageSource> {
+  readonly dockerReference = undefined;
+
+  policyIdentity(): string {
+    return explicitPath(this.dir);
+  }
+
+  policyNamespaces(): string[] {
+    return parentDirectories(this.policyIdentity());
+  }
+
+  async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     return new DirImageSource(this);
   }
 }

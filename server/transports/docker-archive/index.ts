@@ -5,8 +5,9 @@
  * byte ranges (../archive/tar-archive.ts); unlike skopeo, a missing tag or index is reported
  * when the image is opened, as ImageNotFoundError, so OpenImageOptional answers 0.
  */
-import { InvalidArgumentError } from '../../errors';
+import { InvalidArgumentError } from '../../../protocol/errors';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
+import { parseDockerReference, type DockerReference } from '../../reference/docker-reference';
 import { TarArchive } from '../archive/tar-archive';
 import { dockerNameString, parseNormalizedName, withDefaultTag, type DockerName } from './named-reference';
 import { DockerArchiveSource } from './source';
@@ -28,8 +29,22 @@ class DockerArchiveReference implements ImageReference {
     return `${this.transport.name}:${this.file}${suffix}`;
   }
 
-  async newImageSource(ctx: SystemContext): Promise<ImageSource> {
-    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS });
+  /** The tag the reference selects by, if it selects by one. */
+  get dockerReference(): DockerReference | undefined {
+    return this.selector.kind === 'tag' ? parseDockerReference(dockerNameString(this.selector.name)) : undefined;
+  }
+
+  /** containers/image gives docker-archive: no scope of its own: only the transport's "" entry applies. */
+  policyIdentity(): string {
+    return '';
+  }
+
+  policyNamespaces(): string[] {
+    return [];
+  }
+
+  async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
+    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
     return DockerArchiveSource.open(this, archive, this.selector);
   }
 }

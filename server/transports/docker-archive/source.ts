@@ -12,7 +12,7 @@
  */
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { BlobNotFoundError, UnsupportedError } from '../../errors';
+import { BlobNotFoundError, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest, sha256Digest } from '../../image/digest';
 import { MAX_CONFIG_SIZE, MediaTypes } from '../../image/manifest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest } from '../../image/types';
@@ -145,7 +145,7 @@ export class DockerArchiveSource implements ImageSource {
     return byDiffId;
   }
 
-  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+  async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
     if (instanceDigest !== undefined) throw new UnsupportedError('Manifest lists are not supported by "docker-archive:"');
     return { bytes: this.manifestBytes, mediaType: MediaTypes.dockerManifest };
   }

@@ -4,7 +4,7 @@
  * Decoded as Go's encoding/json would (keys matched case-insensitively, null for "none"),
  * and an item chosen by tag or position as skopeo chooses it.
  */
-import { ImageNotFoundError, InvalidArgumentError, UnsupportedError } from '../../errors';
+import { ImageNotFoundError, InvalidArgumentError, UnsupportedError } from '../../../protocol/errors';
 import { dockerNameString, parseNormalizedName, type DockerName } from './named-reference';
 
 /** skopeo's limit for manifest.json (which may list many images). */

@@ -9,8 +9,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Readable } from 'node:stream';
-import { RetryableError, errorMessage } from '../../errors';
-import { isTransientNetworkError } from './http';
+import { RetryableError, errorMessage, isTransient } from '../../../protocol/errors';
 
 /** One HTTP response body to read from, and how many of its leading bytes to drop. */
 export interface OpenedBody {
@@ -39,7 +38,7 @@ export interface ResumableOptions {
   readonly onResume?: (offset: number, reason: string) => void;
 }
 
-class StallError extends Error {
+class StallError extends RetryableError {
   override name = 'StallError';
 }
 
@@ -225,10 +224,6 @@ export class ResumableBlobStream extends Readable {
     if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
   }
-}
-
-function isTransient(err: unknown): boolean {
-  return err instanceof StallError || isTransientNetworkError(err);
 }
 
 /** Waits `ms`, or less when `signal` aborts (resolving either way). */

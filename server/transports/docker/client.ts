@@ -9,13 +9,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from '../../log';
 import {
-  AccessDeniedError, BlobNotFoundError, ImageNotFoundError, LayerpipeError, RetryableError, errorMessage,
-} from '../../errors';
+  AccessDeniedError, BlobNotFoundError, CancelledError, ImageNotFoundError, LayerpipeError, RetryableError, errorMessage, isTransient,
+} from '../../../protocol/errors';
 import { MAX_MANIFEST_SIZE, MediaTypes } from '../../image/manifest';
 import type { BlobReader, RawManifest } from '../../image/types';
 import { parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenRequest } from './auth';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
-import { dispatcherFor, isTransientNetworkError, redactUrl, type TlsSettings } from './http';
+import { dispatcherFor, redactUrl, type TlsSettings } from './http';
 
 /** Manifest types asked for, most wanted first; schema 1 only so that it can be refused clearly. */
 export const MANIFEST_ACCEPT = [
@@ -259,14 +259,14 @@ export class RegistryClient {
           deadline.check(opts.what);
           // Typed errors are final here: a RetryableError from a token request already had its retries.
           if (err instanceof LayerpipeError) throw err;
-          if (isTransientNetworkError(err) && attempt < attempts) {
+          if (isTransient(err) && attempt < attempts) {
             const delay = this.retryDelay(attempt);
             this.settings.logger?.debug(`${opts.what}: ${errorMessage(err)}, retrying in ${delay} ms`);
             await sleep(delay, deadline.signal);
             deadline.check(opts.what);
             continue;
           }
-          if (isTransientNetworkError(err)) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
+          if (isTransient(err)) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
           throw err;
         }
       }
@@ -340,7 +340,7 @@ class Deadline {
   /** Throws the right error when the signal fired: a timeout is retryable, a caller abort is not. */
   check(what: string): void {
     if (this.timedOut) throw new RetryableError(`${what}: timed out after ${this.timeoutMs} ms (--command-timeout)`);
-    if (this.signal.aborted) throw new LayerpipeError(`${what}: aborted`);
+    if (this.signal.aborted) throw new CancelledError(`${what}: cancelled`);
   }
 
   /** Stops the clock; a blob body keeps following the caller's abort. */
@@ -464,5 +464,5 @@ function withContext(err: unknown, context: string): Error {
     return new Ctor(`${context}: ${err.message}`, { cause: err });
   }
   const message = `${context}: ${errorMessage(err)}`;
-  return isTransientNetworkError(err) ? new RetryableError(message, { cause: err }) : new LayerpipeError(message, { cause: err });
+  return isTransient(err) ? new RetryableError(message, { cause: err }) : new LayerpipeError(message, { cause: err });
 }

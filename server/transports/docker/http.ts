@@ -210,19 +210,3 @@ export function redactUrl(url: URL): string {
   copy.search = '';
   return keys.length === 0 ? copy.toString() : `${copy.toString()}?${keys.map((k) => `${encodeURIComponent(k)}=…`).join('&')}`;
 }
-
-/** Network failures worth another try: resets, refusals, timeouts, cut bodies. TLS and DNS "no such host" are not. */
-const TRANSIENT_NETWORK_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
-
-export function isTransientNetworkError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
-    const code = typeof e === 'object' && 'code' in e ? (e as { code: unknown }).code : undefined;
-    if (typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code)) return true;
-    e = typeof e === 'object' && 'cause' in e ? (e as { cause: unknown }).cause : undefined;
-  }
-  return false;
-}

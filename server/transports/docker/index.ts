@@ -1,7 +1,9 @@
 /** The docker:// transport: images in container registries, "docker://[HOST[:PORT]/]REPO[:TAG][@DIGEST]". */
-import { InvalidArgumentError } from '../../errors';
+import { InvalidArgumentError } from '../../../protocol/errors';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
-import { parseDockerReference, referenceString, type DockerReference } from './reference';
+import {
+  parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, type DockerReference,
+} from '../../reference/docker-reference';
 import { DockerImageSource, openDockerImage } from './source';
 
 export class DockerImageReference implements ImageReference {
@@ -14,8 +16,20 @@ export class DockerImageReference implements ImageReference {
     return `${this.transport.name}://${referenceString(this.ref)}`;
   }
 
-  async newImageSource(ctx: SystemContext): Promise<ImageSource> {
-    return new DockerImageSource(this, await openDockerImage(ctx, this.ref));
+  get dockerReference(): DockerReference {
+    return this.ref;
+  }
+
+  policyIdentity(): string {
+    return policyIdentityOf(this.ref);
+  }
+
+  policyNamespaces(): string[] {
+    return policyNamespacesOf(this.ref);
+  }
+
+  async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
+    return new DockerImageSource(this, await openDockerImage(ctx, this.ref, signal));
   }
 }
 

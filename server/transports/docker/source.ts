@@ -10,7 +10,7 @@ import path from 'node:path';
 import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
 import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, unqualifiedSearchRegistries, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
-import { ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../errors';
+import { ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { Logger } from '../../log';
@@ -19,7 +19,7 @@ import { RegistryClient, type ClientSettings } from './client';
 import type { TlsSettings } from './http';
 import {
   endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, withRegistry, type DockerReference,
-} from './reference';
+} from '../../reference/docker-reference';
 
 let registryLogger: Pick<Logger, 'debug'> | undefined;
 
@@ -141,7 +141,7 @@ export interface OpenedSource {
   readonly manifest: RawManifest;
 }
 
-async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig): Promise<OpenedSource> {
+async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
   const physical = physicalReference(source, named);
   const identity = await identityFor(ctx, named, physical, config);
   const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
@@ -156,19 +156,19 @@ async function openAt(ctx: SystemContext, named: DockerReference, source: PullSo
     clients.set(key, client);
   }
   const selector = manifestSelector(physical);
-  const manifest = await client.getManifest(physical.repository, selector);
+  const manifest = await client.getManifest(physical.repository, selector, signal);
   if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
   return { client, physical, manifest };
 }
 
 /** Tries mirrors then the primary; the error of the primary (its class too) decides, with the mirrors' noted. */
-async function openNamed(ctx: SystemContext, named: DockerReference, config: RegistriesConfig): Promise<OpenedSource> {
+async function openNamed(ctx: SystemContext, named: DockerReference, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
   const sources = pullSourcesFor(config, pullName(named), named.digest !== undefined ? 'digest' : 'tag');
   const attempts: Attempt[] = [];
   for (const source of sources) {
     registryLogger?.debug(`trying to access ${source.name}${source.mirror ? ' (mirror)' : ''}`);
     try {
-      return await openAt(ctx, named, source, config);
+      return await openAt(ctx, named, source, config, signal);
     } catch (error) {
       registryLogger?.debug(`accessing ${source.name} failed: ${errorMessage(error)}`);
       attempts.push({ name: source.name, error });
@@ -190,16 +190,16 @@ function rewrap(err: unknown, message: string): Error {
 }
 
 /** Opens the image a docker reference names, wherever registries.conf says to look. */
-export async function openDockerImage(ctx: SystemContext, ref: DockerReference): Promise<OpenedSource> {
+export async function openDockerImage(ctx: SystemContext, ref: DockerReference, signal: AbortSignal): Promise<OpenedSource> {
   checkRegistryOptions(ctx);
   const config = await loadRegistriesConfig({ path: ctx.registry.registriesConf });
   const candidates = candidatesFor(ref, config);
-  if (candidates.length === 1) return openNamed(ctx, candidates[0]!, config);
+  if (candidates.length === 1) return openNamed(ctx, candidates[0]!, config, signal);
 
   const attempts: Attempt[] = [];
   for (const candidate of candidates) {
     try {
-      return await openNamed(ctx, candidate, config);
+      return await openNamed(ctx, candidate, config, signal);
     } catch (error) {
       attempts.push({ name: referenceString(candidate), error });
     }
@@ -223,10 +223,10 @@ export class DockerImageSource implements ImageSource {
     return nameOf(this.opened.physical);
   }
 
-  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+  async getManifest(instanceDigest: string | undefined, signal: AbortSignal): Promise<RawManifest> {
     if (instanceDigest === undefined) return this.opened.manifest;
     parseDigest(instanceDigest);
-    const m = await this.opened.client.getManifest(this.opened.physical.repository, instanceDigest);
+    const m = await this.opened.client.getManifest(this.opened.physical.repository, instanceDigest, signal);
     verifyBytes(m.bytes, instanceDigest, `manifest ${instanceDigest} from ${nameOf(this.opened.physical)}`);
     return m;
   }

@@ -6,7 +6,7 @@
 import { promises as fsp, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, UnsafeContentError, UnsupportedError } from '../../errors';
+import { BlobNotFoundError, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 
 export interface OpenedFile {
   readonly stream: Readable;

@@ -7,6 +7,7 @@
  */
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { TarArchive } from '../archive/tar-archive';
+import { explicitPath, parentDirectories } from '../local/policy-scope';
 import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from '../oci/layout';
 
 /** The layout's files are extracted by a real untar in skopeo, so link chains are followed (within the archive). */
@@ -23,8 +24,19 @@ class OciArchiveReference implements ImageReference {
     return `${this.transport.name}:${this.file}${this.ref === '' ? '' : `:${this.ref}`}`;
   }
 
-  async newImageSource(ctx: SystemContext): Promise<ImageSource> {
-    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS });
+  readonly dockerReference = undefined;
+
+  /** The archive file alone, as for oci: layouts. */
+  policyIdentity(): string {
+    return explicitPath(this.file);
+  }
+
+  policyNamespaces(): string[] {
+    return parentDirectories(this.policyIdentity());
+  }
+
+  async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
+    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
     try {
       const descriptor = await resolveLayoutDescriptor(archive, this.ref, this.file);
       return new LayoutImageSource(this, archive, descriptor, () => archive.close());

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
+import { explicitPath, parentDirectories } from '../local/policy-scope';
 import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from './layout';
 
 class OciReference implements ImageReference {
@@ -15,7 +16,18 @@ class OciReference implements ImageReference {
     return `${this.transport.name}:${this.dir}${this.ref === '' ? '' : `:${this.ref}`}`;
   }
 
-  async newImageSource(_ctx: SystemContext): Promise<ImageSource> {
+  readonly dockerReference = undefined;
+
+  /** The layout directory alone: "DIR:REF" and "DIR:" may name the same image, so REF cannot narrow the scope. */
+  policyIdentity(): string {
+    return explicitPath(this.dir);
+  }
+
+  policyNamespaces(): string[] {
+    return parentDirectories(this.policyIdentity());
+  }
+
+  async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     const files = new ConfinedDirectory(path.resolve(this.dir));
     const descriptor = await resolveLayoutDescriptor(files, this.ref, this.dir);
     return new LayoutImageSource(this, files, descriptor);

@@ -2,7 +2,7 @@
  * Reading an OCI image layout (index.json + blobs/ALG/HEX) through any file store: a directory
  * for oci:, a tar file for oci-archive:. Resolves the REF of "PATH[:REF]" to a descriptor.
  */
-import { ImageNotFoundError, InvalidArgumentError } from '../../errors';
+import { ImageNotFoundError, InvalidArgumentError } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import { MAX_MANIFEST_SIZE, MediaTypes, parseManifestList } from '../../image/manifest';
 import type { BlobReader, BlobRequest, Descriptor, ImageReference, ImageSource, RawManifest } from '../../image/types';
@@ -78,7 +78,7 @@ export class LayoutImageSource implements ImageSource {
     private readonly onClose: () => Promise<void> = async () => {},
   ) {}
 
-  async getManifest(instanceDigest?: string): Promise<RawManifest> {
+  async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
     const digest = instanceDigest ?? this.descriptor.digest;
     const bytes = await this.files.read(blobPath(digest), MAX_MANIFEST_SIZE);
     verifyBytes(bytes, digest, 'manifest');

@@ -1,0 +1,39 @@
+/**
+ * An image as its source names it, before anything about it is trusted: the top-level
+ * manifest's bytes, type and digest, and its signatures on request. This is the stage where
+ * the signature policy is checked: open.ts holds an UnparsedImage until the check passes, and
+ * no instance is chosen, no config read and no blob handed out before that.
+ */
+import { sha256Digest } from './digest';
+import { guessManifestType } from './manifest';
+import type { ImageReference, ImageSource, RawManifest } from './types';
+
+export class UnparsedImage {
+  private constructor(
+    readonly source: ImageSource,
+    /** The top-level manifest as stored (a list, when the reference names one). */
+    readonly manifest: RawManifest,
+    readonly manifestType: string,
+    readonly manifestDigest: string,
+  ) {}
+
+  static async read(source: ImageSource, signal: AbortSignal): Promise<UnparsedImage> {
+    const manifest = await source.getManifest(undefined, signal);
+    return new UnparsedImage(source, manifest, manifestTypeOf(manifest), sha256Digest(manifest.bytes));
+  }
+
+  get reference(): ImageReference {
+    return this.source.reference;
+  }
+
+  /** The signatures stored for the top-level manifest; none when the transport cannot store any. */
+  signatures(signal: AbortSignal): Promise<Buffer[]> {
+    return this.source.getSignatures?.(undefined, signal) ?? Promise.resolve([]);
+  }
+}
+
+/** A source's declared type wins unless it is generic; the bytes decide otherwise. */
+export function manifestTypeOf(m: RawManifest): string {
+  if (m.mediaType !== '' && m.mediaType !== 'application/json' && m.mediaType !== 'text/plain') return m.mediaType;
+  return guessManifestType(m.bytes);
+}

@@ -1,0 +1,81 @@
+/**
+ * Each method of protocol/methods.ts implemented once, for every wire: typed arguments in, a
+ * value (and for byte-returning methods a body) out, with the signal of the request.
+ */
+import { ImageNotFoundError } from '../../protocol/errors';
+import { METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID, type ArgsOf, type MethodName } from '../../protocol/methods';
+import { BlobVerifier, parseDigest } from '../image/digest';
+import { openImageByName } from '../image/open';
+import { bytesBody } from '../transfer/body';
+import type { MethodResult, Session } from './session';
+
+type Implementation<K extends MethodName> = (session: Session, args: ArgsOf<(typeof METHODS)[K]>, signal: AbortSignal) => Promise<MethodResult>;
+
+const valueOnly = (value: unknown): MethodResult => ({ value });
+
+async function openImage(session: Session, name: string, signal: AbortSignal, optional: boolean): Promise<MethodResult> {
+  const lifetime = session.newImageLifetime();
+  const onRequestAbort = (): void => lifetime.end(signal.reason);
+  signal.addEventListener('abort', onRequestAbort, { once: true });
+  try {
+    const image = await openImageByName(name, session.ctx, lifetime.signal);
+    return valueOnly(session.addImage(image, lifetime));
+  } catch (err) {
+    lifetime.end(err);
+    if (optional && err instanceof ImageNotFoundError) return valueOnly(SENTINEL_IMAGE_ID);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onRequestAbort);
+  }
+}
+
+async function config(session: Session, id: number, which: 'full' | 'runtime'): Promise<MethodResult> {
+  const { image, lifetime } = session.image(id);
+  const bytes = which === 'full' ? await image.ociConfig() : await image.runtimeConfig();
+  return { value: null, pending: { body: bytesBody(bytes, 'config'), owner: lifetime.signal } };
+}
+
+export const METHOD_IMPLEMENTATIONS: { readonly [K in MethodName]: Implementation<K> } = {
+  Initialize: async (session) => {
+    session.markInitialized();
+    return valueOnly(PROTOCOL_VERSION);
+  },
+  OpenImage: (session, [name], signal) => openImage(session, name, signal, false),
+  OpenImageOptional: (session, [name], signal) => openImage(session, name, signal, true),
+  CloseImage: async (session, [id]) => {
+    await session.closeImage(id);
+    return valueOnly(null);
+  },
+  GetManifest: async (session, [id]) => {
+    const { image, lifetime } = session.image(id);
+    const bytes = await image.ociManifest();
+    return { value: image.manifestDigest, pending: { body: bytesBody(bytes, 'manifest'), owner: lifetime.signal } };
+  },
+  GetFullConfig: (session, [id]) => config(session, id, 'full'),
+  GetConfig: (session, [id]) => config(session, id, 'runtime'),
+  GetBlob: async (session, [id, digest, size]) => {
+    const { image, lifetime } = session.image(id);
+    const parsed = parseDigest(digest);
+    const blob = await image.openBlob({ digest, size, signal: lifetime.signal });
+    const body = { stream: blob.stream, size, verifier: new BlobVerifier(parsed, size), what: `blob ${digest}` };
+    return { value: blob.size, pending: { body, owner: lifetime.signal } };
+  },
+  GetRawBlob: async (session, [id, digest]) => {
+    const { image, lifetime } = session.image(id);
+    parseDigest(digest);
+    const blob = await image.openBlob({ digest, size: -1, signal: lifetime.signal });
+    const body = { stream: blob.stream, size: blob.size, verifier: undefined, what: `blob ${digest}` };
+    return { value: blob.size, pending: { body, owner: lifetime.signal } };
+  },
+  GetLayerInfo: async (session, [id]) => valueOnly(session.image(id).image.layerInfos()),
+  GetLayerInfoPiped: async (session, [id]) => {
+    const { image, lifetime } = session.image(id);
+    const bytes = Buffer.from(JSON.stringify(image.layerInfos()));
+    return { value: null, pending: { body: bytesBody(bytes, 'layer info'), owner: lifetime.signal } };
+  },
+  FinishPipe: async (session, [pipeid]) => {
+    await session.finishTransfer(pipeid);
+    return valueOnly(null);
+  },
+  Shutdown: async () => ({ value: null, endSession: true }),
+};

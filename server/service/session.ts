@@ -1,0 +1,150 @@
+/**
+ * A session: one client connection, whatever the wire. It owns the images the client opened
+ * and the transfers running for them, each under a lifetime (the session's, an image's, a
+ * transfer's): closing an image ends its transfers with a clear error, closing the session
+ * ends everything and releases pipes, file handles, network requests and temporary files.
+ *
+ * A wire decodes a request, calls call(), and delivers the result: its value, and for a
+ * byte-returning method the body, through a sink of the wire's choosing (startTransfer).
+ */
+import { METHODS, isMethodName } from '../../protocol/methods';
+import { CancelledError, InvalidArgumentError, NotInitializedError, UnknownMethodError } from '../../protocol/errors';
+import type { OpenedImage } from '../image/image';
+import type { SystemContext } from '../image/types';
+import type { TransferBody } from '../transfer/body';
+import type { MemoryGuard } from '../transfer/memory-guard';
+import type { Sink } from '../transfer/sink';
+import { TransferTable, type Transfer } from '../transfer/table';
+import { checkArguments } from './arguments';
+import { Lifetime } from './lifetime';
+import { METHOD_IMPLEMENTATIONS } from './methods';
+
+/** Bytes a method returns, with the lifetime (its image's) that the transfer may not outlive. */
+export interface PendingBody {
+  readonly body: TransferBody;
+  readonly owner: AbortSignal;
+}
+
+export interface MethodResult {
+  readonly value: unknown;
+  /** Present for methods that return bytes. */
+  readonly pending?: PendingBody;
+  /** Shutdown: the wire stops serving and closes the session. */
+  readonly endSession?: boolean;
+}
+
+export interface SessionOptions {
+  readonly ctx: SystemContext;
+  /** Reported to by every transfer; undefined when switched off. */
+  readonly guard: MemoryGuard | undefined;
+}
+
+interface SessionImage {
+  readonly image: OpenedImage;
+  readonly lifetime: Lifetime;
+}
+
+export class Session {
+  readonly ctx: SystemContext;
+  private readonly lifetime = new Lifetime();
+  private readonly images = new Map<number, SessionImage>();
+  private readonly transfers: TransferTable;
+  private nextImageId = 0;
+  private initialized = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: SessionOptions) {
+    this.ctx = options.ctx;
+    this.transfers = new TransferTable(options.guard);
+  }
+
+  /** Aborts when the session closes. */
+  get signal(): AbortSignal {
+    return this.lifetime.signal;
+  }
+
+  /**
+   * Runs one request. `signal` lets the wire cancel just this request; the session's own end
+   * cancels it too. Throws a LayerpipeError (or a system error) for an error reply.
+   */
+  async call(method: string, args: readonly unknown[], signal?: AbortSignal): Promise<MethodResult> {
+    if (!isMethodName(method)) throw new UnknownMethodError(`unknown method: ${method}`);
+    if (this.lifetime.ended) throw new CancelledError('session closed');
+    if (method !== 'Initialize' && method !== 'FinishPipe' && method !== 'Shutdown' && !this.initialized) {
+      throw new NotInitializedError('client error: must invoke Initialize');
+    }
+    const request = new Lifetime(this.lifetime.signal);
+    const onCancel = (): void => request.end(signal?.reason);
+    signal?.addEventListener('abort', onCancel, { once: true });
+    try {
+      const implementation = METHOD_IMPLEMENTATIONS[method] as (s: Session, a: unknown, sig: AbortSignal) => Promise<MethodResult>;
+      return await implementation(this, checkArguments(METHODS[method], args), request.signal);
+    } finally {
+      signal?.removeEventListener('abort', onCancel);
+      request.release();
+    }
+  }
+
+  /** Initialize: once per session. */
+  markInitialized(): void {
+    if (this.initialized) throw new InvalidArgumentError('already initialized');
+    this.initialized = true;
+  }
+
+  /** A lifetime for an image about to be opened: it ends with the session. */
+  newImageLifetime(): Lifetime {
+    return new Lifetime(this.lifetime.signal);
+  }
+
+  addImage(image: OpenedImage, lifetime: Lifetime): number {
+    const id = ++this.nextImageId;
+    this.images.set(id, { image, lifetime });
+    return id;
+  }
+
+  image(id: number): SessionImage {
+    if (id === 0) throw new InvalidArgumentError('invalid imageid value of zero');
+    const entry = this.images.get(id);
+    if (entry === undefined) throw new InvalidArgumentError(`no image ${id}`);
+    return entry;
+  }
+
+  /** Ends the image's transfers (their readers see the end, FinishPipe reports why), then closes its source. */
+  async closeImage(id: number): Promise<void> {
+    const entry = this.image(id);
+    this.images.delete(id);
+    entry.lifetime.end(new CancelledError(`image ${id} was closed while its data was being sent`));
+    await entry.image.close();
+  }
+
+  /** Starts delivering a method's bytes into `sink`; the transfer ends early if its image or the session does. */
+  startTransfer(pending: PendingBody, sink: Sink, finishable: boolean): Transfer {
+    const lifetime = new Lifetime(pending.owner);
+    const transfer = this.transfers.start(pending.body, sink, { signal: lifetime.signal, finishable });
+    void transfer.outcome.then(() => lifetime.release());
+    return transfer;
+  }
+
+  finishTransfer(id: number): Promise<void> {
+    return this.transfers.finish(id);
+  }
+
+  get activeTransfers(): number {
+    return this.transfers.activeCount;
+  }
+
+  /**
+   * Ends the session: every request and transfer is cancelled, every sink closed, every image's
+   * source closed. Idempotent; the SystemContext's resources belong to whoever made it.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.lifetime.end(new CancelledError('session closed'));
+      await this.transfers.drain();
+      const images = [...this.images.values()];
+      this.images.clear();
+      await Promise.allSettled(images.map((entry) => entry.image.close()));
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * A session's transfers: each copies one body into one sink in the background, tied to a
+ * signal that its image and its session abort. Finishable transfers get a non-zero id that
+ * the client hands back to collect the result (the skopeo wire's FinishPipe); the others
+ * report their outcome through their delivery (the raw blob's error pipe).
+ */
+import { InvalidArgumentError } from '../../protocol/errors';
+import type { TransferBody } from './body';
+import { copyBody } from './copy';
+import type { MemoryGuard } from './memory-guard';
+import type { Sink } from './sink';
+
+export interface Transfer {
+  /** Non-zero for a finishable transfer, 0 otherwise. */
+  readonly id: number;
+  /** Settles when the copy has ended; never rejects (the error, if any, is its value). */
+  readonly outcome: Promise<Error | undefined>;
+  readonly sink: Sink;
+}
+
+export interface StartOptions {
+  readonly signal: AbortSignal;
+  /** Give it an id, keep the sink open after success until finish(), and keep the result for finish(). */
+  readonly finishable: boolean;
+}
+
+export class TransferTable {
+  private readonly finishable = new Map<number, Transfer>();
+  private readonly running = new Set<Promise<Error | undefined>>();
+  private nextId = 1;
+
+  constructor(private readonly guard: MemoryGuard | undefined) {}
+
+  /**
+   * Starts copying `body` into `sink`. On failure or cancellation the sink closes at once, so a
+   * reader waiting for more bytes sees the end and goes on to collect the error.
+   */
+  start(body: TransferBody, sink: Sink, options: StartOptions): Transfer {
+    const outcome = copyBody(body, sink, { signal: options.signal, guard: this.guard }).then(
+      () => undefined,
+      (err: unknown) => {
+        sink.close();
+        return err instanceof Error ? err : new Error(String(err));
+      },
+    );
+    this.running.add(outcome);
+    void outcome.then(() => this.running.delete(outcome));
+    const transfer: Transfer = { id: options.finishable ? this.allocateId() : 0, outcome, sink };
+    if (options.finishable) this.finishable.set(transfer.id, transfer);
+    return transfer;
+  }
+
+  /** Waits for the copy, closes the sink, and throws the copy's error. */
+  async finish(id: number): Promise<void> {
+    const transfer = this.finishable.get(id);
+    if (transfer === undefined) throw new InvalidArgumentError(`finishpipe: no active pipe ${id}`);
+    this.finishable.delete(id);
+    const err = await transfer.outcome;
+    transfer.sink.close();
+    if (err !== undefined) throw err;
+  }
+
+  /** Waits until every copy has ended (after their signals were aborted), then closes every sink left open. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.running]);
+    for (const transfer of this.finishable.values()) transfer.sink.close();
+    this.finishable.clear();
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  private allocateId(): number {
+    // Opaque, non-zero, and never reused while pending.
+    do {
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    } while (this.finishable.has(this.nextId));
+    return this.nextId;
+  }
+}

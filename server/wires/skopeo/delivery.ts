@@ -1,0 +1,38 @@
+/**
+ * How the skopeo wire hands bytes over: by the method's data kind, a pipe whose read end is
+ * passed with the reply and whose result FinishPipe collects, or (GetRawBlob) a data pipe and
+ * an error pipe that reports failure as JSON, with nothing to finish.
+ */
+import { errorMessage } from '../../../protocol/errors';
+import { METHODS, isMethodName, type RawBlobError } from '../../../protocol/methods';
+import type { MethodResult, Session } from '../../service/session';
+import { openPipeSink, openRawPipeSinks } from '../../transfer/sinks/fd-pipe';
+import { skopeoErrorCode } from './error-code';
+
+export interface Delivered {
+  readonly value: unknown;
+  readonly pipeid: number;
+  /** Read ends to pass with the reply; the socket closes them once sent. */
+  readonly fds: number[];
+}
+
+export function deliver(session: Session, method: string, result: MethodResult): Delivered {
+  const { pending } = result;
+  if (pending === undefined || !isMethodName(method)) return { value: result.value, pipeid: 0, fds: [] };
+  if (METHODS[method].data === 'dataAndErrorPipes') {
+    const { data, errors, readFds } = openRawPipeSinks(pending.body.what);
+    const transfer = session.startTransfer(pending, data, false);
+    void transfer.outcome.then(async (err) => {
+      data.close();
+      if (err !== undefined) {
+        const report: RawBlobError = { code: skopeoErrorCode(err), message: errorMessage(err) };
+        await errors.writeText(JSON.stringify(report));
+      }
+      errors.close();
+    });
+    return { value: result.value, pipeid: 0, fds: readFds };
+  }
+  const { sink, readFd } = openPipeSink(pending.body.what);
+  const transfer = session.startTransfer(pending, sink, true);
+  return { value: result.value, pipeid: transfer.id, fds: [readFd] };
+}

@@ -1,0 +1,84 @@
+/**
+ * The skopeo-compatible wire: one JSON document per SOCK_SEQPACKET packet, read ends of pipes
+ * passed with SCM_RIGHTS. The wire carries no request ids, so replies leave in request order,
+ * while the session runs requests (and their transfers) concurrently.
+ */
+import { errorMessage, InvalidArgumentError } from '../../../protocol/errors';
+import { MAX_MESSAGE_SIZE } from '../../../protocol/methods';
+import { native } from '../../../protocol/seqpacket/native';
+import { SeqpacketSocket, type Packet } from '../../../protocol/seqpacket/socket';
+import type { Logger } from '../../log';
+import type { Session } from '../../service/session';
+import { decodeRequest, encodeReply } from './codec';
+import { deliver, type Delivered } from './delivery';
+
+/** Why the wire stopped serving: Shutdown received, or the client closed the socket. */
+export type WireEnd = 'shutdown' | 'eof';
+
+type Outcome = { readonly kind: 'reply'; readonly delivered: Delivered } | { readonly kind: 'shutdown' };
+
+export function serveSkopeoWire(fd: number, session: Session, log: Logger): Promise<WireEnd> {
+  return new Promise<WireEnd>((resolve, reject) => {
+    const socket = new SeqpacketSocket(fd, MAX_MESSAGE_SIZE);
+    let replies: Promise<void> = Promise.resolve();
+    let ended = false;
+    const finish = (why: WireEnd): void => {
+      if (ended) return;
+      ended = true;
+      socket.close();
+      resolve(why);
+    };
+
+    const run = (packet: Packet): { label: string; outcome: Promise<Outcome> } => {
+      if (packet.truncated) {
+        return { label: '?', outcome: Promise.reject(new InvalidArgumentError(`invalid request: message larger than ${MAX_MESSAGE_SIZE} bytes`)) };
+      }
+      let request;
+      try {
+        request = decodeRequest(packet.data);
+      } catch (err) {
+        return { label: '?', outcome: Promise.reject(err) };
+      }
+      if (log.debugEnabled) log.debug(`request ${request.method} ${JSON.stringify(request.args)}`);
+      const { method } = request;
+      const outcome = session.call(method, request.args).then((result): Outcome => (
+        result.endSession === true ? { kind: 'shutdown' } : { kind: 'reply', delivered: deliver(session, method, result) }
+      ));
+      return { label: method, outcome };
+    };
+
+    socket.on('packet', (packet: Packet) => {
+      for (const received of packet.fds) native.close(received); // clients send none; drop strays
+      const { label, outcome } = run(packet);
+      outcome.catch(() => undefined); // settled in order below
+      replies = replies.then(async () => {
+        let result: Outcome;
+        try {
+          result = await outcome;
+        } catch (err) {
+          if (log.debugEnabled) log.debug(`reply ${label}: error: ${errorMessage(err)}`);
+          if (!ended) await socket.send(encodeReply({ error: err }), []);
+          return;
+        }
+        if (result.kind === 'shutdown') {
+          log.debug('Shutdown requested');
+          finish('shutdown');
+          return;
+        }
+        const { value, pipeid, fds } = result.delivered;
+        if (log.debugEnabled) log.debug(`reply ${label}: value ${JSON.stringify(value)} pipeid ${pipeid} fds ${fds.length}`);
+        if (ended) {
+          for (const unsent of fds) native.close(unsent);
+          return;
+        }
+        await socket.send(encodeReply({ value, pipeid }), fds); // the socket closes the fds
+      }).catch((err: unknown) => {
+        if (!ended) reject(err);
+      });
+    });
+    socket.on('end', () => finish('eof'));
+    socket.on('error', (err: Error) => {
+      if (!ended) reject(err);
+    });
+  });
+}
