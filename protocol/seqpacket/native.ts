@@ -1,8 +1,9 @@
 /**
- * Typed access to the layerpipe_native addon (server/native/seqpacket.c), built by
+ * Typed access to the layerpipe_native addon (protocol/seqpacket/seqpacket.c), built by
  * `node-gyp rebuild` into build/Release/layerpipe_native.node at the package root.
  */
 import * as path from 'node:path';
+import { InternalError } from '../errors';
 
 /** One packet as recvPacket returns it. */
 export interface ReceivedPacket {
@@ -84,7 +85,7 @@ export function isNativeError(err: unknown): err is NativeError {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
 }
 
-/** The package root: this file is compiled to dist/server/native/index.js. */
+/** The package root: this file is compiled to dist/protocol/seqpacket/native.js. */
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 function load(): NativeModule {
@@ -92,7 +93,7 @@ function load(): NativeModule {
   try {
     return require(file) as NativeModule;
   } catch (err) {
-    throw new Error(`cannot load ${file} (run \`npx node-gyp rebuild --nodedir=/usr\` in ${PACKAGE_ROOT}): ${String(err)}`, {
+    throw new InternalError(`cannot load ${file} (run \`npx node-gyp rebuild --nodedir=/usr\` in ${PACKAGE_ROOT}): ${String(err)}`, {
       cause: err,
     });
   }

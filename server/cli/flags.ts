@@ -2,11 +2,14 @@
  * Command-line flags with skopeo's names: the one option system. Each flag either applies to
  * ProxyOptions or is refused with the reason (not built yet, or out of scope).
  */
+import { LayerpipeError } from '../../protocol/errors';
 import { parseCredsFlag } from '../config/auth';
 import type { RegistryOptions, SharedResources, SystemContext } from '../image/types';
 import type { Logger } from '../log';
 
-export class UsageError extends Error {
+/** A command line that makes no sense: exit status 2 and the usage hint. */
+export class UsageError extends LayerpipeError {
+  override readonly code = 'LP_ERR_USAGE';
   override name = 'UsageError';
 }
 

@@ -26,6 +26,6 @@ export async function openImage(reference: ImageReference, ctx: SystemContext, s
 }
 
 /** openImage for a "TRANSPORT:REFERENCE" name. */
-export function openImageByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
+export async function openImageByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
   return openImage(parseImageName(name), ctx, signal);
 }

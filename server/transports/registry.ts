@@ -1,5 +1,5 @@
 /** Transports by name, and parsing "TRANSPORT:REFERENCE" image names. */
-import { InvalidArgumentError } from '../../protocol/errors';
+import { InternalError, InvalidArgumentError } from '../../protocol/errors';
 import type { ImageReference, Transport } from '../image/types';
 
 /** Loads a transport's module on first use. */
@@ -9,7 +9,7 @@ const loaders = new Map<string, TransportLoader>();
 const loaded = new Map<string, Transport>();
 
 export function registerTransport(name: string, load: TransportLoader): void {
-  if (loaders.has(name)) throw new Error(`transport ${name} registered twice`);
+  if (loaders.has(name)) throw new InternalError(`transport ${name} registered twice`);
   loaders.set(name, load);
 }
 
@@ -23,7 +23,7 @@ function transportByName(name: string): Transport | undefined {
     const load = loaders.get(name);
     if (load === undefined) return undefined;
     transport = load();
-    if (transport.name !== name) throw new Error(`transport registered as ${name} calls itself ${transport.name}`);
+    if (transport.name !== name) throw new InternalError(`transport registered as ${name} calls itself ${transport.name}`);
     loaded.set(name, transport);
   }
   return transport;

@@ -134,7 +134,7 @@ export async function packTar(entries: readonly TarSpec[]): Promise<Buffer> {
 }
 
 /** Opens an image the way a session does; the caller closes it. */
-export function openInProcess(name: string, ctx: SystemContext = testContext()): Promise<OpenedImage> {
+export async function openInProcess(name: string, ctx: SystemContext = testContext()): Promise<OpenedImage> {
   return openImageByName(name, ctx, neverAborted());
 }
 

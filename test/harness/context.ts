@@ -1,9 +1,10 @@
 /**
- * The one SystemContext builder for in-process tests: every setting at its default, the
- * registry tuning fast enough for tests, a silent logger and a resource pool of its own, so two
- * tests never share registry clients or connections by accident.
+ * The one SystemContext builder for in-process tests: the command line's defaults (read with
+ * an empty environment, so the machine's settings stay out), a silent logger, and a resource
+ * pool of its own, so two tests never share registry clients or connections by accident.
  */
 import os from 'node:os';
+import { defaultOptions, systemContextFrom } from '../../server/cli/flags';
 import type { RegistryOptions, SystemContext } from '../../server/image/types';
 import { createLogger } from '../../server/log';
 import { ResourcePool } from '../../server/service/resources';
@@ -14,30 +15,8 @@ export interface TestContextOptions extends Partial<Omit<SystemContext, 'registr
 
 export function testContext(options: TestContextOptions = {}): SystemContext {
   const { registry, ...rest } = options;
-  return {
-    osChoice: '',
-    architectureChoice: '',
-    variantChoice: '',
-    userAgentPrefix: '',
-    tmpDir: os.tmpdir(),
-    log: createLogger(false),
-    ...rest,
-    resources: new ResourcePool(),
-    registry: {
-      tlsVerify: undefined,
-      certDir: undefined,
-      authFile: undefined,
-      credentials: undefined,
-      registryToken: undefined,
-      noCreds: false,
-      registriesConf: undefined,
-      commandTimeoutMs: undefined,
-      stallTimeoutMs: 30_000,
-      retryAttempts: 5,
-      retryDelayMs: 500,
-      ...registry,
-    },
-  };
+  const defaults = systemContextFrom(defaultOptions({}), createLogger(false), new ResourcePool());
+  return { ...defaults, tmpDir: os.tmpdir(), ...rest, registry: { ...defaults.registry, ...registry } };
 }
 
 /** Closes what the context's pool made (registry clients and their connections). */

@@ -30,7 +30,7 @@ export function contextWith(registry: Partial<RegistryOptions>, extra: Partial<O
   return testContext({ ...extra, registry: { authFile: emptyAuthFilePath(), registriesConf: emptyRegistriesConf(), ...registry } });
 }
 
-export function openImage(ref: string, ctx: SystemContext): Promise<OpenedImage> {
+export async function openImage(ref: string, ctx: SystemContext): Promise<OpenedImage> {
   return openImageByName(ref, ctx, neverAborted());
 }
 
