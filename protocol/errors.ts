@@ -168,3 +168,11 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** The longest piece of client input an error message repeats, so every reply stays far below the wire's 32 KiB. */
+export const MAX_QUOTED_INPUT = 256;
+
+/** Client input as an error message may repeat it: whole when short, else its beginning and its length. */
+export function clipInput(text: string): string {
+  return text.length <= MAX_QUOTED_INPUT ? text : `${text.slice(0, MAX_QUOTED_INPUT)}…[${text.length} characters]`;
+}

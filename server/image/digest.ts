@@ -3,7 +3,7 @@
  * verifies length and digest as bytes flow.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { DigestMismatchError, InvalidArgumentError } from '../../protocol/errors';
+import { clipInput, DigestMismatchError, InvalidArgumentError } from '../../protocol/errors';
 
 /** Algorithms go-digest accepts, with their hex lengths. */
 const ALGORITHMS: Readonly<Record<string, { hexLength: number; nodeName: string }>> = {
@@ -25,15 +25,15 @@ export interface ParsedDigest {
  */
 export function parseDigest(value: string): ParsedDigest {
   const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(value)}`);
+  if (colon <= 0) throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(clipInput(value))}`);
   const algorithm = value.slice(0, colon);
   const hex = value.slice(colon + 1);
   const spec = ALGORITHMS[algorithm];
   if (spec === undefined) {
-    throw new InvalidArgumentError(`unsupported digest algorithm: ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(`unsupported digest algorithm: ${JSON.stringify(clipInput(value))}`);
   }
   if (hex.length !== spec.hexLength || !/^[a-f0-9]+$/.test(hex)) {
-    throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(`invalid checksum digest format: ${JSON.stringify(clipInput(value))}`);
   }
   return { algorithm, hex, value };
 }

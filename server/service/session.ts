@@ -8,7 +8,7 @@
  * byte-returning method the body, through a sink of the wire's choosing (startTransfer).
  */
 import { METHODS, isMethodName } from '../../protocol/methods';
-import { CancelledError, InvalidArgumentError, NotInitializedError, UnknownMethodError } from '../../protocol/errors';
+import { CancelledError, clipInput, InvalidArgumentError, NotInitializedError, UnknownMethodError } from '../../protocol/errors';
 import type { OpenedImage } from '../image/image';
 import type { SystemContext } from '../image/types';
 import type { TransferBody } from '../transfer/body';
@@ -32,6 +32,13 @@ export interface MethodResult {
   /** Shutdown: the wire stops serving and closes the session. */
   readonly endSession?: boolean;
 }
+
+/**
+ * Transfers one session may hold at once (copying, or finished but not collected). Each holds
+ * a pipe and usually an open file; a client that starts transfers and never finishes them gets
+ * a clear error instead of unbounded bookkeeping.
+ */
+export const MAX_HELD_TRANSFERS = 256;
 
 export interface SessionOptions {
   readonly ctx: SystemContext;
@@ -68,7 +75,7 @@ export class Session {
    * cancels it too. Throws a LayerpipeError (or a system error) for an error reply.
    */
   async call(method: string, args: readonly unknown[], signal?: AbortSignal): Promise<MethodResult> {
-    if (!isMethodName(method)) throw new UnknownMethodError(`unknown method: ${method}`);
+    if (!isMethodName(method)) throw new UnknownMethodError(`unknown method: ${clipInput(method)}`);
     if (this.lifetime.ended) throw new CancelledError('session closed');
     if (method !== 'Initialize' && method !== 'FinishPipe' && method !== 'Shutdown' && !this.initialized) {
       throw new NotInitializedError('client error: must invoke Initialize');
@@ -117,12 +124,22 @@ export class Session {
     await entry.image.close();
   }
 
-  /** Starts delivering a method's bytes into `sink`; the transfer ends early if its image or the session does. */
-  startTransfer(pending: PendingBody, sink: Sink, finishable: boolean): Transfer {
+  /**
+   * Starts delivering a method's bytes into the sink `openSink` makes (with whatever the wire hands
+   * the client, returned as `handout`); the transfer ends early if
+   * its image or the session does. Refused, with the body released, when the session already
+   * holds MAX_HELD_TRANSFERS.
+   */
+  startTransfer<H extends { readonly sink: Sink }>(pending: PendingBody, openSink: () => H, finishable: boolean): { transfer: Transfer; handout: H } {
+    if (this.transfers.heldCount >= MAX_HELD_TRANSFERS) {
+      pending.body.stream.destroy();
+      throw new InvalidArgumentError(`too many transfers in progress (${MAX_HELD_TRANSFERS}): finish the ones already started (FinishPipe) before starting more`);
+    }
+    const handout = openSink();
     const lifetime = new Lifetime(pending.owner);
-    const transfer = this.transfers.start(pending.body, sink, { signal: lifetime.signal, finishable });
+    const transfer = this.transfers.start(pending.body, handout.sink, { signal: lifetime.signal, finishable });
     void transfer.outcome.then(() => lifetime.release());
-    return transfer;
+    return { transfer, handout };
   }
 
   finishTransfer(id: number): Promise<void> {

@@ -27,6 +27,8 @@ export interface StartOptions {
 export class TransferTable {
   private readonly finishable = new Map<number, Transfer>();
   private readonly running = new Set<Promise<Error | undefined>>();
+  /** Running transfers that have no id (their sink reports the outcome). */
+  private unfinishableRunning = 0;
   private nextId = 1;
 
   constructor(private readonly guard: MemoryGuard | undefined) {}
@@ -44,7 +46,11 @@ export class TransferTable {
       },
     );
     this.running.add(outcome);
-    void outcome.then(() => this.running.delete(outcome));
+    if (!options.finishable) this.unfinishableRunning++;
+    void outcome.then(() => {
+      this.running.delete(outcome);
+      if (!options.finishable) this.unfinishableRunning--;
+    });
     const transfer: Transfer = { id: options.finishable ? this.allocateId() : 0, outcome, sink };
     if (options.finishable) this.finishable.set(transfer.id, transfer);
     return transfer;
@@ -69,6 +75,11 @@ export class TransferTable {
 
   get activeCount(): number {
     return this.running.size;
+  }
+
+  /** Transfers that still hold something: copying, or waiting for the client to collect them. */
+  get heldCount(): number {
+    return this.finishable.size + this.unfinishableRunning;
   }
 
   private allocateId(): number {

@@ -1,5 +1,5 @@
 /** Transports by name, and parsing "TRANSPORT:REFERENCE" image names. */
-import { InternalError, InvalidArgumentError } from '../../protocol/errors';
+import { clipInput, InternalError, InvalidArgumentError } from '../../protocol/errors';
 import type { ImageReference, Transport } from '../image/types';
 
 /** Loads a transport's module on first use. */
@@ -32,9 +32,9 @@ function transportByName(name: string): Transport | undefined {
 /** Parses an image name as containers-transports(5) writes it. */
 export function parseImageName(name: string): ImageReference {
   const colon = name.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError(`Invalid image name "${name}", expected colon-separated transport:reference`);
+  if (colon <= 0) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", expected colon-separated transport:reference`);
   const transportName = name.slice(0, colon);
   const transport = transportByName(transportName);
-  if (transport === undefined) throw new InvalidArgumentError(`Invalid image name "${name}", unknown transport "${transportName}"`);
+  if (transport === undefined) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", unknown transport "${clipInput(transportName)}"`);
   return transport.parseReference(name.slice(colon + 1));
 }

@@ -225,6 +225,27 @@ describe('bad input: clear errors, and the proxy keeps serving', () => {
     });
   });
 
+  it('errors quote only a short prefix of the input, so every reply fits the 32 KiB a client reads', async () => {
+    await withProxy(async (p) => {
+      const id = await p.openImage(`oci:${ociDir}:latest`);
+      const long = `sha256:${'a'.repeat(24_000)}`;
+      const requests = [
+        { method: 'GetBlob', args: [id, long, 1] },
+        { method: 'OpenImage', args: [`oci:${ociDir}:${'x'.repeat(24_000)}!`] },
+        { method: 'OpenImage', args: [`${'t'.repeat(24_000)}:x`] },
+        { method: 'N'.repeat(24_000), args: [] },
+      ];
+      for (const request of requests) {
+        const reply = await p.sendRaw(Buffer.from(JSON.stringify(request)));
+        assert.ok(reply.data.length <= MAX_MESSAGE_SIZE, `${request.method.slice(0, 20)}: ${reply.data.length}-byte reply`);
+        const json = reply.json as { success: boolean; error: string };
+        assert.equal(json.success, false);
+        assert.match(json.error, /…\[\d+ characters\]/);
+      }
+      assert.ok((await p.openImage(`oci:${ociDir}:latest`)) > 0, 'still serving');
+    });
+  });
+
   it('every method checks its argument count and types', async () => {
     await withProxy(async (p) => {
       const id = await p.openImage(`oci:${ociDir}:latest`);

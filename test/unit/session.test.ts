@@ -12,7 +12,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { CancelledError, NotInitializedError, UnknownMethodError } from '../../protocol/errors';
 import { BlobVerifier, parseDigest } from '../../server/image/digest';
-import { Session } from '../../server/service/session';
+import { MAX_HELD_TRANSFERS, Session } from '../../server/service/session';
 import type { TransferBody } from '../../server/transfer/body';
 import { copyBody } from '../../server/transfer/copy';
 import type { Sink } from '../../server/transfer/sink';
@@ -109,7 +109,7 @@ describe('session', () => {
     assert.ok(descriptorsOn(archive) >= 1, 'the open image holds the archive');
     const result = await session.call('GetBlob', [id, layer.digest, layer.compressed.length]);
     const sink = new StalledSink();
-    const transfer = session.startTransfer(result.pending!, sink, true);
+    const { transfer } = session.startTransfer(result.pending!, () => ({ sink }), true);
     await session.call('CloseImage', [id]);
     const err = await transfer.outcome;
     assert.ok(err instanceof CancelledError, `got ${String(err)}`);
@@ -117,6 +117,24 @@ describe('session', () => {
     await assert.rejects(session.finishTransfer(transfer.id), CancelledError);
     assert.equal(sink.closed, true, 'the reader sees the end at once');
     assert.equal(descriptorsOn(archive), 0, 'the archive is closed');
+    await session.close();
+    await closeTestContext(ctx);
+  });
+
+  it('refuses a transfer past MAX_HELD_TRANSFERS with a clear error, and releases its body', async () => {
+    const ctx = testContext();
+    const session = new Session({ ctx, guard: undefined });
+    await session.call('Initialize', []);
+    const id = (await session.call('OpenImage', [`oci-archive:${archive}:latest`])).value as number;
+    for (let i = 0; i < MAX_HELD_TRANSFERS; i++) {
+      const result = await session.call('GetBlob', [id, layer.digest, layer.compressed.length]);
+      session.startTransfer(result.pending!, () => ({ sink: new StalledSink() }), i % 2 === 0);
+    }
+    const extra = await session.call('GetBlob', [id, layer.digest, layer.compressed.length]);
+    let opened = false;
+    assert.throws(() => session.startTransfer(extra.pending!, () => { opened = true; return { sink: new StalledSink() }; }, true), /too many transfers in progress \(256\)/);
+    assert.equal(opened, false, 'no sink is made for a refused transfer');
+    assert.equal(extra.pending!.body.stream.destroyed, true);
     await session.close();
     await closeTestContext(ctx);
   });
@@ -132,7 +150,7 @@ describe('session', () => {
       const result = await session.call('GetBlob', [id, layer.digest, layer.compressed.length]);
       const sink = new StalledSink();
       sinks.push(sink);
-      outcomes.push(session.startTransfer(result.pending!, sink, i % 2 === 0).outcome);
+      outcomes.push(session.startTransfer(result.pending!, () => ({ sink }), i % 2 === 0).transfer.outcome);
     }
     assert.equal(descriptorsOn(archive), 3);
     assert.equal(session.activeTransfers, 3);

@@ -57,8 +57,8 @@ export function openPipeSink(what: string): { sink: PipeSink; readFd: number } {
   return { sink: new PipeSink(writeFd, what), readFd };
 }
 
-/** A data pipe with an error pipe beside it, as GetRawBlob hands out. */
-export function openRawPipeSinks(what: string): { data: PipeSink; errors: PipeSink; readFds: [number, number] } {
+/** A data pipe (the sink) with an error pipe beside it, as GetRawBlob hands out. */
+export function openRawPipeSinks(what: string): { sink: PipeSink; errors: PipeSink; readFds: [number, number] } {
   const [dataRead, dataWrite] = newPipe();
   let errRead: number;
   let errWrite: number;
@@ -69,5 +69,5 @@ export function openRawPipeSinks(what: string): { data: PipeSink; errors: PipeSi
     native.close(dataWrite);
     throw err;
   }
-  return { data: new PipeSink(dataWrite, what), errors: new PipeSink(errWrite, `${what} error pipe`), readFds: [dataRead, errRead] };
+  return { sink: new PipeSink(dataWrite, what), errors: new PipeSink(errWrite, `${what} error pipe`), readFds: [dataRead, errRead] };
 }

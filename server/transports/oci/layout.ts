@@ -2,7 +2,7 @@
  * Reading an OCI image layout (index.json + blobs/ALG/HEX) through any file store: a directory
  * for oci:, a tar file for oci-archive:. Resolves the REF of "PATH[:REF]" to a descriptor.
  */
-import { ImageNotFoundError, InvalidArgumentError } from '../../../protocol/errors';
+import { clipInput, ImageNotFoundError, InvalidArgumentError } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import { MAX_MANIFEST_SIZE, MediaTypes, parseManifestList } from '../../image/manifest';
 import type { BlobReader, BlobRequest, Descriptor, ImageReference, ImageSource, RawManifest } from '../../image/types';
@@ -27,7 +27,7 @@ export function splitLayoutReference(reference: string, transport: string): { pa
   const path = colon < 0 ? reference : reference.slice(0, colon);
   const ref = colon < 0 ? '' : reference.slice(colon + 1);
   if (path === '') throw new InvalidArgumentError(`Invalid ${transport} reference: empty path`);
-  if (ref !== '' && !REF_PATTERN.test(ref)) throw new InvalidArgumentError(`Invalid image ${ref}`);
+  if (ref !== '' && !REF_PATTERN.test(ref)) throw new InvalidArgumentError(`Invalid image ${clipInput(ref)}`);
   return { path, ref };
 }
 

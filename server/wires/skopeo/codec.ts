@@ -25,9 +25,20 @@ export function decodeRequest(data: Buffer): DecodedRequest {
   return { method: method ?? '', args: (args as unknown[] | null | undefined) ?? [] };
 }
 
+/**
+ * Longest error text sent. Messages quote only short prefixes of input (clipInput), so this is
+ * a backstop: even escaped six-fold by JSON, the reply stays under the wire's 32 KiB.
+ */
+const MAX_ERROR_TEXT = 4096;
+
+function errorText(err: unknown): string {
+  const text = errorMessage(err);
+  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}… (message cut at ${MAX_ERROR_TEXT} characters)`;
+}
+
 export function encodeReply(outcome: { value: unknown; pipeid: number } | { error: unknown }): Buffer {
   const reply: Reply = 'error' in outcome
-    ? { success: false, value: null, pipeid: 0, error_code: skopeoErrorCode(outcome.error), error: errorMessage(outcome.error) }
+    ? { success: false, value: null, pipeid: 0, error_code: skopeoErrorCode(outcome.error), error: errorText(outcome.error) }
     : { success: true, value: outcome.value ?? null, pipeid: outcome.pipeid, error_code: '', error: '' };
   return Buffer.from(JSON.stringify(reply));
 }

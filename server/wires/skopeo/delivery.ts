@@ -20,8 +20,8 @@ export function deliver(session: Session, method: string, result: MethodResult):
   const { pending } = result;
   if (pending === undefined || !isMethodName(method)) return { value: result.value, pipeid: 0, fds: [] };
   if (METHODS[method].data === 'dataAndErrorPipes') {
-    const { data, errors, readFds } = openRawPipeSinks(pending.body.what);
-    const transfer = session.startTransfer(pending, data, false);
+    const { transfer, handout } = session.startTransfer(pending, () => openRawPipeSinks(pending.body.what), false);
+    const { sink: data, errors, readFds } = handout;
     void transfer.outcome.then(async (err) => {
       data.close();
       if (err !== undefined) {
@@ -32,7 +32,6 @@ export function deliver(session: Session, method: string, result: MethodResult):
     });
     return { value: result.value, pipeid: 0, fds: readFds };
   }
-  const { sink, readFd } = openPipeSink(pending.body.what);
-  const transfer = session.startTransfer(pending, sink, true);
-  return { value: result.value, pipeid: transfer.id, fds: [readFd] };
+  const { transfer, handout } = session.startTransfer(pending, () => openPipeSink(pending.body.what), true);
+  return { value: result.value, pipeid: transfer.id, fds: [handout.readFd] };
 }

@@ -3,7 +3,7 @@
  * passed with SCM_RIGHTS. The wire carries no request ids, so replies leave in request order,
  * while the session runs requests (and their transfers) concurrently.
  */
-import { errorMessage, InvalidArgumentError } from '../../../protocol/errors';
+import { errorMessage, InvalidArgumentError, systemCode } from '../../../protocol/errors';
 import { MAX_MESSAGE_SIZE } from '../../../protocol/methods';
 import { native } from '../../../protocol/seqpacket/native';
 import { SeqpacketSocket, type Packet } from '../../../protocol/seqpacket/socket';
@@ -17,10 +17,25 @@ export type WireEnd = 'shutdown' | 'eof';
 
 type Outcome = { readonly kind: 'reply'; readonly delivered: Delivered } | { readonly kind: 'shutdown' };
 
+/**
+ * Requests read but not yet answered. Past the high mark the socket is not read (the kernel
+ * buffers, then the client blocks) until the client has taken replies down to the low mark, so
+ * a client that writes and never reads cannot grow the proxy without bound.
+ */
+const PENDING_HIGH = 256;
+const PENDING_LOW = 128;
+
+/** A send that failed because the client is gone: that is the end of the session, not a fault. */
+function peerGone(err: unknown): boolean {
+  const code = systemCode(err);
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_SOCKET_CLOSED';
+}
+
 export function serveSkopeoWire(fd: number, session: Session, log: Logger): Promise<WireEnd> {
   return new Promise<WireEnd>((resolve, reject) => {
     const socket = new SeqpacketSocket(fd, MAX_MESSAGE_SIZE);
     let replies: Promise<void> = Promise.resolve();
+    let pending = 0;
     let ended = false;
     const finish = (why: WireEnd): void => {
       if (ended) return;
@@ -49,6 +64,7 @@ export function serveSkopeoWire(fd: number, session: Session, log: Logger): Prom
 
     socket.on('packet', (packet: Packet) => {
       for (const received of packet.fds) native.close(received); // clients send none; drop strays
+      if (++pending >= PENDING_HIGH) socket.pause();
       const { label, outcome } = run(packet);
       outcome.catch(() => undefined); // settled in order below
       replies = replies.then(async () => {
@@ -72,8 +88,11 @@ export function serveSkopeoWire(fd: number, session: Session, log: Logger): Prom
           return;
         }
         await socket.send(encodeReply({ value, pipeid }), fds); // the socket closes the fds
+      }).then(() => {
+        if (--pending === PENDING_LOW && !ended) socket.resume();
       }).catch((err: unknown) => {
-        if (!ended) reject(err);
+        if (peerGone(err)) finish('eof');
+        else if (!ended) reject(err);
       });
     });
     socket.on('end', () => finish('eof'));
