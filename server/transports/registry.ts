@@ -34,6 +34,8 @@ export function parseImageName(name: string): ImageReference {
   const colon = name.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", expected colon-separated transport:reference`);
   const transportName = name.slice(0, colon);
+  // No path, tag or registry name can hold one; refused here so no file call sees it.
+  if (name.includes('\0')) throw new InvalidArgumentError(`Invalid image name "${clipInput(name.replace(/\0/g, '\\0'))}": it contains a NUL byte`);
   const transport = transportByName(transportName);
   if (transport === undefined) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", unknown transport "${clipInput(transportName)}"`);
   return transport.parseReference(name.slice(colon + 1));
