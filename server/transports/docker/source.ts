@@ -18,7 +18,7 @@ import type { AuthIdentity } from './auth';
 import { RegistryClient, type ClientSettings } from './client';
 import type { TlsSettings } from './http';
 import {
-  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, withRegistry, type DockerReference,
+  endpointHost, inRegistry, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, type DockerReference,
 } from '../../reference/docker-reference';
 
 let registryLogger: Pick<Logger, 'debug'> | undefined;
@@ -115,8 +115,7 @@ function candidatesFor(ref: DockerReference, config: RegistriesConfig): DockerRe
   if (!ref.shortName) return [ref];
   const search = unqualifiedSearchRegistries(config);
   if (search.length === 0) return [ref];
-  const short = shortRepositoryOf(ref);
-  return search.map((registry) => withRegistry(ref, registry, short));
+  return search.map((registry) => inRegistry(ref, registry));
 }
 
 /** "host/repo:tag" or "host/repo@digest", as registries.conf prefixes are matched against. */
