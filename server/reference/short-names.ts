@@ -1,7 +1,15 @@
 /**
- * Short names ("busybox", "team/app:v1") in containers-registries.conf(5) [aliases]: which
- * names and values the man page allows.
+ * Short names ("busybox", "team/app:v1") as containers-registries.conf(5) resolves them: an
+ * alias first, else unqualified-search-registries under short-name-mode. layerpipe never has a
+ * terminal to prompt on, so "enforcing" refuses an ambiguous name and "permissive" falls back
+ * to trying every search registry, as the man page says for programs without a TTY.
+ *
+ * With no alias and no search registry, docker.io is used, as skopeo's docker:// always does;
+ * the man page does not cover this case (containers/image's pkg/shortnames refuses it, but
+ * skopeo never calls that code for docker://).
  */
+import { InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
+import { inRegistry, renamed, type DockerReference } from './docker-reference';
 import { splitReference } from './grammar';
 
 export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';
@@ -32,4 +40,41 @@ export function aliasValueProblem(value: string): string | undefined {
   if (split.parts.domain === undefined) return 'must be a fully-qualified name, with a registry';
   if (split.parts.tag !== undefined || split.parts.digest !== undefined) return 'must not contain a tag or digest';
   return undefined;
+}
+
+function where(settings: ShortNameSettings): string {
+  return settings.files.length > 0 ? ` in ${settings.files.join(', ')}` : '';
+}
+
+/**
+ * The fully-qualified references to try for `ref`, in order: `ref` itself unless it is a short
+ * name; the alias's target (with the tag or digest given) when an alias names it; else one per
+ * search registry, or only docker.io when there are none. Throws InvalidArgumentError when
+ * short-name-mode is "enforcing" and more than one search registry would have to be guessed
+ * between.
+ */
+export function resolveShortName(ref: DockerReference, settings: ShortNameSettings): DockerReference[] {
+  if (!ref.shortName || ref.shortRepository === undefined) return [ref];
+  const short = ref.shortRepository;
+
+  // Tags and digests are not part of the alias lookup; they are carried to the target.
+  const alias = settings.aliases.get(short);
+  if (alias !== undefined && alias !== '') {
+    try {
+      return [renamed(ref, alias)];
+    } catch (err) {
+      throw new InvalidConfigError(`short-name alias ${JSON.stringify(short)} = ${JSON.stringify(alias)}${where(settings)}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  const search = settings.unqualifiedSearchRegistries;
+  if (search.length === 0) return [ref];
+  if (search.length > 1 && settings.shortNameMode === 'enforcing') {
+    throw new InvalidArgumentError(
+      `short-name resolution enforced but cannot prompt without a TTY: ${JSON.stringify(short)} has no alias and could come from any of ` +
+        `the unqualified-search-registries ${search.join(', ')}${where(settings)} (short-name-mode = "enforcing"); ` +
+        'use a fully-qualified name or add an [aliases] entry',
+    );
+  }
+  return search.map((registry) => inRegistry(ref, registry));
 }
