@@ -5,9 +5,11 @@
  */
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { InvalidConfigError } from '../../protocol/errors';
+import { isRegistryHost } from '../reference/docker-reference';
+import { aliasNameProblem, aliasValueProblem, type ShortNameMode } from '../reference/short-names';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
-export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';
+export type { ShortNameMode };
 
 export interface RegistryMirror {
   readonly location: string;
@@ -42,11 +44,6 @@ export interface RegistriesConfFile {
 
 const V2_KEYS = ['registry', 'unqualified-search-registries', 'credential-helpers', 'short-name-mode', 'additional-layer-store-auth-helper', 'aliases'];
 
-/** host[:port] as a registry name: DNS labels or an IPv6 literal in brackets, optional port. */
-const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
-/** A repository path below the host: lower-case components separated by "/". */
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-
 export function parseRegistriesConfFile(text: string, path: string, opts: { requireV2: boolean }): RegistriesConfFile {
   let toml: Record<string, unknown>;
   try {
@@ -73,7 +70,7 @@ export function parseRegistriesConfFile(text: string, path: string, opts: { requ
   if (toml['unqualified-search-registries'] !== undefined) {
     unqualifiedSearchRegistries = stringArray(toml['unqualified-search-registries'], 'unqualified-search-registries', fail).map((r) => {
       const host = trimLocation(r, fail);
-      if (!DOMAIN.test(host)) fail(`invalid unqualified-search-registries entry ${JSON.stringify(r)}, expected host[:port]`);
+      if (!isRegistryHost(host)) fail(`invalid unqualified-search-registries entry ${JSON.stringify(r)}, expected host[:port]`);
       return host;
     });
   }
@@ -160,9 +157,12 @@ function parseRegistryTable(t: Record<string, unknown>, where: string, fail: (m:
   };
 }
 
-/** Locations and prefixes are names, not URLs; a trailing "/" is dropped. */
+/** Locations and prefixes are names, not URLs; trailing "/" are dropped. */
 function trimLocation(value: string, fail: (m: string) => never): string {
-  const trimmed = value.replace(/\/+$/, '');
+  // A loop, not /\/+$/: that regex is quadratic on many slashes not at the end.
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 0x2f) end--;
+  const trimmed = value.slice(0, end);
   if (/^https?:\/\//.test(trimmed)) fail(`invalid location ${JSON.stringify(value)}: URI schemes are not supported`);
   return trimmed;
 }
@@ -189,21 +189,13 @@ function uniqueSorted(registries: RegistryEntry[]): RegistryEntry[] {
   return [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
 }
 
+/** Names and values as the man page allows them: a short name -> a fully-qualified name, neither with tag or digest. */
 function checkAlias(name: string, value: string, fail: (m: string) => never): void {
-  if (/[:@]/.test(name) || name === '' || isFullyQualified(name)) fail(`alias ${JSON.stringify(name)} must be a short name without tag or digest`);
-  if (value === '') return;
-  if (!isFullyQualified(value) || /@/.test(value) || /:[^/]*$/.test(value.slice(value.indexOf('/')))) {
-    fail(`alias ${JSON.stringify(name)}: value ${JSON.stringify(value)} must be a fully-qualified name without tag or digest`);
-  }
-  if (!value.slice(value.indexOf('/') + 1).split('/').every((c) => PATH_COMPONENT.test(c))) fail(`alias ${JSON.stringify(name)}: invalid repository in ${JSON.stringify(value)}`);
-}
-
-/** "host.tld/…", "host:port/…" or "localhost/…": the first component is a registry. */
-export function isFullyQualified(name: string): boolean {
-  const slash = name.indexOf('/');
-  if (slash === -1) return false;
-  const first = name.slice(0, slash);
-  return first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase();
+  const nameProblem = aliasNameProblem(name);
+  if (nameProblem !== undefined) fail(`alias ${JSON.stringify(name)}: the name ${nameProblem}`);
+  if (value === '') return; // Erases an alias an earlier file set.
+  const valueProblem = aliasValueProblem(value);
+  if (valueProblem !== undefined) fail(`alias ${JSON.stringify(name)}: the value ${JSON.stringify(value)} ${valueProblem}`);
 }
 
 function asTable(value: unknown, what: string, fail: (m: string) => never): Record<string, unknown> {

@@ -1,7 +1,8 @@
 /**
  * containers-registries.conf(5) and containers-registries.conf.d(5): which files are read, how
  * drop-ins override the main file, and what an image name maps to (mirrors, rewrites,
- * insecure and blocked registries).
+ * insecure and blocked registries). Short names ([aliases], unqualified-search-registries,
+ * short-name-mode) are resolved by server/reference/short-names.ts from this configuration.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';

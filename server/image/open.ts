@@ -25,7 +25,7 @@ export async function openImage(reference: ImageReference, ctx: SystemContext, s
   }
 }
 
-/** openImage for a "TRANSPORT:REFERENCE" name. */
+/** openImage for a "TRANSPORT:REFERENCE" name; a malformed name rejects the promise like any other failure. */
 export async function openImageByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
   return openImage(parseImageName(name), ctx, signal);
 }

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../protocol/errors';
 import { parseImageName } from '../../server/transports/all';
-import { dockerNameString, parseNormalizedName, withDefaultTag } from '../../server/transports/docker-archive/named-reference';
+import { parseNormalizedNamed, referenceString, withDefaultTag } from '../../server/reference/docker-reference';
 
 describe('docker-archive names', () => {
   const normalised: [string, string][] = [
@@ -19,13 +19,13 @@ describe('docker-archive names', () => {
     ['Example.COM/app:v', 'Example.COM/app:v'],
   ];
   for (const [input, want] of normalised) {
-    it(`${input} -> ${want}`, () => assert.equal(dockerNameString(parseNormalizedName(input)), want));
+    it(`${input} -> ${want}`, () => assert.equal(referenceString(parseNormalizedNamed(input)), want));
   }
 
   it('adds :latest only to names with neither tag nor digest', () => {
-    assert.equal(dockerNameString(withDefaultTag(parseNormalizedName('busybox'))), 'docker.io/library/busybox:latest');
+    assert.equal(referenceString(withDefaultTag(parseNormalizedNamed('busybox'))), 'docker.io/library/busybox:latest');
     const d = `sha256:${'b'.repeat(64)}`;
-    assert.equal(dockerNameString(withDefaultTag(parseNormalizedName(`busybox@${d}`))), `docker.io/library/busybox@${d}`);
+    assert.equal(referenceString(withDefaultTag(parseNormalizedNamed(`busybox@${d}`))), `docker.io/library/busybox@${d}`);
   });
 
   const refused: [string, RegExp][] = [
@@ -36,7 +36,7 @@ describe('docker-archive names', () => {
     [`${'a'.repeat(250)}/b`, /must not be more than 255 characters/],
   ];
   for (const [input, pattern] of refused) {
-    it(`refuses ${JSON.stringify(input.slice(0, 40))}`, () => assert.throws(() => parseNormalizedName(input), pattern));
+    it(`refuses ${JSON.stringify(input.slice(0, 40))}`, () => assert.throws(() => parseNormalizedNamed(input), (err: unknown) => err instanceof InvalidArgumentError && pattern.test(err.message)));
   }
 });
 

@@ -11,7 +11,9 @@ import { parseImageName } from '../../server/transports/all';
 import { parseChallenges, parseTokenResponse } from '../../server/transports/docker/auth';
 import { retryAfterMs } from '../../server/transports/docker/client';
 import { proxyFor, redactUrl } from '../../server/transports/docker/http';
-import { parseDockerReference, referenceString, manifestSelector, endpointHost, withRegistry, shortRepositoryOf } from '../../server/reference/docker-reference';
+import {
+  endpointHost, inRegistry, manifestSelector, parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, renamed, shortRepositoryOf,
+} from '../../server/reference/docker-reference';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -28,6 +30,8 @@ describe('docker reference parsing', () => {
     ['127.0.0.1:5000/ns/x', '127.0.0.1:5000/ns/x:latest', { registry: '127.0.0.1:5000', repository: 'ns/x', tag: 'latest', shortName: false }],
     ['[::1]:5000/x:t', '[::1]:5000/x:t', { registry: '[::1]:5000', repository: 'x', tag: 't', shortName: false }],
     ['[2001:db8::1]/x', '[2001:db8::1]/x:latest', { registry: '[2001:db8::1]', repository: 'x', tag: 'latest', shortName: false }],
+    [`[fe80::1]:5000/ns/x:t@${D}`, `[fe80::1]:5000/ns/x:t@${D}`, { registry: '[fe80::1]:5000', repository: 'ns/x', tag: 't', digest: D, shortName: false }],
+    ['localhost:5000', 'docker.io/library/localhost:5000', { registry: 'docker.io', repository: 'library/localhost', tag: '5000', shortName: true }],
     [`quay.io/a/b@${D}`, `quay.io/a/b@${D}`, { registry: 'quay.io', repository: 'a/b', digest: D, shortName: false }],
     [`quay.io/a/b:tag@${D}`, `quay.io/a/b:tag@${D}`, { registry: 'quay.io', repository: 'a/b', tag: 'tag', digest: D, shortName: false }],
     [`busybox@${D}`, `docker.io/library/busybox@${D}`, { registry: 'docker.io', repository: 'library/busybox', digest: D, shortName: true }],
@@ -65,6 +69,16 @@ describe('docker reference parsing', () => {
     ['-bad.io/x', /malformed registry/],
     ['host:port/x', /malformed registry/],
     ['[::1/x', /malformed registry/],
+    ['[::1]x/y', /malformed registry/],
+    ['[::1]:/y', /malformed registry/],
+    ['[zz::1]/y', /malformed registry/],
+    ['a-.io/x', /malformed registry/],
+    ['a..io/x', /malformed registry/],
+    ['q.io/a-.b', /malformed repository/],
+    ['q.io/a._b', /malformed repository/],
+    ['q.io/a___b', /malformed repository/],
+    ['x:y:z', /malformed tag/],
+    [`x@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`, /malformed digest/],
     ['a b', /malformed repository/],
     [`q.io/${'x/'.repeat(130)}x`, /255 characters/],
   ];
@@ -87,8 +101,25 @@ describe('docker reference parsing', () => {
   it('moves a short name to a search registry (library/ only on docker.io)', () => {
     const ref = parseDockerReference('busybox:1');
     assert.equal(shortRepositoryOf(ref), 'busybox');
-    assert.equal(referenceString(withRegistry(ref, 'quay.io', shortRepositoryOf(ref))), 'quay.io/busybox:1');
-    assert.equal(referenceString(withRegistry(ref, 'docker.io', shortRepositoryOf(ref))), 'docker.io/library/busybox:1');
+    assert.equal(referenceString(inRegistry(ref, 'quay.io')), 'quay.io/busybox:1');
+    assert.equal(referenceString(inRegistry(ref, 'docker.io')), 'docker.io/library/busybox:1');
+    assert.equal(referenceString(inRegistry(ref, 'index.docker.io')), 'docker.io/library/busybox:1');
+    assert.equal(referenceString(inRegistry(ref, '[::1]:5000')), '[::1]:5000/busybox:1');
+    assert.equal(inRegistry(ref, 'quay.io').shortName, false);
+  });
+
+  it('keeps a short name as written: library/x stays library/x in other registries', () => {
+    const ref = parseDockerReference(`library/busybox@${D}`);
+    assert.equal(ref.repository, 'library/busybox');
+    assert.equal(shortRepositoryOf(ref), 'library/busybox');
+    assert.equal(referenceString(inRegistry(ref, 'quay.io')), `quay.io/library/busybox@${D}`);
+    assert.equal(parseDockerReference('quay.io/x').shortRepository, undefined);
+  });
+
+  it('renames keeping the tag or digest, normalising the new name and its length', () => {
+    assert.equal(referenceString(renamed(parseDockerReference('app'), 'docker.io/app')), 'docker.io/library/app:latest');
+    assert.equal(referenceString(renamed(parseDockerReference(`app:v2@${D}`), 'quay.io/ns/app')), `quay.io/ns/app:v2@${D}`);
+    assert.throws(() => inRegistry(parseDockerReference(`${'x/'.repeat(120)}x`), `${'r'.repeat(20)}.io`), /255 characters/);
   });
 
   it('is reached through parseImageName as docker://', () => {
@@ -99,13 +130,54 @@ describe('docker reference parsing', () => {
   });
 });
 
+describe('signature policy scopes of docker references', () => {
+  // containers/image docker/policyconfiguration/naming_test.go's table, plus IPv6 literals.
+  const table: [string, string[]][] = [
+    ['example.com/ns/repo', ['example.com/ns/repo', 'example.com/ns', 'example.com', '*.com']],
+    ['example.com/repo', ['example.com/repo', 'example.com', '*.com']],
+    ['localhost/ns/repo', ['localhost/ns/repo', 'localhost/ns', 'localhost']],
+    ['localhost/repo', ['localhost/repo', 'localhost']],
+    ['notlocalhost/repo', ['docker.io/notlocalhost/repo', 'docker.io/notlocalhost', 'docker.io', '*.io']],
+    ['docker.io/ns/repo', ['docker.io/ns/repo', 'docker.io/ns', 'docker.io', '*.io']],
+    ['docker.io/library/repo', ['docker.io/library/repo', 'docker.io/library', 'docker.io', '*.io']],
+    ['docker.io/repo', ['docker.io/library/repo', 'docker.io/library', 'docker.io', '*.io']],
+    ['ns/repo', ['docker.io/ns/repo', 'docker.io/ns', 'docker.io', '*.io']],
+    ['library/repo', ['docker.io/library/repo', 'docker.io/library', 'docker.io', '*.io']],
+    ['repo', ['docker.io/library/repo', 'docker.io/library', 'docker.io', '*.io']],
+    ['yet.another.example.com:8443/ns/repo', [
+      'yet.another.example.com:8443/ns/repo', 'yet.another.example.com:8443/ns', 'yet.another.example.com:8443',
+      '*.another.example.com', '*.example.com', '*.com',
+    ]],
+    ['[::1]:5000/ns/repo', ['[::1]:5000/ns/repo', '[::1]:5000/ns', '[::1]:5000']],
+    ['[2001:db8::1]/repo', ['[2001:db8::1]/repo', '[2001:db8::1]']],
+    ['127.0.0.1:5000/repo', ['127.0.0.1:5000/repo', '127.0.0.1:5000', '*.0.0.1', '*.0.1', '*.1']],
+  ];
+  for (const [name, namespaces] of table) {
+    for (const suffix of [':tag', `@${D}`]) {
+      it(`${name}${suffix.slice(0, 8)}`, () => {
+        const ref = parseDockerReference(name + suffix);
+        assert.equal(policyIdentityOf(ref), namespaces[0] + suffix);
+        assert.deepEqual(policyNamespacesOf(ref), namespaces);
+      });
+    }
+  }
+
+  it('uses latest when no tag was given, and the digest when both were', () => {
+    assert.equal(policyIdentityOf(parseDockerReference('busybox')), 'docker.io/library/busybox:latest');
+    assert.equal(policyIdentityOf(parseDockerReference(`quay.io/a:t@${D}`)), `quay.io/a@${D}`);
+  });
+});
+
 describe('registry flags', () => {
   it('fills RegistryOptions', () => {
     const { options } = parseFlags('experimental-image-proxy', [
       '--authfile', '/proc/self/fd/100', '--cert-dir=/certs', '--tls-verify=false', '--registries-conf', '/r.conf',
       '--command-timeout', '1m30s', '--registry-token', 'tok', '--creds', 'u:p:w',
     ]);
-    assert.deepEqual(options.registry, {
+    // Timeouts and retries come from LAYERPIPE_* variables, not flags.
+    const { stallTimeoutMs, retryAttempts, retryDelayMs, ...fromFlags } = options.registry;
+    assert.ok(stallTimeoutMs >= 1 && retryAttempts >= 1 && retryDelayMs >= 0);
+    assert.deepEqual(fromFlags, {
       tlsVerify: false, certDir: '/certs', authFile: '/proc/self/fd/100', credentials: { username: 'u', password: 'p:w' },
       registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', commandTimeoutMs: 90_000,
     });

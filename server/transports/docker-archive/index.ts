@@ -7,9 +7,8 @@
  */
 import { InvalidArgumentError } from '../../../protocol/errors';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
-import { parseDockerReference, type DockerReference } from '../../reference/docker-reference';
+import { parseNormalizedNamed, referenceString, withDefaultTag, type DockerReference } from '../../reference/docker-reference';
 import { TarArchive } from '../archive/tar-archive';
-import { dockerNameString, parseNormalizedName, withDefaultTag, type DockerName } from './named-reference';
 import { DockerArchiveSource } from './source';
 import type { ImageSelector } from './tar-manifest';
 
@@ -25,13 +24,13 @@ class DockerArchiveReference implements ImageReference {
 
   toString(): string {
     const s = this.selector;
-    const suffix = s.kind === 'tag' ? `:${dockerNameString(s.name)}` : s.kind === 'index' ? `:@${s.index}` : '';
+    const suffix = s.kind === 'tag' ? `:${referenceString(s.name)}` : s.kind === 'index' ? `:@${s.index}` : '';
     return `${this.transport.name}:${this.file}${suffix}`;
   }
 
   /** The tag the reference selects by, if it selects by one. */
   get dockerReference(): DockerReference | undefined {
-    return this.selector.kind === 'tag' ? parseDockerReference(dockerNameString(this.selector.name)) : undefined;
+    return this.selector.kind === 'tag' ? this.selector.name : undefined;
   }
 
   /** containers/image gives docker-archive: no scope of its own: only the transport's "" entry applies. */
@@ -58,14 +57,15 @@ function parseSelector(text: string): ImageSelector {
     if (!Number.isSafeInteger(index)) throw new InvalidArgumentError(`Invalid source index ${text}: out of range`);
     return { kind: 'index', index };
   }
-  let parsed: DockerName;
+  let parsed: DockerReference;
   try {
-    parsed = withDefaultTag(parseNormalizedName(text));
+    parsed = withDefaultTag(parseNormalizedNamed(text));
   } catch (err) {
-    throw new InvalidArgumentError(`docker-archive parsing reference: ${(err as Error).message}`);
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    throw new InvalidArgumentError(`docker-archive parsing reference: ${err.message}`, { cause: err });
   }
-  if (parsed.tag === '') throw new InvalidArgumentError(`reference does not include a tag: ${dockerNameString(parsed)}`);
-  if (parsed.digest !== '') throw new InvalidArgumentError(`docker-archive doesn't support digest references: ${dockerNameString(parsed)}`);
+  if (parsed.tag === undefined) throw new InvalidArgumentError(`reference does not include a tag: ${referenceString(parsed)}`);
+  if (parsed.digest !== undefined) throw new InvalidArgumentError(`docker-archive doesn't support digest references: ${referenceString(parsed)}`);
   return { kind: 'tag', name: parsed };
 }
 

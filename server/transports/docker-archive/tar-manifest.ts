@@ -5,7 +5,7 @@
  * and an item chosen by tag or position as skopeo chooses it.
  */
 import { ImageNotFoundError, InvalidArgumentError, UnsupportedError } from '../../../protocol/errors';
-import { dockerNameString, parseNormalizedName, type DockerName } from './named-reference';
+import { parseNormalizedNamed, referenceString, type DockerReference } from '../../reference/docker-reference';
 
 /** skopeo's limit for manifest.json (which may list many images). */
 export const MAX_TAR_MANIFEST_SIZE = 1024 * 1024;
@@ -17,7 +17,7 @@ export interface TarManifestItem {
 }
 
 /** Which image of the archive a reference wants. */
-export type ImageSelector = { readonly kind: 'only' } | { readonly kind: 'tag'; readonly name: DockerName } | { readonly kind: 'index'; readonly index: number };
+export type ImageSelector = { readonly kind: 'only' } | { readonly kind: 'tag'; readonly name: DockerReference } | { readonly kind: 'index'; readonly index: number };
 
 function invalid(what: string): UnsupportedError {
   return new UnsupportedError(`decoding tar manifest.json: ${what}`);
@@ -72,16 +72,18 @@ export function parseTarManifest(bytes: Buffer): TarManifestItem[] {
 export function chooseItem(items: readonly TarManifestItem[], selector: ImageSelector): TarManifestItem {
   switch (selector.kind) {
     case 'tag': {
-      const wanted = dockerNameString(selector.name);
+      // Compared normalised: "busybox:latest" in RepoTags is docker.io/library/busybox:latest.
+      const wanted = referenceString(selector.name);
       for (const [i, item] of items.entries()) {
         for (const tag of item.repoTags) {
-          let parsed: DockerName;
+          let parsed: DockerReference;
           try {
-            parsed = parseNormalizedName(tag);
+            parsed = parseNormalizedNamed(tag);
           } catch (err) {
-            throw new UnsupportedError(`Invalid tag ${JSON.stringify(tag)} in manifest.json item @${i}: ${(err as Error).message}`);
+            if (!(err instanceof InvalidArgumentError)) throw err;
+            throw new UnsupportedError(`Invalid tag ${JSON.stringify(tag)} in manifest.json item @${i}: ${err.message}`, { cause: err });
           }
-          if (dockerNameString(parsed) === wanted) return item;
+          if (referenceString(parsed) === wanted) return item;
         }
       }
       throw new ImageNotFoundError(`Tag ${JSON.stringify(wanted)} not found`);

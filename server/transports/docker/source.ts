@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
 import { tlsFilesFor } from '../../config/certs-d';
-import { loadRegistriesConfig, pullSourcesFor, unqualifiedSearchRegistries, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
+import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
 import { ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
@@ -18,8 +18,9 @@ import type { AuthIdentity } from './auth';
 import { RegistryClient, type ClientSettings } from './client';
 import type { TlsSettings } from './http';
 import {
-  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, withRegistry, type DockerReference,
+  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, type DockerReference,
 } from '../../reference/docker-reference';
+import { resolveShortName } from '../../reference/short-names';
 
 let registryLogger: Pick<Logger, 'debug'> | undefined;
 
@@ -110,15 +111,6 @@ function checkRegistryOptions(ctx: SystemContext): void {
   }
 }
 
-/** The fully qualified names to try: the name itself, or a short name in each search registry. */
-function candidatesFor(ref: DockerReference, config: RegistriesConfig): DockerReference[] {
-  if (!ref.shortName) return [ref];
-  const search = unqualifiedSearchRegistries(config);
-  if (search.length === 0) return [ref];
-  const short = shortRepositoryOf(ref);
-  return search.map((registry) => withRegistry(ref, registry, short));
-}
-
 /** "host/repo:tag" or "host/repo@digest", as registries.conf prefixes are matched against. */
 function pullName(ref: DockerReference): string {
   return ref.digest !== undefined ? `${nameOf(ref)}@${ref.digest}` : `${nameOf(ref)}:${ref.tag ?? 'latest'}`;
@@ -193,7 +185,8 @@ function rewrap(err: unknown, message: string): Error {
 export async function openDockerImage(ctx: SystemContext, ref: DockerReference, signal: AbortSignal): Promise<OpenedSource> {
   checkRegistryOptions(ctx);
   const config = await loadRegistriesConfig({ path: ctx.registry.registriesConf });
-  const candidates = candidatesFor(ref, config);
+  // An alias, or the unqualified-search-registries as short-name-mode allows (server/reference/short-names.ts).
+  const candidates = resolveShortName(ref, config);
   if (candidates.length === 1) return openNamed(ctx, candidates[0]!, config, signal);
 
   const attempts: Attempt[] = [];

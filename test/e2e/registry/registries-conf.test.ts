@@ -1,15 +1,15 @@
 /**
  * docker:// with containers-registries.conf(5): mirrors tried in order before the primary,
- * pull-from-mirror, prefix/location rewrites, insecure and blocked registries, and short names
- * searched in unqualified-search-registries. Real registries, each behind a fault proxy that
- * records which one was asked.
+ * pull-from-mirror, prefix/location rewrites, insecure and blocked registries, short names
+ * searched in unqualified-search-registries or mapped by [aliases], and short-name-mode.
+ * Real registries, each behind a fault proxy that records which one was asked.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { AccessDeniedError, BlockedRegistryError, ImageNotFoundError, RetryableError } from '../../../protocol/errors';
+import { AccessDeniedError, BlockedRegistryError, ImageNotFoundError, InvalidArgumentError, RetryableError } from '../../../protocol/errors';
 import { closeAllDispatchers } from '../../../server/transports/docker';
 import { forgetRegistryClients } from '../../../server/transports/docker/source';
 import { contextWith, openImage, readBlob, rejection } from '../../harness/docker-source';
@@ -85,6 +85,17 @@ describe('docker:// and registries.conf', { skip, timeout: 180_000 }, () => {
 
   /** No TLS flag: whether plain HTTP is allowed comes from `insecure` in the file. */
   const ctx = (registriesConf: string, extra: Parameters<typeof contextWith>[0] = {}) => contextWith({ registriesConf, ...extra });
+
+  /** Short names searched in primary then second, both over plain HTTP; `globals` go first. */
+  const searchingBoth = (globals = '') => conf(`${globals}
+unqualified-search-registries = ["${primary.proxy.host}", "${second.proxy.host}"]
+[[registry]]
+location = "${primary.proxy.host}"
+insecure = true
+[[registry]]
+location = "${second.proxy.host}"
+insecure = true
+`);
 
   it('tries the mirror first and reads blobs from it', async () => {
     const file = conf(`
@@ -194,15 +205,7 @@ insecure = false
   });
 
   it('searches short names in unqualified-search-registries, first that has it', async () => {
-    const file = conf(`
-unqualified-search-registries = ["${primary.proxy.host}", "${second.proxy.host}"]
-[[registry]]
-location = "${primary.proxy.host}"
-insecure = true
-[[registry]]
-location = "${second.proxy.host}"
-insecure = true
-`);
+    const file = searchingBoth();
     const [p, s] = [primary.proxy.requests.length, second.proxy.requests.length];
     const image = await openImage('docker://onlysecond:v1', ctx(file));
     assert.ok(image.manifestDigest.startsWith('sha256:'));
@@ -213,17 +216,44 @@ insecure = true
   });
 
   it('does not call a short name missing when a search registry could not be asked', async () => {
+    const file = searchingBoth();
+    primary.proxy.addRule({ match: match.manifest(), action: { kind: 'status', status: 503 }, times: Infinity });
+    await rejection(openImage('docker://nowhere:v1', ctx(file)), RetryableError);
+  });
+
+  it('maps a short name through [aliases] to one registry only, keeping the tag', async () => {
+    // The alias wins although enforcing mode would refuse to choose between the search registries.
     const file = conf(`
-unqualified-search-registries = ["${primary.proxy.host}", "${second.proxy.host}"]
+short-name-mode = "enforcing"
+unqualified-search-registries = ["${second.proxy.host}", "${mirror.proxy.host}"]
+[aliases]
+"teamapp" = "${primary.proxy.host}/team/app"
 [[registry]]
 location = "${primary.proxy.host}"
 insecure = true
-[[registry]]
-location = "${second.proxy.host}"
-insecure = true
 `);
-    primary.proxy.addRule({ match: match.manifest(), action: { kind: 'status', status: 503 }, times: Infinity });
-    await rejection(openImage('docker://nowhere:v1', ctx(file)), RetryableError);
+    const [p, s, m] = [primary.proxy.requests.length, second.proxy.requests.length, mirror.proxy.requests.length];
+    const image = await openImage('docker://teamapp:v1', ctx(file));
+    assert.equal(image.manifestDigest, onPrimary.manifestDigest);
+    assert.ok((await readBlob(image, layer.digest)).bytes.equals(layer.compressed));
+    assert.deepEqual(manifestHits(primary, p), ['/v2/team/app/manifests/v1']);
+    assert.equal(second.proxy.requests.length, s, 'search registries are not asked');
+    assert.equal(mirror.proxy.requests.length, m);
+    const byDigest = await openImage(`docker://teamapp@${onPrimary.manifestDigest}`, ctx(file));
+    assert.equal(byDigest.manifestDigest, onPrimary.manifestDigest);
+  });
+
+  it('refuses an ambiguous short name under short-name-mode = "enforcing" without asking anyone', async () => {
+    const file = searchingBoth('short-name-mode = "enforcing"');
+    const [p, s] = [primary.proxy.requests.length, second.proxy.requests.length];
+    const err = await rejection(openImage('docker://onlysecond:v1', ctx(file)), InvalidArgumentError);
+    assert.match(err.message, /^short-name resolution enforced but cannot prompt without a TTY/);
+    assert.ok(err.message.includes(file), err.message);
+    assert.equal(primary.proxy.requests.length, p);
+    assert.equal(second.proxy.requests.length, s);
+    // A fully-qualified name is not affected.
+    const image = await openImage(`docker://${second.proxy.host}/onlysecond:v1`, ctx(file));
+    assert.ok(image.manifestDigest.startsWith('sha256:'));
   });
 
   it('sends --creds only to the registry named, not to a mirror elsewhere', async () => {
