@@ -13,7 +13,7 @@
  * wrong in its own words; docker-archive: must say what skopeo says, which is the reference
  * library's ("invalid reference format", …).
  */
-import { InvalidArgumentError } from '../../protocol/errors';
+import { clipInput, InvalidArgumentError } from '../../protocol/errors';
 import { parseDigest } from '../image/digest';
 import { isValidDomain, splitReference, type ReferenceParts, type ReferenceProblem } from './grammar';
 
@@ -44,7 +44,7 @@ export interface DockerReference {
 
 /** Long hostile inputs are cut in messages; the start says enough. */
 function quote(value: string): string {
-  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+  return JSON.stringify(clipInput(value));
 }
 
 /** Registry defaults: docker.io for short names, index.docker.io is docker.io, library/ for its one-component names. */
