@@ -25,7 +25,7 @@ export async function openImage(reference: ImageReference, ctx: SystemContext, s
   }
 }
 
-/** openImage for a "TRANSPORT:REFERENCE" name. */
-export function openImageByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
+/** openImage for a "TRANSPORT:REFERENCE" name; a name that does not parse rejects, never throws. */
+export async function openImageByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
   return openImage(parseImageName(name), ctx, signal);
 }
