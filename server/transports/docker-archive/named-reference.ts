@@ -10,7 +10,7 @@ import { parseDigest } from '../../image/digest';
 const DEFAULT_DOMAIN = 'docker.io';
 const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
 const OFFICIAL_REPO_PREFIX = 'library/';
-export const DEFAULT_TAG = 'latest';
+const DEFAULT_TAG = 'latest';
 const NAME_TOTAL_LENGTH_MAX = 255;
 
 const ALNUM = '[a-z0-9]+';
