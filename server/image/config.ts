@@ -19,11 +19,13 @@ type Schema = readonly Field[];
 
 const f = (key: string, kind: Kind, omitEmpty = true): Field => ({ key, kind, omitEmpty });
 
-// Field order and omitempty follow the image-spec Go structs vendored by skopeo 1.9.3.
+// Field order and omitempty follow the image-spec Go structs of the skopeo 1.9.3 we compare
+// with: Debian's build, whose image-spec (1.1.0~rc2) also carries ArgsEscaped, so a config
+// from `docker build` keeps it, as skopeo's output does.
 const IMAGE_CONFIG: Schema = [
   f('User', 'string'), f('ExposedPorts', 'stringSet'), f('Env', 'stringList'), f('Entrypoint', 'stringList'),
   f('Cmd', 'stringList'), f('Volumes', 'stringSet'), f('WorkingDir', 'string'), f('Labels', 'stringMap'),
-  f('StopSignal', 'string'),
+  f('StopSignal', 'string'), f('ArgsEscaped', 'bool'),
 ];
 const ROOTFS: Schema = [f('type', 'string', false), f('diff_ids', 'stringList', false)];
 const HISTORY: Schema = [
@@ -104,9 +106,32 @@ function decodeStruct(schema: Schema, obj: Record<string, unknown>, path: string
   return { schema, values };
 }
 
-/** Go's json string encoding: HTML-sensitive characters and line separators escaped. */
+const HEX = '0123456789abcdef';
+
+/**
+ * A string as Go 1.19's encoding/json writes it (the Go of the skopeo we compare with):
+ * control characters other than \n \r \t as \u00XX (so \b and \f too), the HTML-sensitive
+ * <, > and & and the line separators U+2028/U+2029 escaped, everything else raw. A lone
+ * surrogate cannot have come from Go's decoder, which turns it into U+FFFD; so does this.
+ */
 export function goJsonString(s: string): string {
-  return JSON.stringify(s).replace(/[<>&\u2028\u2029\b\f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) out += '\\"';
+    else if (c === 0x5c) out += '\\\\';
+    else if (c === 0x0a) out += '\\n';
+    else if (c === 0x0d) out += '\\r';
+    else if (c === 0x09) out += '\\t';
+    else if (c < 0x20 || c === 0x3c || c === 0x3e || c === 0x26) out += `\\u00${HEX[c >> 4]}${HEX[c & 0xf]}`;
+    else if (c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16)}`;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      out += s[i]! + s[i + 1]!;
+      i++;
+    } else if (c >= 0xd800 && c <= 0xdfff) out += '\ufffd';
+    else out += s[i]!;
+  }
+  return `${out}"`;
 }
 
 function isEmpty(v: Decoded): boolean {
@@ -147,13 +172,29 @@ function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** Parses an RFC 3339 time and writes it back as Go's time.MarshalJSON does (RFC3339Nano). */
-export function formatGoTime(value: string, path: string): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/.exec(value);
-  if (m === null) throw new UnsupportedError(`parsing image config: ${path}: cannot parse ${JSON.stringify(value)} as RFC 3339 time`);
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Parses a time as Go's time.Time.UnmarshalJSON does (RFC 3339: upper-case T and Z, any
+ * number of fraction digits, truncated to nanoseconds; fields range-checked) and writes it
+ * back as MarshalJSON does (RFC 3339 with the shortest fraction, "Z" for a zero offset).
+ */
+function formatGoTime(value: string, path: string): string {
+  const fail = (why: string) => new UnsupportedError(`parsing image config: ${path}: cannot parse ${JSON.stringify(value)} as RFC 3339 time${why}`);
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(value);
+  if (m === null) throw fail('');
   const [, y, mo, d, h, mi, s, frac, zone] = m as unknown as string[];
-  const fraction = (frac ?? '').replace(/0+$/, '');
-  const z = zone!.toUpperCase() === 'Z' || zone === '+00:00' || zone === '-00:00' ? 'Z' : zone!;
+  const year = Number(y);
+  const month = Number(mo);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
+  if (month < 1 || month > 12) throw fail(': month out of range');
+  if (Number(d) < 1 || Number(d) > days) throw fail(': day out of range');
+  if (Number(h) > 23) throw fail(': hour out of range');
+  if (Number(mi) > 59) throw fail(': minute out of range');
+  if (Number(s) > 59) throw fail(': second out of range');
+  const fraction = (frac ?? '').slice(0, 9).replace(/0+$/, '');
+  const z = zone === '+00:00' || zone === '-00:00' ? 'Z' : zone!;
   return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction === '' ? '' : `.${fraction}`}${z}`;
 }
 

@@ -52,7 +52,7 @@ export function sha256Digest(data: Buffer | string): string {
 }
 
 /** Digest of data with the algorithm of `like`. */
-export function digestOf(data: Buffer, like: ParsedDigest): string {
+function digestOf(data: Buffer, like: ParsedDigest): string {
   return `${like.algorithm}:${createHash(ALGORITHMS[like.algorithm]!.nodeName).update(data).digest('hex')}`;
 }
 

@@ -1,7 +1,8 @@
 /**
- * An opened image: the full view the handler needs, built from a transport's small
- * ImageSource. Resolves a list to one instance, converts Docker manifests to OCI,
- * re-serialises configs, lists layers and opens verified blob streams.
+ * An opened image: the full view a session's methods (server/service/methods.ts) and
+ * `layerpipe inspect` need, built from a transport's small ImageSource. Resolves a list to
+ * one instance, converts Docker manifests to OCI, re-serialises configs, lists layers and
+ * opens blob streams (whose bytes the caller verifies, with digest.ts's BlobVerifier).
  */
 import { Readable } from 'node:stream';
 import type { LayerInfo } from '../../protocol/methods';
@@ -57,10 +58,6 @@ export class OpenedImage {
       default:
         throw new UnsupportedError(`unsupported manifest MIME type: ${this.manifestType}`);
     }
-  }
-
-  get parsedManifest(): ImageManifest {
-    return this.requireImageManifest();
   }
 
   /** The manifest GetManifest hands out: OCI as stored, or Docker schema 2 converted. */

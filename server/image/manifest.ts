@@ -49,8 +49,26 @@ function parseJsonObject(bytes: Buffer, what: string): Record<string, unknown> {
 }
 
 /**
+ * The member Go's encoding/json would decode into a struct field named `name`: keys are
+ * matched case-insensitively and the last matching key wins.
+ */
+function goField(obj: Record<string, unknown>, name: string): unknown {
+  let value: unknown;
+  const lower = name.toLowerCase();
+  for (const [key, v] of Object.entries(obj)) if (key === name || key.toLowerCase() === lower) value = v;
+  return value;
+}
+
+/** A JSON value as Go would decode it into a string field: undefined when it would not decode. */
+function goString(value: unknown): string | undefined {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
  * The media type of manifest bytes whose source did not say (dir:, some registries), following
- * the same rules containers/image applies so both tools agree on what a manifest is.
+ * the same rules containers/image applies so both tools agree on what a manifest is. A member
+ * of the wrong JSON type makes Go's decoding fail, and the guess is then '' as there.
  */
 export function guessManifestType(bytes: Buffer): string {
   let m: Record<string, unknown>;
@@ -59,22 +77,30 @@ export function guessManifestType(bytes: Buffer): string {
   } catch {
     return '';
   }
-  const declared = typeof m.mediaType === 'string' ? m.mediaType : '';
+  const declared = goString(goField(m, 'mediaType'));
+  const version = goField(m, 'schemaVersion') ?? 0;
+  if (declared === undefined || typeof version !== 'number' || !Number.isInteger(version)) return '';
   if (
     declared === MediaTypes.dockerManifest || declared === MediaTypes.dockerList ||
     declared === MediaTypes.ociManifest || declared === MediaTypes.ociIndex
   ) {
     return declared;
   }
-  if (m.schemaVersion === 1) {
-    return m.signatures !== undefined && m.signatures !== null ? MediaTypes.dockerSchema1Signed : MediaTypes.dockerSchema1;
+  if (version === 1) {
+    const signatures = goField(m, 'signatures');
+    return signatures !== undefined && signatures !== null ? MediaTypes.dockerSchema1Signed : MediaTypes.dockerSchema1;
   }
-  if (m.schemaVersion !== 2) return '';
-  const config = m.config as { mediaType?: unknown } | undefined;
-  const configType = typeof config === 'object' && config !== null && typeof config.mediaType === 'string' ? config.mediaType : '';
+  if (version !== 2) return '';
+  const config = goField(m, 'config') ?? {};
+  if (typeof config !== 'object' || Array.isArray(config)) return '';
+  const configType = goString(goField(config as Record<string, unknown>, 'mediaType'));
+  if (configType === undefined) return '';
   if (configType === MediaTypes.ociConfig) return MediaTypes.ociManifest;
   if (configType === MediaTypes.dockerConfig) return MediaTypes.dockerManifest;
-  if (Array.isArray(m.manifests) && m.manifests.length > 0) {
+  const manifests = goField(m, 'manifests') ?? [];
+  if (!Array.isArray(manifests) || manifests.some((d) => typeof d !== 'object' || Array.isArray(d))) return '';
+  if (manifests.length > 0) {
+    // containers/image answers with the config's type here (mixing up manifest and config types).
     return configType === '' ? MediaTypes.ociIndex : configType;
   }
   return MediaTypes.ociManifest;

@@ -137,10 +137,14 @@ export interface ImageReference {
   readonly dockerReference: DockerReference | undefined;
   /**
    * The most specific scope a containers-policy.json(5) transport section can name for this
-   * reference, as containers tools compute it; '' when the transport has none.
+   * reference, as containers tools compute it; '' when the transport has none. Throws
+   * InvalidArgumentError when it cannot be computed (a local path that cannot be resolved).
    */
   policyIdentity(): string;
-  /** The less specific scopes to try after policyIdentity(), most specific first (never the transport default ""). */
+  /**
+   * The scopes to try after policyIdentity(), most specific first, as containers/image lists
+   * them (oci: and oci-archive: repeat the identity first); never the transport default "".
+   */
   policyNamespaces(): string[];
   /**
    * Opens the source. Throws ImageNotFoundError when the reference names nothing that exists.

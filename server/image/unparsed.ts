@@ -1,8 +1,8 @@
 /**
  * An image as its source names it, before anything about it is trusted: the top-level
  * manifest's bytes, type and digest, and its signatures on request. This is the stage where
- * the signature policy is checked: open.ts holds an UnparsedImage until the check passes, and
- * no instance is chosen, no config read and no blob handed out before that.
+ * a signature policy check belongs (none is evaluated yet: --policy is refused): open.ts
+ * chooses no instance, reads no config and hands out no blob before resolving it.
  */
 import { sha256Digest } from './digest';
 import { guessManifestType } from './manifest';

@@ -16,9 +16,9 @@ const MAGIC: ReadonlyArray<readonly [Exclude<Compression, 'none'>, readonly numb
 ];
 
 /** Bytes needed to tell the formats apart. */
-export const SNIFF_LENGTH = 6;
+const SNIFF_LENGTH = 6;
 
-export function detectCompression(head: Buffer): Compression {
+function detectCompression(head: Buffer): Compression {
   for (const [name, magic] of MAGIC) {
     if (head.length >= magic.length && magic.every((byte, i) => head[i] === byte)) return name;
   }

@@ -16,11 +16,11 @@ import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
 import { BlobNotFoundError, LayerpipeError, UnsafeContentError } from '../../../protocol/errors';
 
 /** Most entries indexed: docker save of a 500-layer image has about 2,000. */
-export const MAX_ENTRIES = 100_000;
+const MAX_ENTRIES = 100_000;
 /** Longest entry or link name accepted (PATH_MAX). */
-export const MAX_NAME_LENGTH = 4096;
+const MAX_NAME_LENGTH = 4096;
 /** Total bytes of names kept, so the index stays small whatever the archive holds. */
-export const MAX_NAME_BYTES = 16 * 1024 * 1024;
+const MAX_NAME_BYTES = 16 * 1024 * 1024;
 
 const BLOCK = 512;
 /** Placeholder bytes fed to the parser in place of entry bodies. Never written to. */
@@ -56,7 +56,7 @@ function malformed(where: string, what: string, cause?: unknown): UnsafeContentE
  * Cleans an archive-relative name, or returns undefined when it is absolute or has a ".."
  * component (both refused by callers, with their own wording). "." stands for the root.
  */
-export function cleanArchiveName(raw: string): string | undefined {
+function cleanArchiveName(raw: string): string | undefined {
   if (raw.startsWith('/') || raw.includes('\0')) return undefined;
   if (raw.split('/').includes('..')) return undefined;
   const normalized = path.posix.normalize(raw).replace(/\/+$/, '');

@@ -8,7 +8,7 @@ import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
-import { explicitPath, parentDirectories } from '../local/policy-scope';
+import { LocalPathScope, parentDirectories } from '../local/policy-scope';
 
 /** Blob file name: the bare hex for sha256 (skopeo's convention), ALG-HEX otherwise. */
 function blobFileName(digest: string): string {
@@ -35,18 +35,24 @@ class DirImageSource implements ImageSource {
 }
 
 class DirReference implements ImageReference {
-  constructor(readonly transport: Transport, readonly dir: string) {}
+  private readonly scope: LocalPathScope;
+
+  constructor(readonly transport: Transport, readonly dir: string) {
+    this.scope = new LocalPathScope(dir, parentDirectories);
+  }
+
   toString(): string {
     return `dir:${this.dir}`;
   }
   readonly dockerReference = undefined;
 
+  /** The directory; its parents (not the directory again, unlike oci:) are the namespaces. */
   policyIdentity(): string {
-    return explicitPath(this.dir);
+    return this.scope.identity();
   }
 
   policyNamespaces(): string[] {
-    return parentDirectories(this.policyIdentity());
+    return this.scope.namespaces();
   }
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {

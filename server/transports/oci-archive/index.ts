@@ -7,18 +7,22 @@
  */
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { TarArchive } from '../archive/tar-archive';
-import { explicitPath, parentDirectories } from '../local/policy-scope';
+import { LocalPathScope, pathAndParents } from '../local/policy-scope';
 import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from '../oci/layout';
 
 /** The layout's files are extracted by a real untar in skopeo, so link chains are followed (within the archive). */
 const MAX_LINK_HOPS = 8;
 
 class OciArchiveReference implements ImageReference {
+  private readonly scope: LocalPathScope;
+
   constructor(
     readonly transport: Transport,
     readonly file: string,
     readonly ref: string,
-  ) {}
+  ) {
+    this.scope = new LocalPathScope(file, pathAndParents);
+  }
 
   toString(): string {
     return `${this.transport.name}:${this.file}${this.ref === '' ? '' : `:${this.ref}`}`;
@@ -28,11 +32,11 @@ class OciArchiveReference implements ImageReference {
 
   /** The archive file alone, as for oci: layouts. */
   policyIdentity(): string {
-    return explicitPath(this.file);
+    return this.scope.identity();
   }
 
   policyNamespaces(): string[] {
-    return parentDirectories(this.policyIdentity());
+    return this.scope.namespaces();
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {

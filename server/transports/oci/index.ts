@@ -2,15 +2,19 @@
 import path from 'node:path';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
-import { explicitPath, parentDirectories } from '../local/policy-scope';
+import { LocalPathScope, pathAndParents } from '../local/policy-scope';
 import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from './layout';
 
 class OciReference implements ImageReference {
+  private readonly scope: LocalPathScope;
+
   constructor(
     readonly transport: Transport,
     readonly dir: string,
     readonly ref: string,
-  ) {}
+  ) {
+    this.scope = new LocalPathScope(dir, pathAndParents);
+  }
 
   toString(): string {
     return `${this.transport.name}:${this.dir}${this.ref === '' ? '' : `:${this.ref}`}`;
@@ -20,11 +24,11 @@ class OciReference implements ImageReference {
 
   /** The layout directory alone: "DIR:REF" and "DIR:" may name the same image, so REF cannot narrow the scope. */
   policyIdentity(): string {
-    return explicitPath(this.dir);
+    return this.scope.identity();
   }
 
   policyNamespaces(): string[] {
-    return parentDirectories(this.policyIdentity());
+    return this.scope.namespaces();
   }
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {

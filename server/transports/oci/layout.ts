@@ -14,7 +14,7 @@ export interface LayoutFiles {
   open(rel: string): Promise<OpenedFile>;
 }
 
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
 // The ref grammar of the OCI annotation: components of alphanumerics joined by [-._:@+] or "--".
 const ALPHANUM = '[A-Za-z0-9]+';
@@ -33,7 +33,7 @@ export function splitLayoutReference(reference: string, transport: string): { pa
 
 const MAX_INDEX_DEPTH = 8;
 
-export function blobPath(digest: string): string {
+function blobPath(digest: string): string {
   const d = parseDigest(digest);
   return `blobs/${d.algorithm}/${d.hex}`;
 }
