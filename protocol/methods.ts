@@ -2,8 +2,9 @@
  * The skopeo-compatible image-proxy wire (protocol 0.2.x), declared once.
  *
  * The server validates every request against METHODS and the TypeScript client
- * builds its calls from the same table; PROTOCOL.md describes it in prose and the
- * Python and Rust clients follow it.
+ * builds its calls from the same table; PROTOCOL.md describes it in prose. The build
+ * writes it as dist/protocol/methods.json (emit-methods-json.ts), against which the
+ * Python and Rust clients' tests check their own tables.
  */
 
 /** Version answered by Initialize. Clients accept ^0.2.3, so this wire stays 0.2.x. */

@@ -1,79 +1,39 @@
 /**
- * A client for the skopeo image-proxy wire (protocol 0.2.x): spawns `layerpipe` (or
- * `skopeo`) `experimental-image-proxy` on one end of a SOCK_SEQPACKET socketpair and calls it.
+ * A client for the skopeo image-proxy wire (protocol 0.2.x), speaking to the proxy through a
+ * Channel: by default a SOCK_SEQPACKET socket to a `layerpipe` (or `skopeo`)
+ * `experimental-image-proxy` child that spawn.ts starts.
  *
  * The wire has no request ids: replies come in request order, so pending calls wait in a
  * FIFO and several may be in flight at once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
 import {
   compareVersions, METHODS, type AnyMethod, type ArgsOf, type LayerInfo, type ValueOf,
 } from '../../protocol/methods';
-import { native } from '../../protocol/seqpacket/native';
-import { SeqpacketSocket, type Packet } from '../../protocol/seqpacket/socket';
+import { PacketRefusedError, type Channel, type ChannelPacket } from './channel';
 import { ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError } from './errors';
-import { pipeReadable, readAll } from './pipes';
+import { closeFds, pipeReadable, readAll } from './pipes';
 import { checkDataKind, checkValue, decodeReply, isSupportedVersion, parseLayerInfo, parseRawBlobError } from './reply';
+import { spawnProxyChannel, type ImageProxyOptions } from './spawn';
 import type {
   BlobTransfer, CallResult, ManifestResult, OciContainerConfig, OciImageConfig, RawBlobTransfer, RawReply,
 } from './types';
 
-export interface ImageProxyOptions {
-  /** Program to run; default: this package's bin/layerpipe. `skopeo` works too. */
-  command?: string;
-  /** Flags after `experimental-image-proxy` (e.g. `--insecure-policy`, `--debug`). */
-  args?: readonly string[];
-  /** The child's fd number for the socket: 0 (stdin, the default) or 3 and up (adds `--sockfd N`). */
-  sockfd?: number;
-  env?: NodeJS.ProcessEnv;
-  /** Longest reply packet accepted; default 256 KiB (GetLayerInfo may exceed the wire's 32 KiB). */
-  maxReplySize?: number;
-  /** close()/shutdown() kill the child with SIGKILL if it has not exited after this long. Default 10 s. */
-  exitTimeoutMs?: number;
-}
-
-/** This package's bin/layerpipe (this file is compiled to dist/clients/typescript/). */
-export function defaultProxyCommand(): string {
-  return path.resolve(__dirname, '..', '..', '..', 'bin', 'layerpipe');
-}
-
-const DEFAULT_MAX_REPLY_SIZE = 256 * 1024;
-const STDERR_LIMIT = 64 * 1024;
-/** After the socket ends, how long to wait for the exit status to put it in the error message. */
-const EXIT_GRACE_MS = 2000;
+export { defaultProxyCommand, type ImageProxyOptions } from './spawn';
 
 interface PendingReply {
-  onPacket(packet: Packet): void;
+  onPacket(packet: ChannelPacket): void;
   fail(err: Error): void;
 }
 
-function closeFds(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try {
-      native.close(fd);
-    } catch {
-      // already closed
-    }
-  }
-}
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
 export class ImageProxy {
+  /** The proxy program (or, over a channel to no local process, the channel's peer name). */
   readonly command: string;
+  /** The program's arguments; empty when the peer is not a process started here. */
   readonly args: readonly string[];
-  private readonly child: ChildProcess;
-  private readonly socket: SeqpacketSocket;
-  private readonly maxReplySize: number;
-  private readonly exitTimeoutMs: number;
   private readonly pending: PendingReply[] = [];
-  private readonly started: Promise<void>;
-  private readonly exited: Promise<void>;
-  private stderrChunks: Buffer[] = [];
-  private stderrBytes = 0;
-  private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  private spawnError: Error | null = null;
+  /** Settles once the channel is closed, whoever ended it. */
+  private readonly channelClosed: Promise<void>;
+  private markClosed!: () => void;
   private protocolVersion: string | null = null;
   /** Set once the proxy can answer no more; every pending and later call fails with it. */
   private gone: Promise<Error> | null = null;
@@ -82,62 +42,26 @@ export class ImageProxy {
 
   /** Starts the proxy; rejects with ProxyClosedError when the program cannot be run. */
   static async spawn(options: ImageProxyOptions = {}): Promise<ImageProxy> {
-    const proxy = new ImageProxy(options);
-    try {
-      await proxy.started;
-    } catch (err) {
-      const error = new ProxyClosedError(`cannot start ${proxy.command}: ${(err as Error).message}`, { cause: err });
-      proxy.goneWith(() => error);
-      throw error;
-    }
-    return proxy;
+    return new ImageProxy(await spawnProxyChannel(options));
   }
 
-  private constructor(options: ImageProxyOptions) {
-    this.command = options.command ?? defaultProxyCommand();
-    this.maxReplySize = options.maxReplySize ?? DEFAULT_MAX_REPLY_SIZE;
-    this.exitTimeoutMs = options.exitTimeoutMs ?? 10_000;
-    const sockfd = options.sockfd ?? 0;
-    if (!Number.isSafeInteger(sockfd) || sockfd < 0 || sockfd === 1 || sockfd === 2) {
-      throw new RangeError(`sockfd must be 0 or at least 3, not ${sockfd}`);
-    }
-    this.args = ['experimental-image-proxy', ...(sockfd === 0 ? [] : ['--sockfd', String(sockfd)]), ...(options.args ?? [])];
+  /** A client over a channel already connected to a proxy; it owns the channel from now on. */
+  static connect(channel: Channel): ImageProxy {
+    return new ImageProxy(channel);
+  }
 
-    const [ours, theirs] = native.seqpacketPair();
-    // Node dup2()s `theirs` onto the child's fd `sockfd`; the copy there is not close-on-exec.
-    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'ignore', 'pipe'];
-    for (let i = 3; i <= sockfd; i++) stdio.push('ignore');
-    stdio[sockfd] = theirs;
-    try {
-      this.child = spawn(this.command, this.args, { stdio, env: options.env ?? process.env });
-    } catch (err) {
-      closeFds([ours, theirs]);
-      throw err;
-    }
-    // Only the child may hold its end, so that its exit shows here as end of stream.
-    closeFds([theirs]);
-
-    this.started = new Promise<void>((resolve, reject) => {
-      this.child.once('spawn', resolve);
-      this.child.once('error', reject);
+  private constructor(private readonly channel: Channel) {
+    this.command = channel.process?.command ?? channel.peerName;
+    this.args = channel.process?.args ?? [];
+    this.channelClosed = new Promise<void>((resolve) => {
+      this.markClosed = resolve;
     });
-    this.started.catch(() => {});
-    this.child.on('error', (err) => {
-      this.spawnError ??= err;
+    channel.start({
+      packet: (packet) => this.onPacket(packet),
+      gone: (failure) => this.goneWith(failure === undefined
+        ? async () => new ProxyClosedError(await channel.describeGone())
+        : () => new ProxyClosedError(`connection to ${this.command} failed: ${failure.message}`, { cause: failure })),
     });
-    this.child.on('exit', (code, signal) => {
-      this.exitStatus = { code, signal };
-    });
-    this.exited = new Promise<void>((resolve) => {
-      this.child.once('close', () => resolve());
-      this.started.catch(() => resolve());
-    });
-    this.child.stderr?.on('data', (chunk: Buffer) => this.collectStderr(chunk));
-
-    this.socket = new SeqpacketSocket(ours, { maxPacketSize: this.maxReplySize });
-    this.socket.on('packet', (packet) => this.onPacket(packet));
-    this.socket.on('end', () => this.goneWith(async () => new ProxyClosedError(await this.describeExit())));
-    this.socket.on('error', (err) => this.goneWith(() => new ProxyClosedError(`socket to ${this.command} failed: ${err.message}`, { cause: err })));
   }
 
   /** Protocol version answered by Initialize, or null before. */
@@ -146,27 +70,32 @@ export class ImageProxy {
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.channel.process?.pid;
   }
 
-  /** What the proxy wrote on stderr (the last 64 KiB of it). */
+  /** What the proxy wrote on stderr (the last 64 KiB of it); empty when it is no local process. */
   get stderr(): string {
-    return Buffer.concat(this.stderrChunks).toString('utf8');
+    return this.channel.process?.stderr ?? '';
   }
 
   /** Exit status once the proxy has exited; null while it runs or when a signal ended it. */
   get exitCode(): number | null {
-    return this.exitStatus?.code ?? null;
+    return this.channel.process?.exitCode ?? null;
   }
 
   get exitSignal(): NodeJS.Signals | null {
-    return this.exitStatus?.signal ?? null;
+    return this.channel.process?.exitSignal ?? null;
   }
 
-  /** Waits for the proxy to exit; its exit status (null when killed by a signal). */
+  /**
+   * Waits for the proxy to exit; its exit status (null when killed by a signal). A peer that
+   * is no local process has no status: null once the channel is closed.
+   */
   async waitExit(): Promise<number | null> {
-    await this.exited;
-    return this.exitCode;
+    const process = this.channel.process;
+    if (process !== null) return process.waitExit();
+    await this.channelClosed;
+    return null;
   }
 
   /** Whether the proxy's version has `method` (false before initialize()). */
@@ -186,7 +115,7 @@ export class ImageProxy {
     }
     const packet = await this.request(Buffer.from(JSON.stringify({ method: method.name, args })), []);
     try {
-      if (packet.truncated) throw new ProxyProtocolError(`${method.name}: reply longer than ${this.maxReplySize} bytes`);
+      if (packet.truncated) throw new ProxyProtocolError(`${method.name}: reply longer than ${this.channel.maxPacketSize} bytes`);
       const reply = decodeReply(method.name, packet.data);
       if (!reply.success) throw new ProxyError(method.name, reply.error, reply.errorCode);
       checkDataKind(method, reply.pipeid, packet.fds.length);
@@ -279,14 +208,14 @@ export class ImageProxy {
   }
 
   /**
-   * Waits for the calls in flight, sends Shutdown (no reply comes), closes the socket and
+   * Waits for the calls in flight, sends Shutdown (no reply comes), closes the channel and
    * waits for the proxy to exit: its exit status (0 expected).
    */
   async shutdown(): Promise<number | null> {
     if (this.gone === null) {
       await this.lastSettled;
       try {
-        await this.socket.send(Buffer.from(JSON.stringify({ method: METHODS.Shutdown.name, args: [] })), []);
+        await this.channel.send(Buffer.from(JSON.stringify({ method: METHODS.Shutdown.name, args: [] })));
       } catch {
         // The proxy is already gone: its exit status tells the rest.
       }
@@ -295,7 +224,7 @@ export class ImageProxy {
     return this.reap();
   }
 
-  /** Closes the socket (the proxy exits at end of stream); pending calls fail. Its exit status. */
+  /** Closes the channel (the proxy exits at end of stream); pending calls fail. Its exit status. */
   async close(): Promise<number | null> {
     this.goneWith(() => new ProxyClosedError(`connection to ${this.command} closed by the client`));
     return this.reap();
@@ -306,21 +235,21 @@ export class ImageProxy {
     return this.call(method, args);
   }
 
-  private request(data: Buffer, fds: readonly number[]): Promise<Packet> {
+  private request(data: Buffer, fds: readonly number[]): Promise<ChannelPacket> {
     if (this.gone !== null) {
       closeFds(fds);
       return this.gone.then((err) => Promise.reject(err));
     }
-    const reply = new Promise<Packet>((resolve, reject) => {
+    const reply = new Promise<ChannelPacket>((resolve, reject) => {
       const entry: PendingReply = { onPacket: resolve, fail: reject };
       this.pending.push(entry);
-      this.socket.send(data, fds).catch((err: Error & { code?: string }) => {
-        if (err.code === 'EMSGSIZE') {
+      this.channel.send(data, fds).catch((err: Error) => {
+        if (err instanceof PacketRefusedError) {
           // Only this packet was refused: no reply will come for it.
           this.pending.splice(this.pending.indexOf(entry), 1);
-          reject(new ProxyProtocolError(`request of ${data.length} bytes is too large for the socket`, { cause: err }));
+          reject(new ProxyProtocolError(`request of ${data.length} bytes refused by the channel: ${err.message}`, { cause: err }));
         } else {
-          this.goneWith(async () => new ProxyClosedError(`cannot send to ${this.command}: ${err.message}; ${await this.describeExit()}`, { cause: err }));
+          this.goneWith(async () => new ProxyClosedError(`cannot send to ${this.command}: ${err.message}; ${await this.channel.describeGone()}`, { cause: err }));
         }
       });
     });
@@ -328,7 +257,7 @@ export class ImageProxy {
     return reply;
   }
 
-  private onPacket(packet: Packet): void {
+  private onPacket(packet: ChannelPacket): void {
     const entry = this.pending.shift();
     if (entry === undefined) {
       closeFds(packet.fds);
@@ -338,46 +267,23 @@ export class ImageProxy {
     entry.onPacket(packet);
   }
 
-  /** From now on every call fails with the error `reason` makes; the socket closes once it is known. */
+  /** From now on every call fails with the error `reason` makes; the channel closes once it is known. */
   private goneWith(reason: () => Error | Promise<Error>): void {
     if (this.gone !== null) return;
     this.gone = Promise.resolve().then(reason);
     void this.gone.then((err) => {
-      this.socket.close();
+      this.channel.close();
+      this.markClosed();
       for (const entry of this.pending.splice(0)) entry.fail(err);
     });
   }
 
-  /** Waits for the proxy to exit after the socket closed; kills it if it takes too long. */
+  /** Waits for the proxy to exit after the channel closed (the channel kills a lingering one). */
   private async reap(): Promise<number | null> {
     await this.gone;
-    let timer: NodeJS.Timeout | undefined;
-    const killed = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        if (this.exitStatus === null) this.child.kill('SIGKILL');
-        resolve();
-      }, this.exitTimeoutMs);
-    });
-    await Promise.race([this.exited, killed]);
-    clearTimeout(timer);
+    await this.channelClosed;
+    await this.channel.waitClosed();
     return this.waitExit();
-  }
-
-  private async describeExit(): Promise<string> {
-    await Promise.race([this.exited, delay(EXIT_GRACE_MS)]);
-    let what: string;
-    if (this.spawnError !== null) what = `cannot run ${this.command}: ${this.spawnError.message}`;
-    else if (this.exitStatus === null) what = `${this.command} closed its socket`;
-    else if (this.exitStatus.signal !== null) what = `${this.command} was killed by ${this.exitStatus.signal}`;
-    else what = `${this.command} exited with status ${this.exitStatus.code}`;
-    const stderr = this.stderr.trim();
-    return stderr === '' ? what : `${what}: ${stderr.length > 2000 ? `…${stderr.slice(-2000)}` : stderr}`;
-  }
-
-  private collectStderr(chunk: Buffer): void {
-    this.stderrChunks.push(chunk);
-    this.stderrBytes += chunk.length;
-    while (this.stderrBytes > STDERR_LIMIT && this.stderrChunks.length > 1) this.stderrBytes -= this.stderrChunks.shift()!.length;
   }
 
   /** Reads a single-pipe reply's pipe while FinishPipe runs; FinishPipe's error wins. */

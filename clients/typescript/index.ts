@@ -9,9 +9,13 @@
  *   const blob = await proxy.getBlob(img, digest, size);
  *   const [data] = await Promise.all([readAll(blob.stream), blob.finish()]); // read while finishing
  *   await proxy.shutdown();                              // resolves to the exit status, 0
+ *
+ * ImageProxy.spawn() runs the proxy on a SOCK_SEQPACKET socketpair (spawn.ts,
+ * seqpacket-channel.ts); ImageProxy.connect(channel) takes any other Channel.
  */
 export { defaultProxyCommand, ImageProxy, type ImageProxyOptions } from './image-proxy';
 export { ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError } from './errors';
+export { PacketRefusedError, type Channel, type ChannelHandlers, type ChannelPacket, type PeerProcess } from './channel';
 export { pipeReadable, readAll } from './pipes';
 export type {
   BlobTransfer, CallResult, ManifestResult, OciContainerConfig, OciHistoryEntry, OciImageConfig, RawBlobTransfer, RawReply,

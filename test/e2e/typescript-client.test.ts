@@ -1,14 +1,14 @@
 /**
- * The TypeScript client: reply checks on their own, then end to end against a real proxy
- * ($LAYERPIPE_TEST_PROXY, default skopeo; skipped with a hint when it is missing, failed
- * under CI=true).
+ * The TypeScript client: reply checks on their own, then end to end against real proxies
+ * ($LAYERPIPE_TEST_PROXY alone, else skopeo and bin/layerpipe; one that is missing is skipped
+ * with a hint, failed under CI=true).
  */
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { ProxyProtocolError } from '../../clients/typescript';
 import { checkDataKind, checkValue, decodeReply, isSupportedVersion, parseLayerInfo, parseRawBlobError } from '../../clients/typescript/reply';
 import { METHODS } from '../../protocol/methods';
-import { defineClientSuite, proxyCommandFromEnv } from '../harness/wire-client-suite';
+import { defineClientSuite, proxyCommandsFromEnv } from '../harness/wire-client-suite';
 
 const reply = (o: Record<string, unknown>) => Buffer.from(JSON.stringify(o));
 
@@ -74,4 +74,4 @@ describe('client reply checks', () => {
   });
 });
 
-defineClientSuite(proxyCommandFromEnv());
+for (const command of proxyCommandsFromEnv()) defineClientSuite(command);

@@ -11,15 +11,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ImageProxy, METHODS, ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError, readAll, pipeReadable, type CallResult, type ImageProxyOptions,
+  defaultProxyCommand, ImageProxy, METHODS, ProxyClosedError, ProxyError, ProxyProtocolError, ProxyVersionError, readAll, pipeReadable, type CallResult, type ImageProxyOptions,
 } from '../../clients/typescript';
 import { compareVersions } from '../../protocol/methods';
 import { makeLayer, MT, randomLayer, sha256, writeDirImage, writeOciImage, type BuiltLayer, type WrittenManifest } from './oci-builder';
 
-/** The proxy under test: $LAYERPIPE_TEST_PROXY, else skopeo. */
-export function proxyCommandFromEnv(): string {
+/** The proxies under test: $LAYERPIPE_TEST_PROXY alone, else skopeo and this package's bin/layerpipe. */
+export function proxyCommandsFromEnv(): string[] {
   const fromEnv = process.env.LAYERPIPE_TEST_PROXY;
-  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'skopeo';
+  return fromEnv !== undefined && fromEnv !== '' ? [fromEnv] : ['skopeo', defaultProxyCommand()];
 }
 
 /** Why `command` cannot be run here, or null when it can. */

@@ -8,6 +8,7 @@ from typing import Optional
 EPIPE = "EPIPE"
 RETRYABLE = "retryable"
 OTHER = "other"
+ERROR_CODES = (EPIPE, RETRYABLE, OTHER)
 
 
 class ProxyError(Exception):
@@ -15,13 +16,14 @@ class ProxyError(Exception):
 
     `error_code` is the wire's classification: "EPIPE" (the proxy could not write to
     a pipe because our side closed it), "retryable" (a transient fault such as a
-    timeout, a connection reset or a 5xx answer) or "other".
+    timeout, a connection reset or a 5xx answer) or "other"; unknown codes read as "other".
     """
 
     def __init__(self, message: str, error_code: Optional[str] = OTHER) -> None:
         super().__init__(message)
         self.message = message
-        self.error_code = error_code or OTHER
+        # A code this client does not know (from a newer proxy) cannot be acted on.
+        self.error_code = error_code if error_code in ERROR_CODES else OTHER
 
     @property
     def retryable(self) -> bool:

@@ -194,6 +194,7 @@ class ImageProxy:
         """One request and its reply; returns (value, pipeid, fds) after checking that
         the fds match what the method hands out."""
         spec = self._require(method)
+        wire.check_args(method, spec, args)
         with self._lock:
             if self._sock is None:
                 raise ProxyError(f"{method}: the proxy is closed")
@@ -207,7 +208,7 @@ class ImageProxy:
         if not reply.success:
             wire.close_fds(fds)
             raise ProxyError(f"{method}: {reply.error}", reply.error_code or OTHER)
-        expected = {wire.NO_FD: 0, wire.PIPE: 1, wire.DATA_AND_ERROR_PIPES: 2}[spec.data]
+        expected = wire.FDS_FOR[spec.data]
         pipeid_ok = (reply.pipeid != 0) == (spec.data == wire.PIPE)
         if len(fds) != expected or not pipeid_ok:
             wire.close_fds(fds)
@@ -270,7 +271,7 @@ class ImageProxy:
         value = self._call("OpenImageOptional", [ref])[0]
         if not isinstance(value, int) or value < 0:
             raise ProxyError(f"OpenImageOptional answered {value!r}, not an image id")
-        return OpenedImage(value, ref) if value else None
+        return None if value == wire.SENTINEL_IMAGE_ID else OpenedImage(value, ref)
 
     def close_image(self, image: ImageHandle) -> None:
         self._call("CloseImage", [_image_id(image)])

@@ -1,7 +1,9 @@
 """Packets of the skopeo image-proxy wire (protocol 0.2.x): JSON over SOCK_SEQPACKET.
 
-Mirrors protocol/methods.ts: which method arrived in which version and what
-travels beside its reply (no fd, one pipe, or a data pipe plus an error pipe).
+METHODS mirrors protocol/methods.ts: which method arrived in which version, the kinds
+of its arguments, and what travels beside its reply (no fd, one pipe, or a data pipe
+plus an error pipe). Every call goes through it; tests/test_methods.py compares it
+with the table the build emits (dist/protocol/methods.json).
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 from .errors import ProxyError
 
-# Requests larger than this are refused by the proxy.
+# Requests larger than this are refused by the proxy (MAX_MESSAGE_SIZE in methods.ts).
 MAX_REQUEST_SIZE = 32 * 1024
+# Integer arguments above this are refused by the proxy (JavaScript's safe range).
+MAX_JSON_INTEGER = 2**53 - 1
+# OpenImageOptional's image id when the image does not exist.
+SENTINEL_IMAGE_ID = 0
 # Replies are normally below 32 KiB, but GetLayerInfo's inline list can exceed it.
 REPLY_BUFFER_SIZE = 1024 * 1024
 # Room for more fds than any reply carries, so that a surplus is detected, not truncated.
@@ -29,27 +35,48 @@ PIPE = "pipe"
 DATA_AND_ERROR_PIPES = "dataAndErrorPipes"
 NO_REPLY = "noReply"
 
+# Descriptors a successful reply carries, by data kind (Shutdown gets no reply).
+FDS_FOR = {NO_FD: 0, PIPE: 1, DATA_AND_ERROR_PIPES: 2}
+
+# Argument kinds: a JSON string, or a non-negative integer up to MAX_JSON_INTEGER.
+STRING = "string"
+UINT = "uint"
+
 
 class MethodSpec(NamedTuple):
     since: Tuple[int, int, int]
     data: str
+    args: Tuple[str, ...]
 
 
 METHODS: Dict[str, MethodSpec] = {
-    "Initialize": MethodSpec((0, 2, 1), NO_FD),
-    "OpenImage": MethodSpec((0, 2, 1), NO_FD),
-    "OpenImageOptional": MethodSpec((0, 2, 4), NO_FD),
-    "CloseImage": MethodSpec((0, 2, 1), NO_FD),
-    "GetManifest": MethodSpec((0, 2, 1), PIPE),
-    "GetFullConfig": MethodSpec((0, 2, 3), PIPE),
-    "GetConfig": MethodSpec((0, 2, 1), PIPE),
-    "GetBlob": MethodSpec((0, 2, 1), PIPE),
-    "GetRawBlob": MethodSpec((0, 2, 8), DATA_AND_ERROR_PIPES),
-    "GetLayerInfo": MethodSpec((0, 2, 5), NO_FD),
-    "GetLayerInfoPiped": MethodSpec((0, 2, 7), PIPE),
-    "FinishPipe": MethodSpec((0, 2, 1), NO_FD),
-    "Shutdown": MethodSpec((0, 2, 1), NO_REPLY),
+    "Initialize": MethodSpec((0, 2, 1), NO_FD, ()),
+    "OpenImage": MethodSpec((0, 2, 1), NO_FD, (STRING,)),
+    "OpenImageOptional": MethodSpec((0, 2, 4), NO_FD, (STRING,)),
+    "CloseImage": MethodSpec((0, 2, 1), NO_FD, (UINT,)),
+    "GetManifest": MethodSpec((0, 2, 1), PIPE, (UINT,)),
+    "GetFullConfig": MethodSpec((0, 2, 3), PIPE, (UINT,)),
+    "GetConfig": MethodSpec((0, 2, 1), PIPE, (UINT,)),
+    "GetBlob": MethodSpec((0, 2, 1), PIPE, (UINT, STRING, UINT)),
+    "GetRawBlob": MethodSpec((0, 2, 8), DATA_AND_ERROR_PIPES, (UINT, STRING)),
+    "GetLayerInfo": MethodSpec((0, 2, 5), NO_FD, (UINT,)),
+    "GetLayerInfoPiped": MethodSpec((0, 2, 7), PIPE, (UINT,)),
+    "FinishPipe": MethodSpec((0, 2, 1), NO_FD, (UINT,)),
+    "Shutdown": MethodSpec((0, 2, 1), NO_REPLY, ()),
 }
+
+
+def _is_kind(kind: str, value: Any) -> bool:
+    if kind == STRING:
+        return isinstance(value, str)
+    # bool is an int subclass, but the wire wants a number.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_JSON_INTEGER
+
+
+def check_args(method: str, spec: MethodSpec, args: Sequence[Any]) -> None:
+    """Refuses, before anything is sent, arguments the proxy would refuse."""
+    if len(args) != len(spec.args) or not all(_is_kind(k, v) for k, v in zip(spec.args, args)):
+        raise ValueError(f"{method} takes ({', '.join(spec.args)}), not {list(args)!r}")
 
 
 def parse_version(text: str) -> Tuple[int, int, int]:

@@ -6,8 +6,8 @@ use std::mem;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-/// Requests above this are refused by the server, so we refuse to send them.
-pub(crate) const MAX_REQUEST_SIZE: usize = 32 * 1024;
+use crate::methods::MAX_MESSAGE_SIZE;
+
 /// Replies are normally below 32 KiB, but GetLayerInfo answers inline and can exceed it.
 const RECV_BUFFER_SIZE: usize = 1 << 20;
 /// The wire passes at most two fds; the spare room lets us see (and close) extra ones
@@ -58,11 +58,11 @@ impl Channel {
 
     /// Sends one packet. MSG_NOSIGNAL: a dead proxy must give us EPIPE, not kill us.
     pub(crate) fn send(&self, packet: &[u8]) -> io::Result<()> {
-        if packet.len() > MAX_REQUEST_SIZE {
+        if packet.len() > MAX_MESSAGE_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "request of {} bytes exceeds {MAX_REQUEST_SIZE}",
+                    "request of {} bytes exceeds {MAX_MESSAGE_SIZE}",
                     packet.len()
                 ),
             ));

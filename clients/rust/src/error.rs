@@ -65,6 +65,9 @@ pub enum Error {
     },
     /// The proxy broke the protocol: malformed reply, wrong file descriptors, ...
     Protocol(String),
+    /// Arguments the wire does not accept for the method (e.g. a size above 2^53-1); nothing
+    /// was sent.
+    InvalidArgument(String),
     /// A system call failed while talking to the proxy process.
     Io { context: String, source: io::Error },
     /// The proxy process ended with a failure status.
@@ -115,6 +118,7 @@ impl fmt::Display for Error {
                 "{method} needs protocol {since} or later, the proxy speaks {version}"
             ),
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::ProxyExited(status) => write!(f, "proxy exited with {status}"),
             Error::Closed(why) => write!(f, "proxy connection closed: {why}"),

@@ -10,9 +10,10 @@ use crate::blob::{blob_pipe, BlobReader, FinishHandle, RawBlobErrorReader};
 use crate::channel::{seqpacket_pair, Channel};
 use crate::config::ImageProxyConfig;
 use crate::error::{Error, Result};
-use crate::session::{Data, Inner};
+use crate::methods::{self, Method, SENTINEL_IMAGE_ID};
+use crate::session::{Answer, Inner};
 use crate::types::{ImageManifest, LayerInfo};
-use crate::version::{self, Feature, ProtocolVersion};
+use crate::version::{self, ProtocolVersion};
 
 /// An image opened by [`ImageProxy::open_image`]; close it with [`ImageProxy::close_image`].
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl ImageProxy {
             config.stall_timeout(),
         ));
         // On failure `inner` drops here, which closes the socket and reaps the child.
-        let answer = match inner.call("Initialize", Vec::new(), Data::Nothing) {
+        let answer = match inner.call(&methods::INITIALIZE, Vec::new()) {
             Ok(answer) => answer,
             Err(err) => return Err(inner.explain_failed_start(err)),
         };
@@ -78,25 +79,43 @@ impl ImageProxy {
         self.version
     }
 
-    fn require(&self, feature: Feature) -> Result<()> {
-        if self.version >= feature.since {
+    /// Whether the proxy's protocol version has `method`.
+    pub fn supports(&self, method: &Method) -> bool {
+        self.version >= method.since
+    }
+
+    fn require(&self, method: &'static Method) -> Result<()> {
+        if self.supports(method) {
             Ok(())
         } else {
             Err(Error::MethodUnsupported {
-                method: feature.method,
-                since: feature.since,
+                method: method.name,
+                since: method.since,
                 version: self.version,
             })
         }
     }
 
+    /// One exchange, refused here when the proxy's version lacks the method.
+    fn call(&self, method: &'static Method, args: Vec<Value>) -> Result<Answer> {
+        self.require(method)?;
+        self.inner.call(method, args)
+    }
+
+    fn call_read_pipe(
+        &self,
+        method: &'static Method,
+        args: Vec<Value>,
+    ) -> Result<(Value, Vec<u8>)> {
+        self.require(method)?;
+        self.inner.call_read_pipe(method, args)
+    }
+
     /// Opens `TRANSPORT:REFERENCE` (e.g. `docker://quay.io/x/y:tag`, `oci:/dir:ref`).
     pub fn open_image(&self, image_ref: &str) -> Result<OpenedImage> {
-        let answer = self
-            .inner
-            .call("OpenImage", vec![json!(image_ref)], Data::Nothing)?;
+        let answer = self.call(&methods::OPEN_IMAGE, vec![json!(image_ref)])?;
         match answer.value.as_u64() {
-            Some(id) if id != 0 => Ok(OpenedImage(id)),
+            Some(id) if id != SENTINEL_IMAGE_ID => Ok(OpenedImage(id)),
             _ => Err(Error::Protocol(format!(
                 "OpenImage answered {} instead of an image id",
                 answer.value
@@ -106,12 +125,9 @@ impl ImageProxy {
 
     /// Like `open_image`, but `None` when the image does not exist (protocol 0.2.4).
     pub fn open_image_optional(&self, image_ref: &str) -> Result<Option<OpenedImage>> {
-        self.require(version::OPEN_IMAGE_OPTIONAL)?;
-        let answer = self
-            .inner
-            .call("OpenImageOptional", vec![json!(image_ref)], Data::Nothing)?;
+        let answer = self.call(&methods::OPEN_IMAGE_OPTIONAL, vec![json!(image_ref)])?;
         match answer.value.as_u64() {
-            Some(0) => Ok(None),
+            Some(SENTINEL_IMAGE_ID) => Ok(None),
             Some(id) => Ok(Some(OpenedImage(id))),
             None => Err(Error::Protocol(format!(
                 "OpenImageOptional answered {} instead of an image id",
@@ -121,17 +137,14 @@ impl ImageProxy {
     }
 
     pub fn close_image(&self, image: &OpenedImage) -> Result<()> {
-        self.inner
-            .call("CloseImage", vec![json!(image.0)], Data::Nothing)
+        self.call(&methods::CLOSE_IMAGE, vec![json!(image.0)])
             .map(|_| ())
     }
 
     /// The image's manifest in OCI form and the digest of the manifest as stored (before any
     /// Docker-to-OCI conversion).
     pub fn fetch_manifest(&self, image: &OpenedImage) -> Result<(String, Vec<u8>)> {
-        let (value, bytes) = self
-            .inner
-            .call_read_pipe("GetManifest", vec![json!(image.0)])?;
+        let (value, bytes) = self.call_read_pipe(&methods::GET_MANIFEST, vec![json!(image.0)])?;
         match value {
             Value::String(digest) => Ok((digest, bytes)),
             other => Err(Error::Protocol(format!(
@@ -151,8 +164,7 @@ impl ImageProxy {
     /// The full OCI image configuration, as bytes (GetFullConfig).
     pub fn fetch_config_raw(&self, image: &OpenedImage) -> Result<Vec<u8>> {
         Ok(self
-            .inner
-            .call_read_pipe("GetFullConfig", vec![json!(image.0)])?
+            .call_read_pipe(&methods::GET_FULL_CONFIG, vec![json!(image.0)])?
             .1)
     }
 
@@ -164,9 +176,7 @@ impl ImageProxy {
     /// Only the `config` member of the image configuration: Env, Cmd, Labels... (GetConfig,
     /// kept for old clients).
     pub fn fetch_config_member(&self, image: &OpenedImage) -> Result<Value> {
-        let (_, bytes) = self
-            .inner
-            .call_read_pipe("GetConfig", vec![json!(image.0)])?;
+        let (_, bytes) = self.call_read_pipe(&methods::GET_CONFIG, vec![json!(image.0)])?;
         parse_json("GetConfig", &bytes)
     }
 
@@ -179,10 +189,9 @@ impl ImageProxy {
         digest: &str,
         size: u64,
     ) -> Result<(BlobReader, FinishHandle)> {
-        let mut answer = self.inner.call(
-            "GetBlob",
+        let mut answer = self.call(
+            &methods::GET_BLOB,
             vec![json!(image.0), json!(digest), json!(size)],
-            Data::Pipe,
         )?;
         let reported = reported_size("GetBlob", &answer.value)?;
         let pipe = File::from(answer.fds.remove(0));
@@ -219,12 +228,7 @@ impl ImageProxy {
         image: &OpenedImage,
         digest: &str,
     ) -> Result<(Option<u64>, File, RawBlobErrorReader)> {
-        self.require(version::GET_RAW_BLOB)?;
-        let answer = self.inner.call(
-            "GetRawBlob",
-            vec![json!(image.0), json!(digest)],
-            Data::PipePair,
-        )?;
+        let answer = self.call(&methods::GET_RAW_BLOB, vec![json!(image.0), json!(digest)])?;
         let size = reported_size("GetRawBlob", &answer.value)?;
         let mut fds = answer.fds.into_iter();
         let (data, error) = match (fds.next(), fds.next()) {
@@ -241,14 +245,12 @@ impl ImageProxy {
     /// The layers as the image reports them for copying, or `None` when the proxy is older
     /// than 0.2.5. Uses GetLayerInfoPiped from 0.2.7 (no 32 KiB limit).
     pub fn get_layer_info(&self, image: &OpenedImage) -> Result<Option<Vec<LayerInfo>>> {
-        let value = if self.require(version::GET_LAYER_INFO_PIPED).is_ok() {
-            let (_, bytes) = self
-                .inner
-                .call_read_pipe("GetLayerInfoPiped", vec![json!(image.0)])?;
+        let value = if self.supports(&methods::GET_LAYER_INFO_PIPED) {
+            let (_, bytes) =
+                self.call_read_pipe(&methods::GET_LAYER_INFO_PIPED, vec![json!(image.0)])?;
             parse_json("GetLayerInfoPiped", &bytes)?
-        } else if self.require(version::GET_LAYER_INFO).is_ok() {
-            self.inner
-                .call("GetLayerInfo", vec![json!(image.0)], Data::Nothing)?
+        } else if self.supports(&methods::GET_LAYER_INFO) {
+            self.call(&methods::GET_LAYER_INFO, vec![json!(image.0)])?
                 .value
         } else {
             return Ok(None);

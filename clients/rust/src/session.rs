@@ -14,17 +14,7 @@ use serde_json::{json, Value};
 
 use crate::channel::Channel;
 use crate::error::{Error, ErrorCode, Result};
-
-/// What a method hands over beside its reply.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Data {
-    /// pipeid 0, no fd.
-    Nothing,
-    /// One read end and a non-zero pipeid for FinishPipe.
-    Pipe,
-    /// Two read ends (data, then error) and pipeid 0.
-    PipePair,
-}
+use crate::methods::{self, DataKind, Method};
 
 #[derive(Deserialize)]
 struct Reply {
@@ -82,7 +72,8 @@ impl Inner {
             let mut slot = lock(&self.slot);
             let broken = match slot.channel.take() {
                 Some(channel) => {
-                    let request = json!({ "method": "Shutdown", "args": [] }).to_string();
+                    let request =
+                        json!({ "method": methods::SHUTDOWN.name, "args": [] }).to_string();
                     // No reply comes; a proxy that already left shows in its exit status.
                     let _ = channel.send(request.as_bytes());
                     None
@@ -107,8 +98,17 @@ impl Inner {
     }
 
     /// Sends one request and receives its reply under one lock, so that replies are paired
-    /// with requests whichever thread asks.
-    pub(crate) fn call(&self, method: &str, args: Vec<Value>, data: Data) -> Result<Answer> {
+    /// with requests whichever thread asks. The arguments and the descriptors that come back
+    /// are checked against the method's entry in the table.
+    pub(crate) fn call(&self, spec: &Method, args: Vec<Value>) -> Result<Answer> {
+        spec.check_args(&args)?;
+        if spec.data == DataKind::NoReply {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no reply: use finalize()",
+                spec.name
+            )));
+        }
+        let method = spec.name;
         let request = serde_json::to_vec(&json!({ "method": method, "args": args }))
             .map_err(|e| Error::Protocol(format!("encoding {method}: {e}")))?;
         let mut slot = lock(&self.slot);
@@ -143,12 +143,8 @@ impl Inner {
                 message: reply.error,
             });
         }
-        let paired = match data {
-            Data::Nothing => reply.pipeid == 0 && fds.is_empty(),
-            Data::Pipe => reply.pipeid != 0 && fds.len() == 1,
-            Data::PipePair => reply.pipeid == 0 && fds.len() == 2,
-        };
-        if !paired {
+        let (fd_count, has_pipeid) = spec.data.expected_fds();
+        if fds.len() != fd_count || (reply.pipeid != 0) != has_pipeid {
             return Err(Error::Protocol(format!(
                 "{method} replied with pipeid {} and {} file descriptors",
                 reply.pipeid,
@@ -182,17 +178,24 @@ impl Inner {
     }
 
     pub(crate) fn finish_pipe(&self, pipeid: u64) -> Result<()> {
-        self.call("FinishPipe", vec![json!(pipeid)], Data::Nothing)
+        self.call(&methods::FINISH_PIPE, vec![json!(pipeid)])
             .map(|_| ())
     }
 
     /// Calls a single-pipe method and reads the whole pipe while FinishPipe runs.
     pub(crate) fn call_read_pipe(
         &self,
-        method: &str,
+        spec: &Method,
         args: Vec<Value>,
     ) -> Result<(Value, Vec<u8>)> {
-        let mut answer = self.call(method, args, Data::Pipe)?;
+        if spec.data != DataKind::Pipe {
+            return Err(Error::InvalidArgument(format!(
+                "{} hands out no single pipe",
+                spec.name
+            )));
+        }
+        let method = spec.name;
+        let mut answer = self.call(spec, args)?;
         let mut pipe = File::from(answer.fds.remove(0));
         let pipeid = answer.pipeid;
         thread::scope(|scope| {

@@ -44,29 +44,6 @@ pub const MIN_VERSION: ProtocolVersion = ProtocolVersion::new(0, 2, 3);
 /// First version refused: 0.3 may change the wire incompatibly.
 pub const NEXT_INCOMPATIBLE: ProtocolVersion = ProtocolVersion::new(0, 3, 0);
 
-/// A method newer than [`MIN_VERSION`] and the version that introduced it.
-pub(crate) struct Feature {
-    pub method: &'static str,
-    pub since: ProtocolVersion,
-}
-
-pub(crate) const OPEN_IMAGE_OPTIONAL: Feature = Feature {
-    method: "OpenImageOptional",
-    since: ProtocolVersion::new(0, 2, 4),
-};
-pub(crate) const GET_LAYER_INFO: Feature = Feature {
-    method: "GetLayerInfo",
-    since: ProtocolVersion::new(0, 2, 5),
-};
-pub(crate) const GET_LAYER_INFO_PIPED: Feature = Feature {
-    method: "GetLayerInfoPiped",
-    since: ProtocolVersion::new(0, 2, 7),
-};
-pub(crate) const GET_RAW_BLOB: Feature = Feature {
-    method: "GetRawBlob",
-    since: ProtocolVersion::new(0, 2, 8),
-};
-
 /// Checks Initialize's answer against `^0.2.3`.
 pub(crate) fn check_supported(text: &str) -> Result<ProtocolVersion> {
     match ProtocolVersion::parse(text) {
