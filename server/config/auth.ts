@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
+import { CancelledError, CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { getFromCredentialHelper } from './credential-helper';
 
@@ -28,6 +28,31 @@ export interface AuthLookupOptions {
   credentialHelpers?: readonly string[];
   /** Where credentials were found (never the credentials). */
   logger?: Pick<Logger, 'debug'>;
+  /**
+   * What auth files that can be read only once (a pipe behind /proc/self/fd/N) held, for the
+   * lookups that share it; the owner of the descriptor's context keeps one. Default: a new
+   * one per lookup.
+   */
+  readOnceFiles?: ReadOnceFiles;
+  /** Stops a credential helper that is still running (CancelledError). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Auth files that can be read only once, kept as first read, keyed by path and the identity of
+ * what the path points at (a reused descriptor number names another file).
+ */
+export class ReadOnceFiles {
+  private readonly files = new Map<string, Promise<Buffer>>();
+
+  read(key: string, load: () => Promise<Buffer>): Promise<Buffer> {
+    let pending = this.files.get(key);
+    if (pending === undefined) {
+      pending = load();
+      this.files.set(key, pending);
+    }
+    return pending;
+  }
 }
 
 /** The credential-helpers entry that stands for the auth files themselves. */
@@ -111,17 +136,19 @@ export async function lookupCredentials(
   const helpers = opts.credentialHelpers !== undefined && opts.credentialHelpers.length > 0 ? opts.credentialHelpers : [AUTH_FILES_HELPER];
 
   const failures: unknown[] = [];
+  const files = opts.readOnceFiles ?? new ReadOnceFiles();
   for (const helper of helpers) {
     try {
       const found =
         helper === AUTH_FILES_HELPER
-          ? await lookupInAuthFiles(fullName, registry, opts, env)
-          : await askHelper(helper, registry, env); // Helpers hold per-registry entries only.
+          ? await lookupInAuthFiles(fullName, registry, opts, files, env)
+          : await askHelper(helper, registry, env, opts.signal); // Helpers hold per-registry entries only.
       if (found !== undefined) {
         opts.logger?.debug(`credentials for ${fullName} found in ${found.source}`);
         return found.credentials;
       }
     } catch (err) {
+      if (err instanceof CancelledError) throw err; // the caller went away: no other source either
       failures.push(err);
     }
   }
@@ -139,12 +166,18 @@ interface Found {
   readonly source: string;
 }
 
-async function lookupInAuthFiles(fullName: string, registry: string, opts: AuthLookupOptions, env: NodeJS.ProcessEnv): Promise<Found | undefined> {
+async function lookupInAuthFiles(
+  fullName: string,
+  registry: string,
+  opts: AuthLookupOptions,
+  files: ReadOnceFiles,
+  env: NodeJS.ProcessEnv,
+): Promise<Found | undefined> {
   // A missing file (also under a missing $XDG_RUNTIME_DIR) is skipped, as containers tools do.
   for (const location of authFileSearchPath(opts)) {
-    const file = await loadAuthFile(location);
+    const file = await loadAuthFile(location, files);
     if (file === undefined) continue;
-    const found = await lookupInFile(file, location, fullName, registry, env);
+    const found = await lookupInFile(file, location, fullName, registry, env, opts.signal);
     if (found !== undefined) return found;
   }
   return undefined;
@@ -168,13 +201,14 @@ async function lookupInFile(
   fullName: string,
   registry: string,
   env: NodeJS.ProcessEnv,
+  signal: AbortSignal | undefined,
 ): Promise<Found | undefined> {
   // A credHelpers entry owns its registry: whatever it says is this file's answer.
   const normalized = normalizeRegistry(registry);
   const helper =
     file.credHelpers.get(registry) ??
     [...file.credHelpers].find(([k]) => normalizeAuthFileKey(k, false) === normalized)?.[1];
-  if (helper !== undefined) return askHelper(helper, registry, env);
+  if (helper !== undefined) return askHelper(helper, registry, env, signal);
 
   // Exact keys from the most specific (the repository) to the registry; ~/.dockercfg has registries only.
   const candidates = location.legacy ? [registry] : hierarchy(fullName);
@@ -189,7 +223,7 @@ async function lookupInFile(
     const credentials = decodeEntry(entry, candidate, location.path);
     if (credentials !== undefined) return { credentials, source: `${location.path} (${candidate})` };
   }
-  if (file.credsStore !== undefined) return askHelper(file.credsStore, registry, env);
+  if (file.credsStore !== undefined) return askHelper(file.credsStore, registry, env, signal);
   return undefined;
 }
 
@@ -205,11 +239,11 @@ function hierarchy(name: string): string[] {
   }
 }
 
-async function askHelper(helper: string, registry: string, env: NodeJS.ProcessEnv): Promise<Found | undefined> {
+async function askHelper(helper: string, registry: string, env: NodeJS.ProcessEnv, signal: AbortSignal | undefined): Promise<Found | undefined> {
   // containers tools ask for "docker.io"; `docker login` stores Docker Hub under its legacy URL.
   const serverUrls = registry === 'docker.io' ? [registry, DOCKER_HUB_LEGACY_URL] : [registry];
   for (const serverUrl of serverUrls) {
-    const answer = await getFromCredentialHelper(helper, serverUrl, env);
+    const answer = await getFromCredentialHelper(helper, serverUrl, env, signal);
     if (answer === undefined) continue;
     const credentials: RegistryCredentials =
       answer.username === '<token>'
@@ -245,15 +279,10 @@ function decodeEntry(entry: AuthFileEntry, key: string, file: string): RegistryC
   return { kind: 'basic', username, password };
 }
 
-/**
- * Auth files that can only be read once (a pipe behind /proc/self/fd/N) are read the first
- * time and remembered, keyed by path and the identity of what it points at.
- */
-const readOnceFiles = new Map<string, Promise<Buffer>>();
-
 const FD_PATH = /^\/(?:proc\/(?:self|thread-self|\d+)|dev)\/fd\/\d+$/;
 
-async function readAuthFileBytes(file: string): Promise<Buffer | undefined> {
+/** A file's bytes; one that can be read only once (not a regular file, or a descriptor path) is read through `files`. */
+async function readAuthFileBytes(file: string, files: ReadOnceFiles): Promise<Buffer | undefined> {
   let stat;
   try {
     stat = await fs.stat(file);
@@ -263,21 +292,15 @@ async function readAuthFileBytes(file: string): Promise<Buffer | undefined> {
   }
   try {
     if (stat.isFile() && !FD_PATH.test(file)) return await fs.readFile(file);
-    const cacheKey = `${file}\0${stat.dev}:${stat.ino}`;
-    let pending = readOnceFiles.get(cacheKey);
-    if (pending === undefined) {
-      pending = fs.readFile(file);
-      readOnceFiles.set(cacheKey, pending);
-    }
-    return await pending;
+    return await files.read(`${file}\0${stat.dev}:${stat.ino}`, () => fs.readFile(file));
   } catch (err) {
     throw new InvalidConfigError(`reading auth file ${file}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
 /** A parsed auth file, or undefined when it does not exist. */
-async function loadAuthFile(location: AuthFileLocation): Promise<AuthFile | undefined> {
-  const bytes = await readAuthFileBytes(location.path);
+async function loadAuthFile(location: AuthFileLocation, files: ReadOnceFiles): Promise<AuthFile | undefined> {
+  const bytes = await readAuthFileBytes(location.path, files);
   if (bytes === undefined) return undefined;
   let json: unknown;
   try {

@@ -3,7 +3,7 @@
  * with the server URL on stdin answers {"ServerURL","Username","Secret"} on stdout.
  */
 import { spawn } from 'node:child_process';
-import { CredentialHelperError } from '../../protocol/errors';
+import { CancelledError, CredentialHelperError } from '../../protocol/errors';
 
 export interface HelperAnswer {
   readonly username: string;
@@ -33,14 +33,17 @@ function complaint(text: string): string {
 /**
  * Asks `docker-credential-<helper> get` for serverUrl's credentials, finding the program on
  * env.PATH. undefined when the helper says it has none; throws CredentialHelperError when
- * the program is missing, fails otherwise, or answers something that is not the expected JSON.
+ * the program is missing, fails otherwise, or answers something that is not the expected JSON,
+ * and CancelledError (the helper killed) when `signal` aborts first.
  */
 export async function getFromCredentialHelper(
   helper: string,
   serverUrl: string,
   env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
 ): Promise<HelperAnswer | undefined> {
   checkHelperName(helper);
+  if (signal?.aborted) throw new CancelledError(`credential helper docker-credential-${helper}: cancelled`);
   const program = `docker-credential-${helper}`;
   const { code, stdout, stderr, spawnError, timedOut, overflow } = await new Promise<{
     code: number | null;
@@ -50,7 +53,8 @@ export async function getFromCredentialHelper(
     timedOut: boolean;
     overflow: boolean;
   }>((resolve) => {
-    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // With a signal, Node kills the helper when it aborts (and reports an AbortError, handled below).
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'], ...(signal !== undefined ? { signal } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -79,6 +83,7 @@ export async function getFromCredentialHelper(
     child.stdin.end(serverUrl);
   });
 
+  if (signal?.aborted) throw new CancelledError(`credential helper ${program}: cancelled`);
   if (spawnError !== undefined) {
     const why = spawnError.code === 'ENOENT' ? 'not found in $PATH' : `could not be started (${spawnError.code ?? spawnError.message})`;
     throw new CredentialHelperError(`credential helper ${program} ${why}`);

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import type { OpenedImage } from '../../server/image/image';
 import { openImageByName } from '../../server/image/open';
 import type { RegistryOptions, SystemContext } from '../../server/image/types';
-import { neverAborted, testContext } from './context';
+import { closeTestContext, neverAborted, testContext } from './context';
 import { emptyAuthFilePath } from './registry-images';
 
 let emptyConf: string | undefined;
@@ -28,6 +28,27 @@ export function emptyRegistriesConf(): string {
 
 export function contextWith(registry: Partial<RegistryOptions>, extra: Partial<Omit<SystemContext, 'registry' | 'resources'>> = {}): SystemContext {
   return testContext({ ...extra, registry: { authFile: emptyAuthFilePath(), registriesConf: emptyRegistriesConf(), ...registry } });
+}
+
+/**
+ * The contexts one suite made, closed together (typically in afterEach), so that every test
+ * gets registry pools of its own and leaves no connection open behind it.
+ */
+export class TestContexts {
+  private made: SystemContext[] = [];
+
+  /** contextWith, remembered for closeAll(). */
+  with(registry: Partial<RegistryOptions>, extra: Partial<Omit<SystemContext, 'registry' | 'resources'>> = {}): SystemContext {
+    const ctx = contextWith(registry, extra);
+    this.made.push(ctx);
+    return ctx;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = this.made;
+    this.made = [];
+    await Promise.all(all.map((ctx) => closeTestContext(ctx)));
+  }
 }
 
 export async function openImage(ref: string, ctx: SystemContext): Promise<OpenedImage> {

@@ -38,6 +38,10 @@ export interface SeenRequest {
   fault: FaultAction['kind'] | undefined;
   /** The response body was sent in full. */
   completed: boolean;
+  /** Which client connection carried it (numbered from 1 in accept order). */
+  readonly connection: number;
+  /** Date.now() when that connection closed (the client gave up, or closed its pool); undefined while open. */
+  connectionClosedAt: number | undefined;
 }
 
 export type RequestMatcher = (req: { readonly method: string; readonly path: string; readonly headers: http.IncomingHttpHeaders }) => boolean;
@@ -98,6 +102,8 @@ export async function startFaultProxy(target: FaultProxyTarget): Promise<FaultPr
   const requests: SeenRequest[] = [];
   let rules: ActiveRule[] = [];
   const sockets = new Set<Socket>();
+  const connectionIds = new WeakMap<Socket, number>();
+  let connections = 0;
   const timers = new Set<NodeJS.Timeout>();
 
   const pickFault = (req: { method: string; path: string; headers: http.IncomingHttpHeaders }): FaultAction | undefined => {
@@ -125,6 +131,8 @@ export async function startFaultProxy(target: FaultProxyTarget): Promise<FaultPr
       bodyBytes: 0,
       fault: undefined,
       completed: false,
+      connection: connectionIds.get(req.socket) ?? 0,
+      connectionClosedAt: undefined,
     };
     requests.push(seen);
     const fault = pickFault(seen);
@@ -151,8 +159,14 @@ export async function startFaultProxy(target: FaultProxyTarget): Promise<FaultPr
     }
   });
   server.on('connection', (socket) => {
+    const id = ++connections;
+    connectionIds.set(socket, id);
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      const now = Date.now();
+      for (const r of requests) if (r.connection === id) r.connectionClosedAt = now;
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

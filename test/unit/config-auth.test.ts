@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
-import { authFileSearchPath, lookupCredentials, parseCredsFlag, type AuthLookupOptions } from '../../server/config/auth';
-import { CredentialHelperError, InvalidArgumentError, InvalidConfigError } from '../../protocol/errors';
+import { authFileSearchPath, lookupCredentials, parseCredsFlag, ReadOnceFiles, type AuthLookupOptions } from '../../server/config/auth';
+import { CancelledError, CredentialHelperError, InvalidArgumentError, InvalidConfigError } from '../../protocol/errors';
 import { native } from '../../protocol/seqpacket/native';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'layerpipe-auth-'));
@@ -334,13 +334,13 @@ describe('auth files behind file descriptors', () => {
     }
   });
 
-  it('reads a pipe once and answers later lookups from what it read', async () => {
+  it('reads a pipe once and answers later lookups sharing its ReadOnceFiles from what it read', async () => {
     const h = newHome();
     const [readEnd, writeEnd] = native.pipe();
     try {
       fs.writeSync(writeEnd, JSON.stringify({ auths: { 'pipe.example.com': { auth: b64('pipeuser:pipepass') }, 'quay.io/ns': { auth: b64('q:ns') } } }));
       native.close(writeEnd);
-      const o = h.opts({ authFile: `/proc/self/fd/${readEnd}` });
+      const o = h.opts({ authFile: `/proc/self/fd/${readEnd}`, readOnceFiles: new ReadOnceFiles() });
       const [first, second] = await Promise.all([
         lookupCredentials({ registry: 'pipe.example.com', repository: 'a' }, o),
         lookupCredentials({ registry: 'quay.io', repository: 'ns/b' }, o),
@@ -348,9 +348,27 @@ describe('auth files behind file descriptors', () => {
       assert.deepEqual(first, basic('pipeuser', 'pipepass'));
       assert.deepEqual(second, basic('q', 'ns'));
       assert.deepEqual(await lookupCredentials({ registry: 'pipe.example.com', repository: 'c' }, o), basic('pipeuser', 'pipepass'));
+      // Another owner's cache has not read it: the pipe is empty for it now (what it held is not process-wide state).
+      await assert.rejects(lookupCredentials({ registry: 'pipe.example.com', repository: 'c' }, { ...o, readOnceFiles: new ReadOnceFiles() }), InvalidConfigError);
     } finally {
       native.close(readEnd);
     }
+  });
+});
+
+describe('cancelling a credentials lookup', () => {
+  it('kills a credential helper that is still running and answers CancelledError', async () => {
+    const h = newHome();
+    const marker = path.join(h.home, 'helper-ran');
+    const slow = path.join(binDir, 'docker-credential-slow');
+    fs.writeFileSync(slow, `#!/bin/sh\ntouch "${marker}"\nexec sleep 30\n`, { mode: 0o755 });
+    const controller = new AbortController();
+    const started = Date.now();
+    const lookup = lookupCredentials({ registry: 'slow.example.com', repository: 'a' }, h.opts({ credentialHelpers: ['slow', 'containers-auth.json'], signal: controller.signal }));
+    while (!fs.existsSync(marker) && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 20));
+    controller.abort();
+    await assert.rejects(lookup, CancelledError);
+    assert.ok(Date.now() - started < 5_000, 'did not wait for the helper to finish');
   });
 });
 

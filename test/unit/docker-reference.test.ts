@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { parseFlags, parseGoDuration, UsageError } from '../../server/cli/flags';
+import { defaultOptions, parseFlags, parseGoDuration, UsageError } from '../../server/cli/flags';
 import { InvalidArgumentError } from '../../protocol/errors';
 import { parseImageName } from '../../server/transports/all';
 import { parseChallenges, parseTokenResponse } from '../../server/transports/docker/auth';
@@ -168,19 +168,25 @@ describe('signature policy scopes of docker references', () => {
   });
 });
 
+const pickTuning = (r: { stallTimeoutMs: number; retryAttempts: number; retryDelayMs: number }) =>
+  ({ stallTimeoutMs: r.stallTimeoutMs, retryAttempts: r.retryAttempts, retryDelayMs: r.retryDelayMs });
+
 describe('registry flags', () => {
   it('fills RegistryOptions', () => {
     const { options } = parseFlags('experimental-image-proxy', [
       '--authfile', '/proc/self/fd/100', '--cert-dir=/certs', '--tls-verify=false', '--registries-conf', '/r.conf',
       '--command-timeout', '1m30s', '--registry-token', 'tok', '--creds', 'u:p:w',
     ]);
-    // Timeouts and retries come from LAYERPIPE_* variables, not flags.
-    const { stallTimeoutMs, retryAttempts, retryDelayMs, ...fromFlags } = options.registry;
-    assert.ok(stallTimeoutMs >= 1 && retryAttempts >= 1 && retryDelayMs >= 0);
-    assert.deepEqual(fromFlags, {
+    const { stallTimeoutMs, retryAttempts, retryDelayMs } = defaultOptions().registry;
+    assert.deepEqual(options.registry, {
       tlsVerify: false, certDir: '/certs', authFile: '/proc/self/fd/100', credentials: { username: 'u', password: 'p:w' },
-      registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', commandTimeoutMs: 90_000,
+      registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', commandTimeoutMs: 90_000, stallTimeoutMs, retryAttempts, retryDelayMs,
     });
+  });
+  it('reads the registry tuning from the environment, with defaults', () => {
+    assert.deepEqual(pickTuning(defaultOptions({}).registry), { stallTimeoutMs: 30_000, retryAttempts: 5, retryDelayMs: 500 });
+    const env = { LAYERPIPE_STALL_TIMEOUT_MS: '400', LAYERPIPE_RETRY_ATTEMPTS: '0', LAYERPIPE_RETRY_DELAY_MS: 'soon' };
+    assert.deepEqual(pickTuning(defaultOptions(env).registry), { stallTimeoutMs: 400, retryAttempts: 1, retryDelayMs: 500 });
   });
   it('takes --username with --password, and --no-creds', () => {
     assert.deepEqual(parseFlags('inspect', ['--username', 'a', '--password', 'b']).options.registry.credentials, { username: 'a', password: 'b' });

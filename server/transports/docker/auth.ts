@@ -1,14 +1,17 @@
 /**
  * Registry authentication: WWW-Authenticate challenges, Basic, and the Bearer token flow
  * (anonymous, with a user and password, or with an OAuth2 identity token), with tokens cached
- * per realm, service, repository scope and identity, and dropped when the registry refuses them.
+ * per realm, service, repository scope and identity in the TokenCache of the context's
+ * registry pool, and dropped when the registry refuses them.
  *
  * The Authorization header this produces is only ever attached, by client.ts, to requests for
  * the registry host that sent the challenge; token requests go to the realm that the registry
  * named, as the protocol requires.
  */
 import { createHash } from 'node:crypto';
+import { LayerpipeError } from '../../../protocol/errors';
 import type { RegistryCredentials } from '../../config/auth';
+import { SharedOperation } from './shared';
 
 export interface Challenge {
   /** Lowercased: "bearer", "basic", … */
@@ -102,12 +105,12 @@ export function parseTokenResponse(body: string): IssuedToken {
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new Error('token endpoint answered something that is not JSON');
+    throw new LayerpipeError('token endpoint answered something that is not JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null) throw new Error('token endpoint answered something that is not a JSON object');
+  if (typeof parsed !== 'object' || parsed === null) throw new LayerpipeError('token endpoint answered something that is not a JSON object');
   const o = parsed as Record<string, unknown>;
   const token = typeof o.token === 'string' && o.token !== '' ? o.token : typeof o.access_token === 'string' ? o.access_token : '';
-  if (token === '') throw new Error('token endpoint answered without a token');
+  if (token === '') throw new LayerpipeError('token endpoint answered without a token');
   const expiresIn = typeof o.expires_in === 'number' && Number.isFinite(o.expires_in) ? o.expires_in : 0;
   return { token, expiresInSeconds: Math.max(expiresIn, MIN_TOKEN_LIFETIME_SECONDS) };
 }
@@ -121,19 +124,51 @@ interface CachedToken {
   readonly expiresAt: number;
 }
 
-/** Tokens for the whole process: reopening an image, or another image of the repository, reuses them. */
-const tokenCache = new Map<string, CachedToken>();
-const pendingTokens = new Map<string, Promise<CachedToken>>();
+/**
+ * Bearer tokens of one owner (a RegistryPool): reopening an image, or another image of the
+ * repository, reuses them. Keys carry a hash of the identity, never the secret.
+ */
+export class TokenCache {
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pending = new Map<string, SharedOperation<CachedToken>>();
+
+  /** A token still good for a while, or one fetched with `fetch` (one fetch for concurrent askers). */
+  get(key: string, what: string, signal: AbortSignal | undefined, fetch: (signal: AbortSignal) => Promise<IssuedToken>): Promise<CachedToken> {
+    const cached = this.tokens.get(key);
+    if (cached !== undefined && cached.expiresAt > Date.now()) return Promise.resolve(cached);
+    let shared = this.pending.get(key);
+    if (shared === undefined || !shared.joinable) {
+      const operation: SharedOperation<CachedToken> = new SharedOperation(what, async (fetchSignal) => {
+        try {
+          const issued = await fetch(fetchSignal);
+          const entry = { token: issued.token, expiresAt: Date.now() + issued.expiresInSeconds * 1000 - EXPIRY_MARGIN_MS };
+          this.tokens.set(key, entry);
+          return entry;
+        } finally {
+          if (this.pending.get(key) === operation) this.pending.delete(key);
+        }
+      });
+      shared = operation;
+      this.pending.set(key, shared);
+    }
+    return shared.join(signal);
+  }
+
+  delete(key: string): void {
+    this.tokens.delete(key);
+  }
+
+  clear(): void {
+    this.tokens.clear();
+    this.pending.clear();
+  }
+}
 
 /** An identity without the secret in it (a hash), so tokens of different users never mix. */
 function identityKey(credentials: RegistryCredentials | undefined): string {
   if (credentials === undefined) return 'anonymous';
   const secret = credentials.kind === 'basic' ? credentials.password : credentials.token;
   return createHash('sha256').update(`${credentials.kind}\0${credentials.username}\0${secret}`).digest('hex');
-}
-
-export function clearTokenCache(): void {
-  tokenCache.clear();
 }
 
 /** Who this client is at one registry. */
@@ -144,7 +179,7 @@ export interface AuthIdentity {
   readonly registryToken: string | undefined;
 }
 
-export type TokenFetcher = (request: TokenRequest) => Promise<IssuedToken>;
+export type TokenFetcher = (request: TokenRequest, signal: AbortSignal) => Promise<IssuedToken>;
 
 /**
  * Produces the Authorization header for a registry request given the challenges the registry
@@ -153,15 +188,19 @@ export type TokenFetcher = (request: TokenRequest) => Promise<IssuedToken>;
 export class RegistryAuthenticator {
   constructor(
     private readonly identity: AuthIdentity,
+    private readonly tokens: TokenCache,
     private readonly fetchToken: TokenFetcher,
   ) {}
 
-  /** The header value, or undefined to go anonymous (no challenge, or none we can answer). */
-  async authorization(challenges: readonly Challenge[], scope: string): Promise<string | undefined> {
+  /**
+   * The header value, or undefined to go anonymous (no challenge, or none we can answer).
+   * `signal` stops waiting for a token (CancelledError).
+   */
+  async authorization(challenges: readonly Challenge[], scope: string, signal: AbortSignal | undefined): Promise<string | undefined> {
     for (const challenge of challenges) {
       if (challenge.scheme === 'bearer') {
         if (this.identity.registryToken !== undefined) return `Bearer ${this.identity.registryToken}`;
-        const token = await this.bearerToken(challenge, scope);
+        const token = await this.bearerToken(challenge, scope, signal);
         return `Bearer ${token.token}`;
       }
       if (challenge.scheme === 'basic') {
@@ -176,7 +215,7 @@ export class RegistryAuthenticator {
   /** Forgets the cached token a refused request carried, so the next one gets a fresh token. */
   forget(challenges: readonly Challenge[], scope: string): void {
     for (const challenge of challenges) {
-      if (challenge.scheme === 'bearer') tokenCache.delete(this.cacheKey(challenge, scope));
+      if (challenge.scheme === 'bearer') this.tokens.delete(this.cacheKey(challenge, scope));
     }
   }
 
@@ -189,27 +228,16 @@ export class RegistryAuthenticator {
     return [challenge.params.realm ?? '', challenge.params.service ?? '', scope, identityKey(this.identity.credentials)].join('\0');
   }
 
-  private async bearerToken(challenge: Challenge, scope: string): Promise<CachedToken> {
+  private bearerToken(challenge: Challenge, scope: string, signal: AbortSignal | undefined): Promise<CachedToken> {
     const realm = challenge.params.realm;
-    if (realm === undefined || realm === '') throw new Error('the registry asked for a bearer token without naming a realm');
-    const key = this.cacheKey(challenge, scope);
-    const cached = tokenCache.get(key);
-    if (cached !== undefined && cached.expiresAt > Date.now()) return cached;
-    let pending = pendingTokens.get(key);
-    if (pending === undefined) {
-      // The scope the challenge names (e.g. after insufficient_scope) is asked for alongside ours.
-      const scopes = [scope];
-      const challengeScope = challenge.params.scope;
-      if (challengeScope !== undefined && challengeScope !== '' && challengeScope !== scope) scopes.push(...challengeScope.split(' '));
-      pending = this.fetchToken({ realm, service: challenge.params.service, scopes, credentials: this.identity.credentials })
-        .then((issued) => {
-          const entry = { token: issued.token, expiresAt: Date.now() + issued.expiresInSeconds * 1000 - EXPIRY_MARGIN_MS };
-          tokenCache.set(key, entry);
-          return entry;
-        })
-        .finally(() => pendingTokens.delete(key));
-      pendingTokens.set(key, pending);
+    if (realm === undefined || realm === '') {
+      return Promise.reject(new LayerpipeError('the registry asked for a bearer token without naming a realm'));
     }
-    return pending;
+    // The scope the challenge names (e.g. after insufficient_scope) is asked for alongside ours.
+    const scopes = [scope];
+    const challengeScope = challenge.params.scope;
+    if (challengeScope !== undefined && challengeScope !== '' && challengeScope !== scope) scopes.push(...challengeScope.split(' '));
+    const request: TokenRequest = { realm, service: challenge.params.service, scopes, credentials: this.identity.credentials };
+    return this.tokens.get(this.cacheKey(challenge, scope), `requesting a bearer token for ${scope}`, signal, (fetchSignal) => this.fetchToken(request, fetchSignal));
   }
 }

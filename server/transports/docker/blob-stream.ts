@@ -7,9 +7,9 @@
  * the stall clock only runs while the consumer is waiting for bytes: a slow reader is not a
  * stalled server.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { Readable } from 'node:stream';
-import { RetryableError, errorMessage, isTransient } from '../../../protocol/errors';
+import { CancelledError, LayerpipeError, RetryableError, errorMessage, isTransient } from '../../../protocol/errors';
+import { sleep } from './retry';
 
 /** One HTTP response body to read from, and how many of its leading bytes to drop. */
 export interface OpenedBody {
@@ -53,7 +53,8 @@ export class ResumableBlobStream extends Readable {
   private resumes = 0;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
-    this.destroy(new Error(`${this.options.what}: aborted`));
+    // Its image was closed or its session ended: a cancellation, not a network fault.
+    this.destroy(new CancelledError(`${this.options.what}: aborted`));
   };
 
   constructor(first: OpenedBody, private readonly options: ResumableOptions) {
@@ -157,6 +158,11 @@ export class ResumableBlobStream extends Readable {
     if (body !== this.current || this.destroyed) return;
     this.clearStallTimer();
     this.detach(true);
+    // Its connections were closed by their owner (the registry pool): resuming would be refused too.
+    if (err instanceof CancelledError) {
+      this.destroy(err);
+      return;
+    }
     if (this.options.totalSize >= 0 && this.delivered === this.options.totalSize) {
       // Everything announced has arrived; only the connection's end was lost.
       this.push(null);
@@ -191,8 +197,8 @@ export class ResumableBlobStream extends Readable {
           return;
         } catch (err) {
           if (this.destroyed) return;
-          if (!(err instanceof RetryableError) && !isTransient(err)) {
-            this.fail(err instanceof Error ? err : new Error(String(err)));
+          if (!isTransient(err)) {
+            this.fail(err instanceof LayerpipeError ? err : new LayerpipeError(`${this.options.what}: ${errorMessage(err)}`, { cause: err }));
             return;
           }
           lastError = err instanceof Error ? err : new Error(String(err));
@@ -224,9 +230,4 @@ export class ResumableBlobStream extends Readable {
     if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts (resolving either way). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return delay(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -4,18 +4,25 @@
  * network faults, 429 (Retry-After) and 5xx, redirects followed with Authorization kept only
  * on the registry's own origin, and 401s answered by fetching a fresh token once.
  */
-import { setTimeout as delay } from 'node:timers/promises';
-import type { IncomingHttpHeaders } from 'node:http';
-import { request, type Dispatcher } from 'undici';
-import type { Logger } from '../../log';
+import { request } from 'undici';
 import {
-  AccessDeniedError, BlobNotFoundError, CancelledError, ImageNotFoundError, LayerpipeError, RetryableError, errorMessage, isTransient,
+  AccessDeniedError, CancelledError, InternalError, LayerpipeError, RetryableError, errorMessage, isTransient,
 } from '../../../protocol/errors';
+import type { Logger } from '../../log';
 import { MAX_MANIFEST_SIZE, MediaTypes } from '../../image/manifest';
 import type { BlobReader, RawManifest } from '../../image/types';
-import { parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenRequest } from './auth';
+import {
+  parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenCache, type TokenRequest,
+} from './auth';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
-import { dispatcherFor, redactUrl, type TlsSettings } from './http';
+import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
+import {
+  contentLength, rangeStart, readLimited, responseError, simplifyContentType, statusError, withContext, type Response,
+} from './responses';
+import { backoffMs, Deadline, retryAfterMs, sleep } from './retry';
+import { SharedOperation } from './shared';
+
+export { retryAfterMs } from './retry';
 
 /** Manifest types asked for, most wanted first; schema 1 only so that it can be refused clearly. */
 export const MANIFEST_ACCEPT = [
@@ -24,9 +31,7 @@ export const MANIFEST_ACCEPT = [
 ].join(', ');
 
 const MAX_REDIRECTS = 10;
-const MAX_ERROR_BODY = 64 * 1024;
 const MAX_TOKEN_BODY = 1024 * 1024;
-const MAX_RETRY_AFTER_MS = 60_000;
 
 export interface ClientSettings {
   readonly userAgent: string;
@@ -53,11 +58,10 @@ export interface Endpoint {
   readonly allowHttp: boolean;
 }
 
-interface Response {
-  readonly url: URL;
-  readonly statusCode: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Dispatcher.ResponseData['body'];
+/** What a client shares with the other clients of its RegistryPool. */
+export interface ClientResources {
+  readonly connections: ConnectionPool;
+  readonly tokens: TokenCache;
 }
 
 interface SendOptions {
@@ -83,34 +87,47 @@ export function pullScope(repository: string): string {
 export class RegistryClient {
   private base: URL | undefined;
   private challenges: Challenge[] = [];
-  private pinged: Promise<void> | undefined;
+  private pinging: SharedOperation<void> | undefined;
   private readonly auth: RegistryAuthenticator;
+  private readonly connections: ConnectionPool;
 
   constructor(
     readonly endpoint: Endpoint,
     identity: AuthIdentity,
     private readonly settings: ClientSettings,
+    resources: ClientResources,
   ) {
-    this.auth = new RegistryAuthenticator(identity, (req) => this.fetchToken(req));
+    this.connections = resources.connections;
+    this.auth = new RegistryAuthenticator(identity, resources.tokens, (req, signal) => this.fetchToken(req, signal));
   }
 
-  /** GET /v2/ once: chooses https (or http when allowed and https fails) and records the challenges. */
+  /**
+   * GET /v2/ once: chooses https (or http when allowed and https fails) and records the
+   * challenges. Concurrent callers share one ping; it is abandoned only when all of them abort.
+   */
   ping(signal?: AbortSignal): Promise<void> {
-    this.pinged ??= this.doPing(signal).catch((err: unknown) => {
-      this.pinged = undefined;
-      throw err;
-    });
-    return this.pinged;
+    if (this.base !== undefined) return Promise.resolve();
+    if (this.pinging === undefined || !this.pinging.joinable) {
+      const operation: SharedOperation<void> = new SharedOperation(`pinging container registry ${this.endpoint.registry}`, (shared) =>
+        this.doPing(shared).catch((err: unknown) => {
+          // A failed ping is not remembered: the next request asks again.
+          if (this.pinging === operation) this.pinging = undefined;
+          throw err;
+        }));
+      this.pinging = operation;
+    }
+    return this.pinging.join(signal);
   }
 
-  private async doPing(signal: AbortSignal | undefined): Promise<void> {
+  private async doPing(signal: AbortSignal): Promise<void> {
+    const what = `pinging container registry ${this.endpoint.registry}`;
     const schemes = this.endpoint.allowHttp ? ['https', 'http'] : ['https'];
     let lastError: unknown;
     for (const scheme of schemes) {
       const url = new URL(`${scheme}://${this.endpoint.host}/v2/`);
       try {
         const challenges = await this.send(url, {
-          what: `pinging container registry ${this.endpoint.registry}`,
+          what,
           signal,
           // When plain HTTP is the fallback, a failing HTTPS is not retried: it is the wrong door, not a busy one.
           attempts: scheme === 'https' && this.endpoint.allowHttp ? 1 : this.settings.attempts,
@@ -118,26 +135,28 @@ export class RegistryClient {
           await res.body.text().catch(() => undefined);
           if (res.statusCode === 200) return [];
           if (res.statusCode === 401) return parseChallenges(res.headers['www-authenticate']);
-          throw statusError(res.statusCode, `pinging container registry ${this.endpoint.registry}`, '');
+          throw statusError(res.statusCode, what, '');
         });
         this.base = new URL(`${scheme}://${this.endpoint.host}`);
         this.challenges = challenges;
         this.settings.logger?.debug(`registry ${this.endpoint.registry}: ${scheme}, auth ${challenges.map((c) => c.scheme).join(', ') || 'none'}`);
         return;
       } catch (err) {
+        // Nobody waits any more: trying plain HTTP too would only be more traffic.
+        if (err instanceof CancelledError) throw err;
         lastError = err;
       }
     }
-    throw withContext(lastError, `pinging container registry ${this.endpoint.registry}`);
+    throw withContext(lastError, what);
   }
 
   private url(path: string): URL {
-    if (this.base === undefined) throw new Error('internal error: registry used before ping');
+    if (this.base === undefined) throw new InternalError('registry used before ping');
     return new URL(path, this.base);
   }
 
   /** A manifest by tag or digest: bytes (at most 4 MiB) and the declared media type. */
-  async getManifest(repository: string, selector: string, signal?: AbortSignal): Promise<RawManifest> {
+  async getManifest(repository: string, selector: string, signal: AbortSignal): Promise<RawManifest> {
     await this.ping(signal);
     const what = `reading manifest ${selector} in ${this.endpoint.registry}/${repository}`;
     return this.send(this.url(`/v2/${repository}/manifests/${selector}`), {
@@ -150,7 +169,7 @@ export class RegistryClient {
   }
 
   /** Opens a blob as a stream that resumes with Range requests when the connection is cut or stalls. */
-  async getBlob(repository: string, digest: string, signal?: AbortSignal): Promise<BlobReader> {
+  async getBlob(repository: string, digest: string, signal: AbortSignal): Promise<BlobReader> {
     await this.ping(signal);
     const url = this.url(`/v2/${repository}/blobs/${digest}`);
     const what = `fetching blob ${digest} from ${this.endpoint.registry}/${repository}`;
@@ -187,7 +206,7 @@ export class RegistryClient {
     return { stream, size };
   }
 
-  private async fetchToken(req: TokenRequest): Promise<IssuedToken> {
+  private async fetchToken(req: TokenRequest, signal: AbortSignal): Promise<IssuedToken> {
     const realm = new URL(req.realm);
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:') throw new LayerpipeError(`unsupported token realm ${redactUrl(realm)}`);
     const creds = req.credentials;
@@ -198,7 +217,7 @@ export class RegistryClient {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.token, client_id: 'layerpipe' });
       if (req.service !== undefined && req.service !== '') form.set('service', req.service);
       for (const scope of req.scopes) form.append('scope', scope);
-      options = { what, method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+      options = { what, signal, method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
     } else {
       if (creds !== undefined && creds.username !== '') realm.searchParams.set('account', creds.username);
       if (req.service !== undefined && req.service !== '') realm.searchParams.set('service', req.service);
@@ -206,7 +225,7 @@ export class RegistryClient {
       const basic = creds?.kind === 'basic' && creds.username !== '' && creds.password !== ''
         ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`, 'utf8').toString('base64')}`
         : undefined;
-      options = { what, authorization: async () => basic };
+      options = { what, signal, authorization: async () => basic };
     }
     return this.send(realm, options, async (res) => {
       if (res.statusCode === 401 || res.statusCode === 403) {
@@ -218,15 +237,17 @@ export class RegistryClient {
       try {
         return parseTokenResponse(body.toString('utf8'));
       } catch (err) {
-        throw new LayerpipeError(`${what}: ${errorMessage(err)}`);
+        throw withContext(err, what);
       }
     });
   }
 
   /**
    * Sends a request with retries, then hands the response to `consume` (which reads what it
-   * needs or returns the open body). Network faults in sending or in `consume` are retried,
-   * 429 and 5xx too, up to the attempt count; then they become RetryableError.
+   * needs or returns the open body). What may be tried again is isTransient's answer, for
+   * network faults in sending or in `consume` and for busy statuses (429, 5xx) alike, up to the
+   * attempt count; then the fault is a RetryableError. The caller's abort is a CancelledError,
+   * at once and never retried; --command-timeout is a RetryableError.
    */
   private async send<T>(url: URL, opts: SendOptions, consume: (res: Response) => Promise<T>): Promise<T> {
     const attempts = Math.max(1, opts.attempts ?? this.settings.attempts);
@@ -234,9 +255,9 @@ export class RegistryClient {
     let authRetried = false;
     try {
       for (let attempt = 1; ; attempt++) {
-        let res: Response;
+        let waitMs: number;
         try {
-          res = await this.followRedirects(url, opts, deadline.signal);
+          const res = await this.followRedirects(url, opts, deadline.signal);
           if (res.statusCode === 401 && opts.scope !== undefined && !authRetried && res.url.origin === url.origin) {
             // A token that expired or lacks scope, or a registry that wants auth only here: learn the challenge anew, once.
             authRetried = true;
@@ -247,28 +268,22 @@ export class RegistryClient {
             attempt--;
             continue;
           }
-          if (isRetryableStatus(res.statusCode) && attempt < attempts) {
-            const delay = retryAfterMs(res.headers['retry-after']) ?? this.retryDelay(attempt);
-            await res.body.dump().catch(() => undefined);
-            this.settings.logger?.debug(`${opts.what}: status ${res.statusCode}, retrying in ${delay} ms`);
-            await sleep(delay, deadline.signal);
-            continue;
-          }
-          return await consume(res);
+          const busy = res.statusCode >= 400 ? statusError(res.statusCode, opts.what, '') : undefined;
+          if (busy === undefined || !isTransient(busy) || attempt >= attempts) return await consume(res);
+          waitMs = retryAfterMs(res.headers['retry-after']) ?? this.retryDelay(attempt);
+          await res.body.dump().catch(() => undefined);
+          this.settings.logger?.debug(`${opts.what}: status ${res.statusCode}, retrying in ${waitMs} ms`);
         } catch (err) {
-          deadline.check(opts.what);
-          // Typed errors are final here: a RetryableError from a token request already had its retries.
+          deadline.check(opts.what, err);
+          // Typed errors were decided where they were made: a token request's RetryableError already had its retries.
           if (err instanceof LayerpipeError) throw err;
-          if (isTransient(err) && attempt < attempts) {
-            const delay = this.retryDelay(attempt);
-            this.settings.logger?.debug(`${opts.what}: ${errorMessage(err)}, retrying in ${delay} ms`);
-            await sleep(delay, deadline.signal);
-            deadline.check(opts.what);
-            continue;
-          }
-          if (isTransient(err)) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
-          throw err;
+          if (!isTransient(err)) throw withContext(err, opts.what);
+          if (attempt >= attempts) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
+          waitMs = this.retryDelay(attempt);
+          this.settings.logger?.debug(`${opts.what}: ${errorMessage(err)}, retrying in ${waitMs} ms`);
         }
+        await sleep(waitMs, deadline.signal);
+        deadline.check(opts.what);
       }
     } finally {
       deadline.release();
@@ -282,11 +297,13 @@ export class RegistryClient {
     for (let hops = 0; ; hops++) {
       const headers: Record<string, string> = { 'user-agent': this.settings.userAgent, ...opts.headers };
       if (url.origin === start.origin) {
-        const authorization = opts.scope !== undefined ? await this.auth.authorization(this.challenges, opts.scope) : await opts.authorization?.();
+        const authorization = opts.scope !== undefined
+          ? await this.auth.authorization(this.challenges, opts.scope, signal)
+          : await opts.authorization?.();
         if (authorization !== undefined) headers.authorization = authorization;
       }
       const res = await request(url, {
-        dispatcher: dispatcherFor(url, this.endpoint.tls),
+        dispatcher: this.connections.dispatcherFor(url, this.endpoint.tls),
         method,
         headers,
         body,
@@ -313,156 +330,6 @@ export class RegistryClient {
   }
 
   private retryDelay(attempt: number): number {
-    return Math.min(this.settings.retryDelayMs * 2 ** Math.max(0, attempt - 1), this.settings.maxRetryDelayMs);
+    return backoffMs(attempt, this.settings.retryDelayMs, this.settings.maxRetryDelayMs);
   }
-}
-
-/** A signal that fires when the caller aborts or the operation's time is up. */
-class Deadline {
-  readonly signal: AbortSignal;
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout | undefined;
-  private timedOut = false;
-  private readonly onOuterAbort = (): void => this.controller.abort(this.outer?.reason);
-
-  constructor(private readonly outer: AbortSignal | undefined, private readonly timeoutMs: number | undefined) {
-    this.signal = this.controller.signal;
-    if (outer?.aborted) this.controller.abort(outer.reason);
-    outer?.addEventListener('abort', this.onOuterAbort, { once: true });
-    if (timeoutMs !== undefined && timeoutMs > 0) {
-      this.timer = setTimeout(() => {
-        this.timedOut = true;
-        this.controller.abort(new Error('timeout'));
-      }, timeoutMs);
-    }
-  }
-
-  /** Throws the right error when the signal fired: a timeout is retryable, a caller abort is not. */
-  check(what: string): void {
-    if (this.timedOut) throw new RetryableError(`${what}: timed out after ${this.timeoutMs} ms (--command-timeout)`);
-    if (this.signal.aborted) throw new CancelledError(`${what}: cancelled`);
-  }
-
-  /** Stops the clock; a blob body keeps following the caller's abort. */
-  release(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-  }
-}
-
-function isRetryableStatus(status: number): boolean {
-  return status === 429 || status === 408 || (status >= 500 && status !== 501 && status !== 505);
-}
-
-/** Retry-After as seconds or an HTTP date, capped; undefined when absent or unusable. */
-export function retryAfterMs(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || text.trim() === '') return undefined;
-  let ms: number;
-  if (/^\d+$/.test(text.trim())) ms = Number(text.trim()) * 1000;
-  else {
-    const when = Date.parse(text);
-    if (Number.isNaN(when)) return undefined;
-    ms = when - Date.now();
-    if (ms <= 0) return undefined;
-  }
-  return Math.min(ms, MAX_RETRY_AFTER_MS);
-}
-
-function contentLength(headers: IncomingHttpHeaders): number {
-  const value = headers['content-length'];
-  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : -1;
-}
-
-function rangeStart(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  const m = text === undefined ? null : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(text.trim());
-  return m === null ? undefined : Number(m[1]);
-}
-
-function simplifyContentType(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value[0] : value;
-  return text === undefined ? '' : text.split(';')[0]!.trim().toLowerCase();
-}
-
-/** Waits `ms`, or less when `signal` aborts (resolving either way). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return delay(ms, undefined, { signal }).catch(() => undefined);
-}
-
-/** Reads a body, refusing more than `limit` bytes (announced or actual). */
-async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
-  const announced = contentLength(res.headers);
-  if (announced > limit) {
-    res.body.destroy();
-    throw new LayerpipeError(`${what} is ${announced} bytes, more than the ${limit} allowed`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      res.body.destroy();
-      throw new LayerpipeError(`${what} is more than the ${limit} bytes allowed`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
-
-/** The first entry of a registry's JSON error body: {"errors":[{"code","message"}]}. */
-function registryErrorOf(text: string): { code: string; message: string } | undefined {
-  try {
-    const parsed = JSON.parse(text) as { errors?: unknown };
-    if (!Array.isArray(parsed.errors) || parsed.errors.length === 0) return undefined;
-    const first = parsed.errors[0] as { code?: unknown; message?: unknown };
-    return { code: typeof first.code === 'string' ? first.code : 'UNKNOWN', message: typeof first.message === 'string' ? first.message : '' };
-  } catch {
-    return undefined;
-  }
-}
-
-const NOT_FOUND_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN', 'NOT_FOUND', 'TAG_UNKNOWN']);
-const DENIED_CODES = new Set(['UNAUTHORIZED', 'DENIED']);
-
-/** A typed error for a failed response: not found, denied, retryable, or other. */
-async function responseError(res: Response, context: string, kind: 'manifest' | 'blob' | 'token'): Promise<Error> {
-  let text = '';
-  try {
-    text = (await readLimited(res, MAX_ERROR_BODY, 'error body')).toString('utf8');
-  } catch {
-    res.body.destroy();
-  }
-  const registryError = registryErrorOf(text);
-  const detail = registryError === undefined ? '' : describeRegistryError(registryError);
-  const notFound = res.statusCode === 404 || (registryError !== undefined &&
-    (NOT_FOUND_CODES.has(registryError.code) || (registryError.code === 'UNKNOWN' && /not found/i.test(registryError.message))));
-  if (notFound && kind === 'manifest') return new ImageNotFoundError(`${context}: ${detail || 'manifest unknown'}`);
-  if (notFound && kind === 'blob') return new BlobNotFoundError(`${context}: ${detail || 'blob unknown'}`);
-  if (res.statusCode === 401 || res.statusCode === 403 || (registryError !== undefined && DENIED_CODES.has(registryError.code))) {
-    return new AccessDeniedError(`${context}: ${detail || 'access denied'} (status ${res.statusCode})`);
-  }
-  return statusError(res.statusCode, context, detail);
-}
-
-function statusError(status: number, context: string, detail: string): Error {
-  const message = `${context}: invalid status code from registry ${status}${detail === '' ? '' : ` (${detail})`}`;
-  return isRetryableStatus(status) ? new RetryableError(message) : new LayerpipeError(message);
-}
-
-/** "manifest unknown" rather than "MANIFEST_UNKNOWN: manifest unknown". */
-function describeRegistryError(e: { code: string; message: string }): string {
-  const words = e.code.toLowerCase().replace(/_/g, ' ');
-  if (e.message === '' || e.message.toLowerCase() === words) return words;
-  return `${words}: ${e.message}`;
-}
-
-/** Keeps the class of a typed error and puts context in front of its message. */
-function withContext(err: unknown, context: string): Error {
-  if (err instanceof LayerpipeError) {
-    if (err.message.startsWith(context)) return err;
-    const Ctor = err.constructor as new (message: string, options?: { cause?: unknown }) => LayerpipeError;
-    return new Ctor(`${context}: ${err.message}`, { cause: err });
-  }
-  const message = `${context}: ${errorMessage(err)}`;
-  return isTransient(err) ? new RetryableError(message, { cause: err }) : new LayerpipeError(message, { cause: err });
 }

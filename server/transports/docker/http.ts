@@ -1,6 +1,6 @@
 /**
- * The HTTP plumbing under the registry client: one keep-alive undici dispatcher per host and
- * TLS setting (so connections are reused across requests and images), proxies chosen from
+ * The HTTP plumbing under the registry client: per owner, one keep-alive undici dispatcher per
+ * host and TLS setting (so connections are reused across requests and images), proxies chosen from
  * HTTP_PROXY / HTTPS_PROXY / NO_PROXY the way Go programs such as skopeo choose them, the
  * system CA bundle, and URL redaction for --debug logs.
  */
@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import { CancelledError } from '../../../protocol/errors';
 
 /** How to talk TLS to one host. */
 export interface TlsSettings {
@@ -22,7 +23,7 @@ export interface TlsSettings {
 }
 
 /** Where Go and distributions keep the system CA bundle; the first readable one wins. */
-const SYSTEM_CA_FILES = [
+const SYSTEM_CA_FILES: readonly string[] = [
   '/etc/ssl/certs/ca-certificates.crt',
   '/etc/pki/tls/certs/ca-bundle.crt',
   '/etc/ssl/ca-bundle.pem',
@@ -31,38 +32,31 @@ const SYSTEM_CA_FILES = [
   '/etc/ssl/cert.pem',
 ];
 
-let systemCas: string[] | undefined;
-
 /**
- * The machine's CA certificates. Node's built-in list is only the fallback: registries inside
- * companies are usually trusted through the system bundle, as skopeo trusts them.
+ * The machine's CA certificates, read now. Node's built-in list is only the fallback:
+ * registries inside companies are usually trusted through the system bundle, as skopeo trusts them.
  */
-export function systemCaCertificates(): string[] {
-  if (systemCas !== undefined) return systemCas;
-  const files = process.env.SSL_CERT_FILE ? [process.env.SSL_CERT_FILE, ...SYSTEM_CA_FILES] : SYSTEM_CA_FILES;
+export function readSystemCaCertificates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const files = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE, ...SYSTEM_CA_FILES] : SYSTEM_CA_FILES;
   for (const file of files) {
     try {
       const pem = readFileSync(file, 'utf8');
-      if (pem.includes('-----BEGIN CERTIFICATE-----')) {
-        systemCas = [pem];
-        return systemCas;
-      }
+      if (pem.includes('-----BEGIN CERTIFICATE-----')) return [pem];
     } catch {
       // not on this distribution; try the next place
     }
   }
-  systemCas = [...tls.rootCertificates];
-  return systemCas;
+  return [...tls.rootCertificates];
 }
 
 const AGENT_OPTIONS = { keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 } as const;
+/** How long close() lets requests still in flight finish before their connections are destroyed. */
+const CLOSE_GRACE_MS = 500;
 
 interface HostDispatchers {
   direct?: Agent;
-  viaProxy: Map<string, ProxyAgent>;
+  readonly viaProxy: Map<string, ProxyAgent>;
 }
-
-const dispatchers = new Map<string, HostDispatchers>();
 
 function tlsKey(host: string, settings: TlsSettings): string {
   const h = createHash('sha256').update(settings.verify ? 'verify' : 'noverify');
@@ -70,48 +64,82 @@ function tlsKey(host: string, settings: TlsSettings): string {
   return `${host}\0${h.digest('hex')}`;
 }
 
-/** One parsed TLS context per setting: parsing the system bundle per connection would cost milliseconds each. */
-function connectOptions(settings: TlsSettings): tls.ConnectionOptions {
-  // Without verification no CA is consulted: skip parsing the system bundle (milliseconds, and MiBs kept).
-  const secureContext = tls.createSecureContext({
-    ...(settings.verify ? { ca: [...systemCaCertificates(), ...settings.ca.map((c) => c.toString('utf8'))] } : {}),
-    ...(settings.cert !== undefined ? { cert: settings.cert } : {}),
-    ...(settings.key !== undefined ? { key: settings.key } : {}),
+/**
+ * The keep-alive connections of one owner (a RegistryPool): one undici dispatcher per host and
+ * TLS setting, direct or per proxy, so connections are reused across requests and images of
+ * that owner and never shared with another. close() ends them all.
+ */
+export class ConnectionPool {
+  private readonly dispatchers = new Map<string, HostDispatchers>();
+  private systemCas: string[] | undefined;
+  private closed = false;
+
+  /** The system bundle, parsed once per pool (it is MiBs; reading it per connection would cost milliseconds). */
+  systemCaCertificates(): string[] {
+    this.systemCas ??= readSystemCaCertificates();
+    return this.systemCas;
+  }
+
+  /** The dispatcher for a URL: direct or through the proxy the environment names for it. */
+  dispatcherFor(url: URL, settings: TlsSettings, env: NodeJS.ProcessEnv = process.env): Dispatcher {
+    // A request after close would open connections nobody closes any more.
+    if (this.closed) throw new CancelledError(`connecting to ${url.host}: the registry connections were closed by their owner`);
+    const key = tlsKey(url.host, settings);
+    let entry = this.dispatchers.get(key);
+    if (entry === undefined) {
+      entry = { viaProxy: new Map() };
+      this.dispatchers.set(key, entry);
+    }
+    const proxy = proxyFor(url, env);
+    if (proxy === undefined) {
+      entry.direct ??= new Agent({ ...AGENT_OPTIONS, connect: this.connectOptions(settings) });
+      return entry.direct;
+    }
+    let agent = entry.viaProxy.get(proxy);
+    if (agent === undefined) {
+      // requestTls is the TLS to the registry inside the tunnel; the proxy itself is trusted as the system trusts it.
+      agent = new ProxyAgent({ ...AGENT_OPTIONS, uri: proxy, requestTls: this.connectOptions(settings), proxyTls: { ca: this.systemCaCertificates() } });
+      entry.viaProxy.set(proxy, agent);
+    }
+    return agent;
+  }
+
+  /**
+   * Closes every connection: idle ones at once, requests still running after a short grace are
+   * destroyed (their owner is gone; nobody will read them). Later requests are refused.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all: Dispatcher[] = [];
+    for (const entry of this.dispatchers.values()) {
+      if (entry.direct !== undefined) all.push(entry.direct);
+      all.push(...entry.viaProxy.values());
+    }
+    this.dispatchers.clear();
+    await Promise.all(all.map((d) => closeDispatcher(d)));
+  }
+
+  /** One parsed TLS context per setting: parsing the system bundle per connection would cost milliseconds each. */
+  private connectOptions(settings: TlsSettings): tls.ConnectionOptions {
+    // Without verification no CA is consulted: skip parsing the system bundle (milliseconds, and MiBs kept).
+    const secureContext = tls.createSecureContext({
+      ...(settings.verify ? { ca: [...this.systemCaCertificates(), ...settings.ca.map((c) => c.toString('utf8'))] } : {}),
+      ...(settings.cert !== undefined ? { cert: settings.cert } : {}),
+      ...(settings.key !== undefined ? { key: settings.key } : {}),
+    });
+    return { rejectUnauthorized: settings.verify, secureContext };
+  }
+}
+
+async function closeDispatcher(dispatcher: Dispatcher): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceful = dispatcher.close().then(() => true, () => true);
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS);
   });
-  return { rejectUnauthorized: settings.verify, secureContext };
-}
-
-/** The dispatcher for a URL: direct or through the proxy the environment names for it. */
-export function dispatcherFor(url: URL, settings: TlsSettings, env: NodeJS.ProcessEnv = process.env): Dispatcher {
-  const key = tlsKey(url.host, settings);
-  let entry = dispatchers.get(key);
-  if (entry === undefined) {
-    entry = { viaProxy: new Map() };
-    dispatchers.set(key, entry);
-  }
-  const proxy = proxyFor(url, env);
-  if (proxy === undefined) {
-    entry.direct ??= new Agent({ ...AGENT_OPTIONS, connect: connectOptions(settings) });
-    return entry.direct;
-  }
-  let agent = entry.viaProxy.get(proxy);
-  if (agent === undefined) {
-    // requestTls is the TLS to the registry inside the tunnel; the proxy itself is trusted as the system trusts it.
-    agent = new ProxyAgent({ ...AGENT_OPTIONS, uri: proxy, requestTls: connectOptions(settings), proxyTls: { ca: systemCaCertificates() } });
-    entry.viaProxy.set(proxy, agent);
-  }
-  return agent;
-}
-
-/** Closes every cached connection (tests, and a clean exit). */
-export async function closeAllDispatchers(): Promise<void> {
-  const all: Dispatcher[] = [];
-  for (const entry of dispatchers.values()) {
-    if (entry.direct !== undefined) all.push(entry.direct);
-    all.push(...entry.viaProxy.values());
-  }
-  dispatchers.clear();
-  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
+  const done = await Promise.race([graceful, late]);
+  clearTimeout(timer);
+  if (!done) await dispatcher.destroy(new CancelledError('registry connection closed by its owner')).catch(() => undefined);
 }
 
 function envValue(env: NodeJS.ProcessEnv, upper: string): string | undefined {

@@ -42,6 +42,3 @@ export const dockerTransport: Transport = {
     return new DockerImageReference(dockerTransport, parseDockerReference(reference.slice(2)));
   },
 };
-
-export { setRegistryLogger } from './source';
-export { closeAllDispatchers } from './http';

@@ -4,91 +4,30 @@
  * unqualified-search-registries), credentials and TLS files are looked up for each place,
  * and the first place that serves the manifest is the image's source from then on.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
 import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
-import { ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
+import { CancelledError, ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
-import type { Logger } from '../../log';
 import type { AuthIdentity } from './auth';
-import { RegistryClient, type ClientSettings } from './client';
+import type { RegistryClient } from './client';
 import type { TlsSettings } from './http';
+import { RegistryPool } from './registry-pool';
+import { clientSettings } from './settings';
 import {
   endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, type DockerReference,
 } from '../../reference/docker-reference';
 import { resolveShortName } from '../../reference/short-names';
 
-let registryLogger: Pick<Logger, 'debug'> | undefined;
-
-/** Where --debug lines of registry requests go (URLs redacted, never credentials). */
-export function setRegistryLogger(logger: Pick<Logger, 'debug'> | undefined): void {
-  registryLogger = logger;
-}
-
-function envNumber(name: string, fallback: number): number {
-  const value = process.env[name];
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : fallback;
-}
-
-let cachedVersion: string | undefined;
-
-/** layerpipe's version from package.json (found upwards from this file, in the tree or in dist/). */
-export function layerpipeVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion;
-  cachedVersion = 'unknown';
-  for (let dir = __dirname, i = 0; i < 6; i++, dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'layerpipe' && typeof pkg.version === 'string') {
-        cachedVersion = pkg.version;
-        break;
-      }
-    } catch {
-      // not here; look one directory up
-    }
-  }
-  return cachedVersion;
-}
-
-export function userAgent(prefix: string): string {
-  const own = `layerpipe/${layerpipeVersion()}`;
-  return prefix === '' ? own : `${prefix} ${own}`;
-}
-
-function clientSettings(ctx: SystemContext): ClientSettings {
-  return {
-    userAgent: userAgent(ctx.userAgentPrefix),
-    stallTimeoutMs: Math.max(1, envNumber('LAYERPIPE_STALL_TIMEOUT_MS', 30_000)),
-    attempts: Math.max(1, envNumber('LAYERPIPE_RETRY_ATTEMPTS', 5)),
-    retryDelayMs: envNumber('LAYERPIPE_RETRY_DELAY_MS', 500),
-    maxRetryDelayMs: 30_000,
-    operationTimeoutMs: ctx.registry.commandTimeoutMs,
-    logger: registryLogger,
-  };
-}
-
-/** Clients by endpoint, TLS and identity: a reopened image reuses the ping, challenges and connections. */
-const clients = new Map<string, RegistryClient>();
-
-function clientKey(host: string, tls: TlsSettings, allowHttp: boolean, identity: AuthIdentity, settings: ClientSettings): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify([host, tls.verify, allowHttp, settings.userAgent, settings.stallTimeoutMs, settings.attempts, settings.retryDelayMs, settings.operationTimeoutMs]));
-  for (const b of [...tls.ca, tls.cert ?? Buffer.alloc(0), tls.key ?? Buffer.alloc(0)]) h.update(b);
-  const c = identity.credentials;
-  h.update(JSON.stringify([c?.kind ?? '', c?.username ?? '', c === undefined ? '' : c.kind === 'basic' ? c.password : c.token, identity.registryToken ?? '']));
-  return h.digest('hex');
-}
-
-export function forgetRegistryClients(): void {
-  clients.clear();
-}
-
 /** The credentials for one place to pull from: the command line's only for the registry the user named. */
-async function identityFor(ctx: SystemContext, named: DockerReference, physical: DockerReference, config: RegistriesConfig): Promise<AuthIdentity> {
+async function identityFor(
+  ctx: SystemContext,
+  named: DockerReference,
+  physical: DockerReference,
+  config: RegistriesConfig,
+  signal: AbortSignal,
+): Promise<AuthIdentity> {
   const opts = ctx.registry;
   if (opts.noCreds) return { credentials: undefined, registryToken: undefined };
   const sameRegistry = physical.registry === named.registry;
@@ -99,7 +38,7 @@ async function identityFor(ctx: SystemContext, named: DockerReference, physical:
   }
   const credentials = await lookupCredentials(
     { registry: physical.registry, repository: physical.repository },
-    { authFile: opts.authFile, credentialHelpers: config.credentialHelpers, logger: registryLogger },
+    { authFile: opts.authFile, credentialHelpers: config.credentialHelpers, logger: ctx.log, readOnceFiles: RegistryPool.of(ctx).authFiles, signal },
   );
   return { credentials, registryToken };
 }
@@ -135,18 +74,12 @@ export interface OpenedSource {
 
 async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
   const physical = physicalReference(source, named);
-  const identity = await identityFor(ctx, named, physical, config);
+  const identity = await identityFor(ctx, named, physical, config, signal);
   const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
   const verify = ctx.registry.tlsVerify ?? !source.insecure;
   const tls: TlsSettings = { verify, ca: files.ca, cert: files.cert, key: files.key };
-  const settings = clientSettings(ctx);
-  const host = endpointHost(physical.registry);
-  const key = clientKey(host, tls, !verify, identity, settings);
-  let client = clients.get(key);
-  if (client === undefined) {
-    client = new RegistryClient({ registry: physical.registry, host, tls, allowHttp: !verify }, identity, settings);
-    clients.set(key, client);
-  }
+  const endpoint = { registry: physical.registry, host: endpointHost(physical.registry), tls, allowHttp: !verify };
+  const client = RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
   const selector = manifestSelector(physical);
   const manifest = await client.getManifest(physical.repository, selector, signal);
   if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
@@ -158,11 +91,13 @@ async function openNamed(ctx: SystemContext, named: DockerReference, config: Reg
   const sources = pullSourcesFor(config, pullName(named), named.digest !== undefined ? 'digest' : 'tag');
   const attempts: Attempt[] = [];
   for (const source of sources) {
-    registryLogger?.debug(`trying to access ${source.name}${source.mirror ? ' (mirror)' : ''}`);
+    ctx.log.debug(`trying to access ${source.name}${source.mirror ? ' (mirror)' : ''}`);
     try {
       return await openAt(ctx, named, source, config, signal);
     } catch (error) {
-      registryLogger?.debug(`accessing ${source.name} failed: ${errorMessage(error)}`);
+      // Cancelled: the next mirror would be cancelled too; say so, not "all mirrors failed".
+      if (signal.aborted) throw error instanceof CancelledError ? error : new CancelledError(`accessing ${source.name}: cancelled`, { cause: error });
+      ctx.log.debug(`accessing ${source.name} failed: ${errorMessage(error)}`);
       attempts.push({ name: source.name, error });
     }
   }
@@ -194,6 +129,8 @@ export async function openDockerImage(ctx: SystemContext, ref: DockerReference, 
     try {
       return await openNamed(ctx, candidate, config, signal);
     } catch (error) {
+      // Cancelled: the other registries are not asked, and the error says so rather than "not found".
+      if (signal.aborted) throw error;
       attempts.push({ name: referenceString(candidate), error });
     }
   }
@@ -230,6 +167,6 @@ export class DockerImageSource implements ImageSource {
   }
 
   async close(): Promise<void> {
-    // Connections belong to the process-wide keep-alive pool; nothing per image to release.
+    // Connections belong to the context's RegistryPool, and requests stop with the image's signal: nothing else to release.
   }
 }

@@ -6,12 +6,10 @@
 import { strict as assert } from 'node:assert';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import { AccessDeniedError, LayerpipeError } from '../../../protocol/errors';
-import { closeAllDispatchers, setRegistryLogger } from '../../../server/transports/docker';
-import { clearTokenCache } from '../../../server/transports/docker/auth';
-import { forgetRegistryClients } from '../../../server/transports/docker/source';
-import { contextWith, openImage, readBlob, readStream, rejection } from '../../harness/docker-source';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { AccessDeniedError, CancelledError, LayerpipeError } from '../../../protocol/errors';
+import type { Logger } from '../../../server/log';
+import { openImage, readBlob, readStream, rejection, TestContexts } from '../../harness/docker-source';
 import { neverAborted } from '../../harness/context';
 import { match, startFaultProxy, type FaultProxy } from '../../harness/fault-proxy';
 import { makeLayer, randomLayer } from '../../harness/oci-builder';
@@ -21,13 +19,8 @@ import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-t
 
 const skip = registrySuiteSkip();
 const STALL_MS = 400;
-process.env.LAYERPIPE_STALL_TIMEOUT_MS = String(STALL_MS);
-process.env.LAYERPIPE_RETRY_DELAY_MS = '20';
-process.env.LAYERPIPE_RETRY_ATTEMPTS = '3';
-
-after(async () => {
-  await closeAllDispatchers();
-});
+/** Fast tuning for tests, as LAYERPIPE_STALL_TIMEOUT_MS and friends would set it. */
+const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: 3 } as const;
 
 /** A forward proxy (CONNECT tunnels and absolute-form requests) that sends every host to one port. */
 async function startForwardProxy(targetPort: number): Promise<{ url: string; targets: string[]; close(): Promise<void> }> {
@@ -83,12 +76,13 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
     await proxy?.close();
     await registry?.stop();
   });
+  const contexts = new TestContexts();
   beforeEach(() => {
     proxy.clearRules();
-    forgetRegistryClients();
   });
+  afterEach(() => contexts.closeAll());
 
-  const ctx = () => contextWith({ tlsVerify: false });
+  const ctx = () => contexts.with({ tlsVerify: false, ...TUNING });
 
   it('goes through HTTP_PROXY for a non-local host, and direct for NO_PROXY hosts', async () => {
     const forward = await startForwardProxy(registry.port);
@@ -104,7 +98,6 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
       assert.ok(forward.targets.length > 0 && forward.targets.every((t) => t.includes(`registry.invalid:${registry.port}`)), JSON.stringify(forward.targets));
       const seen = forward.targets.length;
       process.env.NO_PROXY = 'example.com,.invalid';
-      forgetRegistryClients();
       await rejection(openImage(`docker://registry.invalid:${registry.port}/net/img:v1`, ctx()), LayerpipeError);
       assert.equal(forward.targets.length, seen, 'NO_PROXY host went direct');
     } finally {
@@ -112,7 +105,7 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
-      await closeAllDispatchers();
+      await contexts.closeAll();
       await forward.close();
     }
   });
@@ -134,7 +127,7 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
-      await closeAllDispatchers();
+      await contexts.closeAll();
       await forward.close();
       await tlsRegistry.stop();
     }
@@ -153,7 +146,7 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
       const opened = await openImage(`docker://[::1]:${port}/net/img@${image.manifestDigest}`, ctx());
       assert.equal(opened.manifestDigest, image.manifestDigest);
     } finally {
-      await closeAllDispatchers();
+      await contexts.closeAll();
       await new Promise<void>((resolve) => relay.close(() => resolve()));
     }
   });
@@ -180,7 +173,7 @@ describe('docker:// network paths', { skip, timeout: 180_000 }, () => {
     const blob = await opened.openBlob({ digest: layer.digest, size: -1, signal: controller.signal });
     const start = proxy.requests.length;
     setTimeout(() => controller.abort(), 50);
-    await assert.rejects(readStream(blob.stream), /abort/i);
+    await rejection(readStream(blob.stream), CancelledError);
     await new Promise((r) => setTimeout(r, STALL_MS * 2));
     assert.equal(proxy.requests.length, start, 'no resume after an abort');
   });
@@ -199,16 +192,15 @@ describe('docker:// token refresh and logs', { skip, timeout: 180_000 }, () => {
     proxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
   });
   after(async () => {
-    setRegistryLogger(undefined);
     await proxy?.close();
     await registry?.stop();
   });
+  const contexts = new TestContexts();
+  afterEach(() => contexts.closeAll());
 
   it('gets a new token once when the registry refuses the cached one', async () => {
-    clearTokenCache();
-    forgetRegistryClients();
     const creds = { username: 'tester', password: 'pa55-w0rd' };
-    const opened = await openImage(`docker://${proxy.host}/ref/img:v1`, contextWith({ tlsVerify: false, credentials: creds }));
+    const opened = await openImage(`docker://${proxy.host}/ref/img:v1`, contexts.with({ tlsVerify: false, credentials: creds, ...TUNING }));
     const tokensBefore = registry.tokenServer!.requests.length;
     const challenge = `Bearer realm="${registry.tokenServer!.realm}",service="layerpipe-test-registry",scope="repository:ref/img:pull",error="invalid_token"`;
     proxy.addRule({ match: match.blobGet(layer.digest), action: { kind: 'status', status: 401, headers: { 'WWW-Authenticate': challenge }, body: '{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}' } });
@@ -221,16 +213,10 @@ describe('docker:// token refresh and logs', { skip, timeout: 180_000 }, () => {
   });
 
   it('logs requests with --debug but never credentials or tokens', async () => {
-    clearTokenCache();
-    forgetRegistryClients();
     const lines: string[] = [];
-    setRegistryLogger({ debug: (m) => lines.push(m) });
-    try {
-      const opened = await openImage(`docker://${proxy.host}/ref/img:v1`, contextWith({ tlsVerify: false, credentials: { username: 'tester', password: 'pa55-w0rd' } }));
-      await readBlob(opened, layer.digest);
-    } finally {
-      setRegistryLogger(undefined);
-    }
+    const log: Logger = { debugEnabled: true, debug: (m) => lines.push(m), warn: (m) => lines.push(m) };
+    const opened = await openImage(`docker://${proxy.host}/ref/img:v1`, contexts.with({ tlsVerify: false, credentials: { username: 'tester', password: 'pa55-w0rd' }, ...TUNING }, { log }));
+    await readBlob(opened, layer.digest);
     const tokenHeader = proxy.requests.map((r) => r.headers.authorization).find((a) => typeof a === 'string' && a.startsWith('Bearer '))!;
     const text = lines.join('\n');
     assert.match(text, /GET http:\/\/127\.0\.0\.1:\d+\/v2\/ref\/img\/manifests\/v1 -> 200/);

@@ -8,11 +8,9 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { AccessDeniedError, BlockedRegistryError, ImageNotFoundError, InvalidArgumentError, RetryableError } from '../../../protocol/errors';
-import { closeAllDispatchers } from '../../../server/transports/docker';
-import { forgetRegistryClients } from '../../../server/transports/docker/source';
-import { contextWith, openImage, readBlob, rejection } from '../../harness/docker-source';
+import { openImage, readBlob, rejection, TestContexts } from '../../harness/docker-source';
 import { match, startFaultProxy, type FaultProxy } from '../../harness/fault-proxy';
 import { makeLayer } from '../../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../../harness/registry';
@@ -20,12 +18,8 @@ import { pushImage, type PushedSingleImage } from '../../harness/registry-images
 import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-tools';
 
 const skip = registrySuiteSkip();
-process.env.LAYERPIPE_RETRY_DELAY_MS = '20';
-process.env.LAYERPIPE_RETRY_ATTEMPTS = '2';
-
-after(async () => {
-  await closeAllDispatchers();
-});
+/** Fast retries for tests, as LAYERPIPE_RETRY_DELAY_MS and LAYERPIPE_RETRY_ATTEMPTS would set them. */
+const TUNING = { retryDelayMs: 20, retryAttempts: 2 } as const;
 
 interface Site {
   registry: RunningRegistry;
@@ -72,7 +66,6 @@ describe('docker:// and registries.conf', { skip, timeout: 180_000 }, () => {
     rmSync(tmp, { recursive: true, force: true });
   });
   beforeEach(() => {
-    forgetRegistryClients();
     for (const site of [primary, mirror, second]) site.proxy.clearRules();
   });
 
@@ -84,7 +77,9 @@ describe('docker:// and registries.conf', { skip, timeout: 180_000 }, () => {
   }
 
   /** No TLS flag: whether plain HTTP is allowed comes from `insecure` in the file. */
-  const ctx = (registriesConf: string, extra: Parameters<typeof contextWith>[0] = {}) => contextWith({ registriesConf, ...extra });
+  const contexts = new TestContexts();
+  afterEach(() => contexts.closeAll());
+  const ctx = (registriesConf: string, extra: Parameters<TestContexts['with']>[0] = {}) => contexts.with({ registriesConf, ...TUNING, ...extra });
 
   /** Short names searched in primary then second, both over plain HTTP; `globals` go first. */
   const searchingBoth = (globals = '') => conf(`${globals}

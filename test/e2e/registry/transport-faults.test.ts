@@ -7,13 +7,11 @@
 import { strict as assert } from 'node:assert';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { DigestMismatchError, ImageNotFoundError, RetryableError } from '../../../protocol/errors';
 import { skopeoErrorCode } from '../../../server/wires/skopeo/error-code';
-import { closeAllDispatchers } from '../../../server/transports/docker';
-import { clearTokenCache } from '../../../server/transports/docker/auth';
-import { forgetRegistryClients, layerpipeVersion } from '../../../server/transports/docker/source';
-import { contextWith, openImage, readBlob, readStream, rejection } from '../../harness/docker-source';
+import { layerpipeVersion } from '../../../server/transports/docker/settings';
+import { openImage, readBlob, readStream, rejection, TestContexts } from '../../harness/docker-source';
 import { neverAborted } from '../../harness/context';
 import { match, startFaultProxy, type FaultProxy } from '../../harness/fault-proxy';
 import { randomLayer, type BuiltLayer } from '../../harness/oci-builder';
@@ -24,13 +22,8 @@ import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-t
 const skip = registrySuiteSkip();
 const STALL_MS = 400;
 const ATTEMPTS = 3;
-process.env.LAYERPIPE_STALL_TIMEOUT_MS = String(STALL_MS);
-process.env.LAYERPIPE_RETRY_DELAY_MS = '20';
-process.env.LAYERPIPE_RETRY_ATTEMPTS = String(ATTEMPTS);
-
-after(async () => {
-  await closeAllDispatchers();
-});
+/** Fast tuning for tests, as LAYERPIPE_STALL_TIMEOUT_MS and friends would set it. */
+const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: ATTEMPTS } as const;
 
 describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => {
   let registry: RunningRegistry;
@@ -38,7 +31,8 @@ describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => 
   let image: PushedSingleImage;
   let big: BuiltLayer;
   const ref = (suffix = 'faults/img:v1') => `docker://${proxy.host}/${suffix}`;
-  const ctx = (extra: Parameters<typeof contextWith>[0] = {}) => contextWith({ tlsVerify: false, ...extra });
+  const contexts = new TestContexts();
+  const ctx = (extra: Parameters<TestContexts['with']>[0] = {}) => contexts.with({ tlsVerify: false, ...TUNING, ...extra });
 
   before(async () => {
     assertRegistryTools();
@@ -53,8 +47,8 @@ describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => 
   });
   beforeEach(() => {
     proxy.clearRules();
-    forgetRegistryClients();
   });
+  afterEach(() => contexts.closeAll());
 
   it('resumes a cut blob with a Range request from the last byte delivered', async () => {
     const opened = await openImage(ref(), ctx());
@@ -147,7 +141,7 @@ describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => 
 
   it('sends a User-Agent naming layerpipe, after --user-agent-prefix', async () => {
     const start = proxy.requests.length;
-    await openImage(ref(), contextWith({ tlsVerify: false }, { userAgentPrefix: 'bootc/1.2' }));
+    await openImage(ref(), contexts.with({ tlsVerify: false, ...TUNING }, { userAgentPrefix: 'bootc/1.2' }));
     const agents = new Set(proxy.requests.slice(start).map((r) => r.headers['user-agent']));
     assert.deepEqual([...agents], [`bootc/1.2 layerpipe/${layerpipeVersion()}`]);
     assert.match(layerpipeVersion(), /^\d+\.\d+\.\d+/);
@@ -177,8 +171,10 @@ describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => 
     try {
       const port = (relay.address() as AddressInfo).port;
       let requests = 0;
+      // One context, as one session: its pool's connections are what is reused.
+      const session = ctx();
       for (let i = 0; i < 3; i++) {
-        const opened = await openImage(`docker://127.0.0.1:${port}/faults/img:v1`, ctx());
+        const opened = await openImage(`docker://127.0.0.1:${port}/faults/img:v1`, session);
         await readBlob(opened, big.digest);
         await opened.storedConfig();
         requests += 3;
@@ -188,7 +184,7 @@ describe('docker:// through the fault proxy', { skip, timeout: 180_000 }, () => 
       assert.ok(requests >= 9);
       assert.ok(connections.length <= 3, `${connections.length} connections for ${requests + 2} requests`);
     } finally {
-      await closeAllDispatchers();
+      await contexts.closeAll();
       for (const c of connections) c.destroy();
       await new Promise<void>((resolve) => relay.close(() => resolve()));
     }
@@ -262,13 +258,14 @@ describe('docker:// redirects to blob storage', { skip, timeout: 180_000 }, () =
     await proxy?.close();
     await registry?.stop();
   });
+  const contexts = new TestContexts();
+  afterEach(() => contexts.closeAll());
 
   it('follows the redirect without Authorization, and resumes through the registry again', async () => {
-    clearTokenCache();
     const storage = await startBlobStorage(new Map([[layer.digest, layer.compressed]]), 200_000);
     try {
       const [username, password] = registry.creds!.split(':') as [string, string];
-      const opened = await openImage(`docker://${proxy.host}/redir/img:v1`, contextWith({ tlsVerify: false, credentials: { username, password } }));
+      const opened = await openImage(`docker://${proxy.host}/redir/img:v1`, contexts.with({ tlsVerify: false, credentials: { username, password }, ...TUNING }));
       assert.equal(opened.manifestDigest, image.manifestDigest);
       proxy.addRule({ match: match.blobGet(layer.digest), action: { kind: 'status', status: 307, headers: { location: `${storage.url}/storage/${layer.digest}?sig=secret` }, body: '' }, times: Infinity });
       const start = proxy.requests.length;

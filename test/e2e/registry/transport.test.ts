@@ -7,14 +7,11 @@ import { strict as assert } from 'node:assert';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { AccessDeniedError, BlobNotFoundError, ImageNotFoundError, InvalidArgumentError, LayerpipeError } from '../../../protocol/errors';
 import { skopeoErrorCode } from '../../../server/wires/skopeo/error-code';
 import { sha256Digest } from '../../../server/image/digest';
-import { closeAllDispatchers } from '../../../server/transports/docker';
-import { clearTokenCache } from '../../../server/transports/docker/auth';
-import { forgetRegistryClients } from '../../../server/transports/docker/source';
-import { contextWith, openImage, readBlob, rejection } from '../../harness/docker-source';
+import { openImage, readBlob, rejection, TestContexts } from '../../harness/docker-source';
 import { neverAborted } from '../../harness/context';
 import { makeLayer, randomLayer } from '../../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../../harness/registry';
@@ -22,12 +19,11 @@ import { pushImage, pushMultiArch, skopeoInspect, type PushedSingleImage } from 
 import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-tools';
 
 const skip = registrySuiteSkip();
-process.env.LAYERPIPE_RETRY_DELAY_MS = '20';
-process.env.LAYERPIPE_RETRY_ATTEMPTS = '3';
-
-after(async () => {
-  await closeAllDispatchers();
-});
+/** Fast retries for tests, as LAYERPIPE_RETRY_DELAY_MS and LAYERPIPE_RETRY_ATTEMPTS would set them. */
+const TUNING = { retryDelayMs: 20, retryAttempts: 3 } as const;
+/** Every test's contexts (each its own registry pool), closed after it. */
+const contexts = new TestContexts();
+const contextWith = (registry: Parameters<TestContexts['with']>[0], extra?: Parameters<TestContexts['with']>[1]) => contexts.with({ ...TUNING, ...registry }, extra);
 
 interface SkopeoInspect {
   Digest: string;
@@ -35,6 +31,7 @@ interface SkopeoInspect {
 }
 
 describe('docker:// on a plain HTTP registry', { skip, timeout: 180_000 }, () => {
+  afterEach(() => contexts.closeAll());
   let registry: RunningRegistry;
   let oci: PushedSingleImage;
   let docker: PushedSingleImage;
@@ -129,6 +126,7 @@ describe('docker:// on a plain HTTP registry', { skip, timeout: 180_000 }, () =>
 });
 
 describe('docker:// over TLS', { skip, timeout: 180_000 }, () => {
+  afterEach(() => contexts.closeAll());
   let registry: RunningRegistry;
   let image: PushedSingleImage;
   const layer = makeLayer({ tls: 'yes' });
@@ -149,7 +147,6 @@ describe('docker:// over TLS', { skip, timeout: 180_000 }, () => {
   });
 
   it('fails on an unknown CA, not as retryable', async () => {
-    forgetRegistryClients();
     const err = await rejection(openImage(image.ref, contextWith({})), LayerpipeError);
     assert.match(err.message, /certificate|self.signed|issuer/i);
     assert.equal(skopeoErrorCode(err), 'other');
@@ -168,7 +165,6 @@ describe('docker:// over TLS', { skip, timeout: 180_000 }, () => {
       mkdirSync(dir, { recursive: true });
       copyFileSync(registry.caCertFile!, path.join(dir, 'ca.crt'));
       process.env.HOME = home;
-      forgetRegistryClients();
       const opened = await openImage(image.ref, contextWith({}));
       assert.equal(opened.manifestDigest, image.manifestDigest);
     } finally {
@@ -185,7 +181,6 @@ describe('docker:// over TLS', { skip, timeout: 180_000 }, () => {
       const opened = await openImage(image.ref, contextWith({ registriesConf: conf }));
       assert.equal(opened.manifestDigest, image.manifestDigest);
       // --tls-verify=true overrides the file, as in containers tools.
-      forgetRegistryClients();
       await rejection(openImage(image.ref, contextWith({ registriesConf: conf, tlsVerify: true })), LayerpipeError);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -199,6 +194,7 @@ describe('docker:// over TLS', { skip, timeout: 180_000 }, () => {
 });
 
 describe('docker:// with htpasswd (Basic) auth', { skip, timeout: 180_000 }, () => {
+  afterEach(() => contexts.closeAll());
   let registry: RunningRegistry;
   let image: PushedSingleImage;
   let tmp: string;
@@ -239,7 +235,6 @@ describe('docker:// with htpasswd (Basic) auth', { skip, timeout: 180_000 }, () 
     const { openSync, closeSync } = await import('node:fs');
     const fd = openSync(file, 'r');
     try {
-      forgetRegistryClients();
       const viaFd = await openImage(image.ref, contextWith({ tlsVerify: false, authFile: `/proc/self/fd/${fd}` }));
       assert.equal(viaFd.manifestDigest, image.manifestDigest);
     } finally {
@@ -255,6 +250,7 @@ describe('docker:// with htpasswd (Basic) auth', { skip, timeout: 180_000 }, () 
 });
 
 describe('docker:// with token auth', { skip, timeout: 180_000 }, () => {
+  afterEach(() => contexts.closeAll());
   let registry: RunningRegistry;
   let image: PushedSingleImage;
   const layer = makeLayer({ token: 'auth' });
@@ -269,13 +265,13 @@ describe('docker:// with token auth', { skip, timeout: 180_000 }, () => {
   });
 
   it('pulls with credentials through the token flow, one token per scope for many requests', async () => {
-    clearTokenCache();
-    forgetRegistryClients();
     const before = registry.tokenServer!.requests.length;
-    const opened = await openImage(image.ref, contextWith({ tlsVerify: false, credentials: { username: 'tester', password: 'pa55-w0rd' } }));
+    // One context, as one session: the token is its registry pool's, reused by the image opened again.
+    const session = contextWith({ tlsVerify: false, credentials: { username: 'tester', password: 'pa55-w0rd' } });
+    const opened = await openImage(image.ref, session);
     assert.ok((await readBlob(opened, layer.digest)).bytes.equals(layer.compressed));
     await opened.storedConfig();
-    const again = await openImage(image.ref, contextWith({ tlsVerify: false, credentials: { username: 'tester', password: 'pa55-w0rd' } }));
+    const again = await openImage(image.ref, session);
     assert.equal(again.manifestDigest, image.manifestDigest);
     const asked = registry.tokenServer!.requests.slice(before);
     assert.equal(asked.length, 1, JSON.stringify(asked));
@@ -298,8 +294,6 @@ describe('docker:// with token auth', { skip, timeout: 180_000 }, () => {
   });
 
   it('sends --registry-token as the bearer token without asking the token server', async () => {
-    clearTokenCache();
-    forgetRegistryClients();
     // Get a real token the way any client would, then hand it over as --registry-token.
     const realm = new URL(registry.tokenServer!.realm);
     realm.searchParams.set('service', 'layerpipe-test-registry');
