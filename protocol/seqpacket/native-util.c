@@ -10,20 +10,25 @@
 
 /* ---------- errors ---------- */
 
-void throw_errno(napi_env env, int err, const char *syscall) {
+napi_value errno_error(napi_env env, int err, const char *syscall) {
   char name[64], text[256], message[400];
   uv_err_name_r(-err, name, sizeof name);
   uv_strerror_r(-err, text, sizeof text);
   snprintf(message, sizeof message, "%s: %s (%s)", syscall, text, name);
   napi_value msg, code, error, num, sc;
-  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok) return;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return;
-  if (napi_create_error(env, code, msg, &error) != napi_ok) return;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_error(env, code, msg, &error) != napi_ok) return NULL;
   napi_create_int32(env, -err, &num); /* negative, as in Node's own system errors */
   napi_set_named_property(env, error, "errno", num);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
   napi_set_named_property(env, error, "syscall", sc);
-  napi_throw(env, error);
+  return error;
+}
+
+void throw_errno(napi_env env, int err, const char *syscall) {
+  napi_value error = errno_error(env, err, syscall);
+  if (error != NULL) napi_throw(env, error);
 }
 
 void throw_internal(napi_env env, const char *what) {

@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Throws Error(`syscall: message (CODE)`) with code = errno name, errno (negative), syscall. */
+/* Error(`syscall: message (CODE)`) with code = errno name, errno (negative), syscall; NULL if it cannot be built. */
+napi_value errno_error(napi_env env, int err, const char *syscall);
+/* Throws errno_error(env, err, syscall). */
 void throw_errno(napi_env env, int err, const char *syscall);
 /* Throws an ERR_NATIVE Error unless an exception is already pending. */
 void throw_internal(napi_env env, const char *what);
@@ -36,5 +38,8 @@ bool get_bool(napi_env env, napi_value v, bool *out);
 
 /* The Poller class (poller.c). */
 napi_value define_poller_class(napi_env env);
+
+/* openDirectory, openBeneath and kernelHasOpenat2 (beneath.c), added to `exports`. */
+bool define_beneath_functions(napi_env env, napi_value exports);
 
 #endif

@@ -44,6 +44,28 @@ export interface PollerConstructor {
 
 export type SocketType = 'seqpacket' | 'stream' | 'dgram' | 'other';
 
+/** What fstat found at a path openBeneath opened. */
+export type FileKind = 'file' | 'directory' | 'fifo' | 'character-device' | 'block-device' | 'socket' | 'symlink' | 'other';
+
+/**
+ * How openBeneath resolves the path: 'auto' uses openat2 and falls back to the walk when the
+ * kernel lacks it (ENOSYS, or EPERM from a seccomp filter); the other two force one way.
+ */
+export type BeneathResolver = 'auto' | 'openat2' | 'walk';
+
+export interface BeneathFile {
+  /**
+   * A close-on-exec, blocking, read-only descriptor the caller owns, when `kind` is 'file'.
+   * For any other kind the addon has already closed it, and this is -1.
+   */
+  fd: number;
+  kind: FileKind;
+  /** st_size from fstat. */
+  size: number;
+  /** Which way the path was resolved. */
+  resolver: 'openat2' | 'walk';
+}
+
 /** Functions throw an Error with `code` set to the errno name ('EBADF', 'EPIPE', ...). */
 export interface NativeModule {
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC). */
@@ -69,6 +91,22 @@ export interface NativeModule {
   setParentDeathSignal(signal: number): void;
   /** fcntl(F_SETPIPE_SZ): resizes a pipe's buffer; the size the kernel set. */
   setPipeSize(fd: number, size: number): number;
+  /**
+   * open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) on the thread pool: a directory descriptor for
+   * openBeneath (symlinks in `path` itself are followed). Close it with close().
+   */
+  openDirectory(path: string): Promise<number>;
+  /**
+   * Opens `relPath` below the directory `dirFd` on the thread pool, following no symlink at any
+   * component (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS, or an
+   * openat(O_NOFOLLOW) walk), with O_NONBLOCK so a FIFO or device cannot block, then fstat.
+   * Rejects with code ELOOP for a symlink on the path, EXDEV for an absolute path or a ".."
+   * component, ENOENT, ENOTDIR... Throws at once for a path with a NUL byte (TypeError) or of
+   * PATH_MAX bytes or more (ENAMETOOLONG). `dirFd` must stay open until the promise settles.
+   */
+  openBeneath(dirFd: number, relPath: string, resolver: BeneathResolver): Promise<BeneathFile>;
+  /** Whether this kernel has openat2 (probed once). */
+  kernelHasOpenat2(): boolean;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;

@@ -11,12 +11,13 @@
  * the start for every blob would use no disk, but streaming k layers would cost about k/2 full
  * decompressions.) bzip2, xz and zstd archives are refused: Node 20 cannot decompress them.
  */
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { LayerpipeError, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
+import { native } from '../../../protocol/seqpacket/native';
 import type { SystemContext } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
 import { FileByteSource, SpillingStreamSource } from './byte-sources';
@@ -26,6 +27,16 @@ import { indexTar, type TarEntry, type TarIndex } from './tar-index';
 const STREAM_CHUNK = 256 * 1024;
 /** zlib's default output chunk is 16 KiB: one spill write per 16 KiB made spilling several times slower. */
 const SPILL_CHUNK = 1024 * 1024;
+
+/** What a non-regular archive path is, for the refusal. */
+function fileKindText(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'a special file';
+}
 
 export interface TarArchiveOptions {
   /** How many links (symbolic or hard) a lookup may follow inside the archive. */
@@ -53,13 +64,16 @@ export class TarArchive {
     signal.throwIfAborted();
     let handle: FileHandle;
     try {
-      handle = await fsp.open(file, fsConstants.O_RDONLY);
+      // The user names the file, so links in its path are followed; O_NONBLOCK keeps a FIFO or a
+      // device from blocking the open (and a pool thread with it) before fstat can refuse it.
+      handle = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
     } catch (err) {
       throw new LayerpipeError(`opening archive ${JSON.stringify(file)}: ${(err as Error).message}`, { cause: err });
     }
     try {
       const st = await handle.stat();
-      if (!st.isFile()) throw new UnsupportedError(`archive ${JSON.stringify(file)} is not a regular file`);
+      if (!st.isFile()) throw new UnsupportedError(`archive ${JSON.stringify(file)} is ${fileKindText(st)}, not a regular file`);
+      native.setNonBlocking(handle.fd, false);
       const compression = await sniffCompression(handle, 0, st.size);
       requireGzipOrNone(compression, `archive ${file}`);
       if (compression === 'none') {

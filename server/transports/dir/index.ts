@@ -2,7 +2,6 @@
  * The dir: transport: "dir:DIR" as `skopeo copy` writes it — manifest.json, one file per blob
  * named by its hex digest, instances of a list as HEX.manifest.json.
  */
-import path from 'node:path';
 import { InvalidArgumentError } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
@@ -17,10 +16,11 @@ function blobFileName(digest: string): string {
 }
 
 class DirImageSource implements ImageSource {
-  private readonly files: ConfinedDirectory;
-  constructor(readonly reference: DirReference) {
-    this.files = new ConfinedDirectory(path.resolve(reference.dir));
-  }
+  constructor(
+    readonly reference: DirReference,
+    /** Open from OpenImage to CloseImage: every file is opened beneath it. */
+    private readonly files: ConfinedDirectory,
+  ) {}
 
   async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
     const name = instanceDigest === undefined ? 'manifest.json' : `${blobFileName(instanceDigest)}.manifest.json`;
@@ -31,7 +31,9 @@ class DirImageSource implements ImageSource {
     return this.files.open(blobFileName(request.digest));
   }
 
-  async close(): Promise<void> {}
+  close(): Promise<void> {
+    return this.files.close();
+  }
 }
 
 class DirReference implements ImageReference {
@@ -56,7 +58,7 @@ class DirReference implements ImageReference {
   }
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
-    return new DirImageSource(this);
+    return new DirImageSource(this, await ConfinedDirectory.open(this.dir));
   }
 }
 

@@ -1,5 +1,4 @@
 /** The oci: transport: an OCI image layout in a directory, "oci:DIR[:REF]". */
-import path from 'node:path';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
 import { LocalPathScope, pathAndParents } from '../local/policy-scope';
@@ -32,9 +31,15 @@ class OciReference implements ImageReference {
   }
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
-    const files = new ConfinedDirectory(path.resolve(this.dir));
-    const descriptor = await resolveLayoutDescriptor(files, this.ref, this.dir);
-    return new LayoutImageSource(this, files, descriptor);
+    // The layout's directory stays open, and every file is opened beneath it, until the source closes.
+    const files = await ConfinedDirectory.open(this.dir);
+    try {
+      const descriptor = await resolveLayoutDescriptor(files, this.ref, this.dir);
+      return new LayoutImageSource(this, files, descriptor, () => files.close());
+    } catch (err) {
+      await files.close();
+      throw err;
+    }
   }
 }
 

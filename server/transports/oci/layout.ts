@@ -2,7 +2,7 @@
  * Reading an OCI image layout (index.json + blobs/ALG/HEX) through any file store: a directory
  * for oci:, a tar file for oci-archive:. Resolves the REF of "PATH[:REF]" to a descriptor.
  */
-import { clipInput, ImageNotFoundError, InvalidArgumentError } from '../../../protocol/errors';
+import { clipInput, ImageNotFoundError, InvalidArgumentError, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import { MAX_MANIFEST_SIZE, MediaTypes, parseManifestList } from '../../image/manifest';
 import type { BlobReader, BlobRequest, Descriptor, ImageReference, ImageSource, RawManifest } from '../../image/types';
@@ -31,7 +31,12 @@ export function splitLayoutReference(reference: string, transport: string): { pa
   return { path, ref };
 }
 
-const MAX_INDEX_DEPTH = 8;
+/** How many levels of nested indexes a ref is looked for in. */
+export const MAX_INDEX_DEPTH = 8;
+/** How many nested index blobs one lookup reads, each once however often it is listed. */
+export const MAX_NESTED_INDEXES = 64;
+/** How many descriptors those nested indexes may hold in all. */
+export const MAX_NESTED_DESCRIPTORS = 65_536;
 
 function blobPath(digest: string): string {
   const d = parseDigest(digest);
@@ -46,7 +51,11 @@ async function readIndex(files: LayoutFiles, digest: string | undefined): Promis
 
 /**
  * The descriptor REF names: with no REF, the layout's only entry; else the entry whose ref.name
- * annotation equals REF, looking into nested indexes when the top level has no match.
+ * annotation equals REF, looking into nested indexes, level by level, when the top level has no
+ * match. Every nested index is read once, whatever lists it and however often: an index that
+ * lists the next one 32 times, five levels down, must not cost 32^5 reads. Past the bounds
+ * above, the lookup stops with UnsupportedError rather than claim the ref is not there.
+ * (skopeo 1.9.3 does not look into nested indexes at all.)
  */
 export async function resolveLayoutDescriptor(files: LayoutFiles, ref: string, where: string): Promise<Descriptor> {
   const top = await readIndex(files, undefined);
@@ -55,18 +64,34 @@ export async function resolveLayoutDescriptor(files: LayoutFiles, ref: string, w
     if (top.length === 0) throw new ImageNotFoundError(`no image in ${where}`);
     throw new InvalidArgumentError('more than one image in oci, choose an image');
   }
+  const notFound = `no descriptor found for reference ${JSON.stringify(ref)}`;
   const isImageOrIndex = (d: Descriptor) => d.mediaType === MediaTypes.ociManifest || d.mediaType === MediaTypes.ociIndex;
+  const read = new Set<string>();
+  let descriptors = 0;
   let level = top;
-  for (let depth = 0; depth < MAX_INDEX_DEPTH && level.length > 0; depth++) {
+  for (let depth = 0; ; depth++) {
     const match = level.find((d) => isImageOrIndex(d) && d.annotations?.[REF_NAME_ANNOTATION] === ref);
     if (match !== undefined) return match;
+    const nested = new Set(level.filter((d) => d.mediaType === MediaTypes.ociIndex && !read.has(d.digest)).map((d) => d.digest));
+    if (nested.size === 0) throw new ImageNotFoundError(notFound);
+    if (depth >= MAX_INDEX_DEPTH) {
+      throw new UnsupportedError(`${notFound}: image indexes in ${where} nest more than ${MAX_INDEX_DEPTH} levels deep, and deeper ones are not searched`);
+    }
     const next: Descriptor[] = [];
-    for (const d of level) {
-      if (d.mediaType === MediaTypes.ociIndex) next.push(...(await readIndex(files, d.digest)));
+    for (const digest of nested) {
+      if (read.size >= MAX_NESTED_INDEXES) {
+        throw new UnsupportedError(`${notFound}: ${where} has more than ${MAX_NESTED_INDEXES} nested image indexes, and no more are searched`);
+      }
+      read.add(digest);
+      const entries = await readIndex(files, digest);
+      descriptors += entries.length;
+      if (descriptors > MAX_NESTED_DESCRIPTORS) {
+        throw new UnsupportedError(`${notFound}: the nested image indexes of ${where} hold more than ${MAX_NESTED_DESCRIPTORS} descriptors, and no more are searched`);
+      }
+      next.push(...entries);
     }
     level = next;
   }
-  throw new ImageNotFoundError(`no descriptor found for reference ${JSON.stringify(ref)}`);
 }
 
 /** An ImageSource over a layout, fixed to one top-level descriptor. */
