@@ -7,7 +7,7 @@ import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
-import { LocalPathScope, parentDirectories } from '../local/policy-scope';
+import { LocalPathReference, parentDirectories } from '../local/policy-scope';
 
 /** Blob file name: the bare hex for sha256 (skopeo's convention), ALG-HEX otherwise. */
 function blobFileName(digest: string): string {
@@ -36,27 +36,15 @@ class DirImageSource implements ImageSource {
   }
 }
 
-class DirReference implements ImageReference {
-  private readonly scope: LocalPathScope;
-
+/** The policy scope is the directory; its parents (not the directory again, unlike oci:) are the namespaces. */
+class DirReference extends LocalPathReference implements ImageReference {
   constructor(readonly transport: Transport, readonly dir: string) {
-    this.scope = new LocalPathScope(dir, parentDirectories);
+    super(dir, parentDirectories);
   }
 
-  toString(): string {
+  override toString(): string {
     return `dir:${this.dir}`;
   }
-  readonly dockerReference = undefined;
-
-  /** The directory; its parents (not the directory again, unlike oci:) are the namespaces. */
-  policyIdentity(): string {
-    return this.scope.identity();
-  }
-
-  policyNamespaces(): string[] {
-    return this.scope.namespaces();
-  }
-
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     return new DirImageSource(this, await ConfinedDirectory.open(this.dir));
   }

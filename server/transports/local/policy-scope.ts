@@ -81,3 +81,24 @@ export class LocalPathScope {
     return this.namespacesOf(this.identity());
   }
 }
+
+/**
+ * The policy half of a reference that names a local path (oci:, dir:, oci-archive:): no docker
+ * reference, and the scopes of `scopePath`.
+ */
+export abstract class LocalPathReference {
+  readonly dockerReference = undefined;
+  private readonly scope: LocalPathScope;
+
+  protected constructor(scopePath: string, namespacesOf: (resolved: string) => string[]) {
+    this.scope = new LocalPathScope(scopePath, namespacesOf);
+  }
+
+  policyIdentity(): string {
+    return this.scope.identity();
+  }
+
+  policyNamespaces(): string[] {
+    return this.scope.namespaces();
+  }
+}

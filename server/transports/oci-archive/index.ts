@@ -7,47 +7,28 @@
  */
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { TarArchive } from '../archive/tar-archive';
-import { LocalPathScope, pathAndParents } from '../local/policy-scope';
-import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from '../oci/layout';
+import { LocalPathReference, pathAndParents } from '../local/policy-scope';
+import { openLayoutSource, splitLayoutReference } from '../oci/layout';
 
 /** The layout's files are extracted by a real untar in skopeo, so link chains are followed (within the archive). */
 const MAX_LINK_HOPS = 8;
 
-class OciArchiveReference implements ImageReference {
-  private readonly scope: LocalPathScope;
-
+/** The policy scope is the archive file alone, as for oci: layouts. */
+class OciArchiveReference extends LocalPathReference implements ImageReference {
   constructor(
     readonly transport: Transport,
     readonly file: string,
     readonly ref: string,
   ) {
-    this.scope = new LocalPathScope(file, pathAndParents);
+    super(file, pathAndParents);
   }
 
-  toString(): string {
+  override toString(): string {
     return `${this.transport.name}:${this.file}${this.ref === '' ? '' : `:${this.ref}`}`;
   }
 
-  readonly dockerReference = undefined;
-
-  /** The archive file alone, as for oci: layouts. */
-  policyIdentity(): string {
-    return this.scope.identity();
-  }
-
-  policyNamespaces(): string[] {
-    return this.scope.namespaces();
-  }
-
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
-    try {
-      const descriptor = await resolveLayoutDescriptor(archive, this.ref, this.file);
-      return new LayoutImageSource(this, archive, descriptor, () => archive.close());
-    } catch (err) {
-      await archive.close();
-      throw err;
-    }
+    return openLayoutSource(this, await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal), this.ref, this.file);
   }
 }
 

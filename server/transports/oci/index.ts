@@ -1,45 +1,26 @@
 /** The oci: transport: an OCI image layout in a directory, "oci:DIR[:REF]". */
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
-import { LocalPathScope, pathAndParents } from '../local/policy-scope';
-import { LayoutImageSource, resolveLayoutDescriptor, splitLayoutReference } from './layout';
+import { LocalPathReference, pathAndParents } from '../local/policy-scope';
+import { openLayoutSource, splitLayoutReference } from './layout';
 
-class OciReference implements ImageReference {
-  private readonly scope: LocalPathScope;
-
+/** The policy scope is the layout directory alone: "DIR:REF" and "DIR:" may name the same image, so REF cannot narrow it. */
+class OciReference extends LocalPathReference implements ImageReference {
   constructor(
     readonly transport: Transport,
     readonly dir: string,
     readonly ref: string,
   ) {
-    this.scope = new LocalPathScope(dir, pathAndParents);
+    super(dir, pathAndParents);
   }
 
-  toString(): string {
+  override toString(): string {
     return `${this.transport.name}:${this.dir}${this.ref === '' ? '' : `:${this.ref}`}`;
-  }
-
-  readonly dockerReference = undefined;
-
-  /** The layout directory alone: "DIR:REF" and "DIR:" may name the same image, so REF cannot narrow the scope. */
-  policyIdentity(): string {
-    return this.scope.identity();
-  }
-
-  policyNamespaces(): string[] {
-    return this.scope.namespaces();
   }
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     // The layout's directory stays open, and every file is opened beneath it, until the source closes.
-    const files = await ConfinedDirectory.open(this.dir);
-    try {
-      const descriptor = await resolveLayoutDescriptor(files, this.ref, this.dir);
-      return new LayoutImageSource(this, files, descriptor, () => files.close());
-    } catch (err) {
-      await files.close();
-      throw err;
-    }
+    return openLayoutSource(this, await ConfinedDirectory.open(this.dir), this.ref, this.dir);
   }
 }
 

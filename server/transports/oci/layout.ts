@@ -95,7 +95,23 @@ export async function resolveLayoutDescriptor(files: LayoutFiles, ref: string, w
 }
 
 /** An ImageSource over a layout, fixed to one top-level descriptor. */
-export class LayoutImageSource implements ImageSource {
+/**
+ * The source of the image `ref` names in a layout whose files are open (a directory, an
+ * archive): the files are closed with the source, or at once when the ref resolves to nothing.
+ */
+export async function openLayoutSource(
+  reference: ImageReference, files: LayoutFiles & { close(): Promise<void> }, ref: string, where: string,
+): Promise<ImageSource> {
+  try {
+    const descriptor = await resolveLayoutDescriptor(files, ref, where);
+    return new LayoutImageSource(reference, files, descriptor, () => files.close());
+  } catch (err) {
+    await files.close();
+    throw err;
+  }
+}
+
+class LayoutImageSource implements ImageSource {
   constructor(
     readonly reference: ImageReference,
     private readonly files: LayoutFiles,
