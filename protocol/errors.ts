@@ -176,3 +176,15 @@ export const MAX_QUOTED_INPUT = 256;
 export function clipInput(text: string): string {
   return text.length <= MAX_QUOTED_INPUT ? text : `${text.slice(0, MAX_QUOTED_INPUT)}…[${text.length} characters]`;
 }
+
+/**
+ * A system error in words that name no path: "ENAMETOOLONG: name too long" rather than Node's
+ * message, which goes on to repeat the path (resolved against the server's own directory).
+ */
+export function systemErrorText(err: unknown): string {
+  const code = systemCode(err);
+  const message = errorMessage(err);
+  if (code === undefined || !message.startsWith(code)) return message;
+  const comma = message.indexOf(',');
+  return comma > 0 ? message.slice(0, comma) : message;
+}

@@ -16,7 +16,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { LayerpipeError, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
+import { clipInput, LayerpipeError, systemErrorText, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
 import type { SystemContext } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
@@ -68,11 +68,11 @@ export class TarArchive {
       // device from blocking the open (and a pool thread with it) before fstat can refuse it.
       handle = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
     } catch (err) {
-      throw new LayerpipeError(`opening archive ${JSON.stringify(file)}: ${(err as Error).message}`, { cause: err });
+      throw new LayerpipeError(`opening archive ${JSON.stringify(clipInput(file))}: ${systemErrorText(err)}`, { cause: err });
     }
     try {
       const st = await handle.stat();
-      if (!st.isFile()) throw new UnsupportedError(`archive ${JSON.stringify(file)} is ${fileKindText(st)}, not a regular file`);
+      if (!st.isFile()) throw new UnsupportedError(`archive ${JSON.stringify(clipInput(file))} is ${fileKindText(st)}, not a regular file`);
       native.setNonBlocking(handle.fd, false);
       const compression = await sniffCompression(handle, 0, st.size);
       requireGzipOrNone(compression, `archive ${file}`);
@@ -155,7 +155,7 @@ async function spillGzip(archive: FileHandle, file: string, tmpDir: string, sign
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   } catch (err) {
-    throw new LayerpipeError(`creating a file in ${tmpDir} to decompress archive ${file} into: ${(err as Error).message}`, { cause: err });
+    throw new LayerpipeError(`creating a file in ${tmpDir} to decompress archive ${clipInput(file)} into: ${systemErrorText(err)}`, { cause: err });
   }
   try {
     const gunzip = createGunzip({ chunkSize: SPILL_CHUNK });
@@ -178,7 +178,7 @@ async function spillGzip(archive: FileHandle, file: string, tmpDir: string, sign
       await source.flush().catch(() => undefined);
       if (signal.aborted) throw signal.reason;
       if (err instanceof LayerpipeError) throw err;
-      throw new UnsafeContentError(`decompressing archive ${file}: ${(err as Error).message}`, { cause: err });
+      throw new UnsafeContentError(`decompressing archive ${clipInput(file)}: ${(err as Error).message}`, { cause: err });
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

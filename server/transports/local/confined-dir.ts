@@ -17,7 +17,8 @@
 import { close as closeFd, createReadStream, promises as fsp, read as readFd } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
-  BlobNotFoundError, CancelledError, InvalidArgumentError, LayerpipeError, UnsafeContentError, UnsupportedError, systemCode,
+  BlobNotFoundError, CancelledError, clipInput, InvalidArgumentError, LayerpipeError, UnsafeContentError, UnsupportedError, systemCode,
+  systemErrorText,
 } from '../../../protocol/errors';
 import { native, type BeneathFile, type BeneathResolver, type FileKind } from '../../../protocol/seqpacket/native';
 
@@ -75,16 +76,18 @@ export class ConfinedDirectory {
       fd = await native.openDirectory(dir);
     } catch (err) {
       const code = systemCode(err);
-      if (code === 'ENOENT') throw new InvalidArgumentError(`open ${dir}: no such file or directory`, { cause: err });
-      if (code === 'ENOTDIR') throw new InvalidArgumentError(`open ${dir}: not a directory`, { cause: err });
-      throw new LayerpipeError(`open ${dir}: ${(err as Error).message}`, { cause: err });
+      if (code === 'ENOENT') throw new InvalidArgumentError(`open ${clipInput(dir)}: no such file or directory`, { cause: err });
+      if (code === 'ENOTDIR') throw new InvalidArgumentError(`open ${clipInput(dir)}: not a directory`, { cause: err });
+      throw new LayerpipeError(`open ${clipInput(dir)}: ${systemErrorText(err)}`, { cause: err });
     }
     return new ConfinedDirectory(fd, dir, resolver);
   }
 
   /** How `rel` is shown in messages: under the directory's name as the client wrote it. */
   private shown(rel: string): string {
-    return `${this.label.replace(/\/+$/, '')}/${rel}`;
+    let end = this.label.length;
+    while (end > 0 && this.label[end - 1] === '/') end--; // a loop: /\/+$/ is quadratic on hostile input
+    return `${clipInput(this.label.slice(0, end))}/${rel}`;
   }
 
   /** Opens `rel` as a regular file: the caller owns the returned descriptor. */
@@ -135,7 +138,7 @@ export class ConfinedDirectory {
       case 'EPERM':
         return new LayerpipeError(`${shown}: permission denied`, { cause: err });
       default:
-        return new LayerpipeError(`${shown}: ${(err as Error).message}`, { cause: err });
+        return new LayerpipeError(`${shown}: ${systemErrorText(err)}`, { cause: err });
     }
   }
 
