@@ -3,11 +3,21 @@
  * reason; a child lifetime ends with its parent. Children detach from the parent when they
  * end, so a long session does not collect a listener per finished transfer.
  */
+import { setMaxListeners } from 'node:events';
+
+/**
+ * Children a lifetime may have at once without Node's leak warning: a session has up to 256
+ * requests in flight and 256 transfers held (server/wires/skopeo, service/session.ts), each a
+ * child; a real leak would still pass this bound and be reported.
+ */
+const MAX_CHILDREN = 1024;
+
 export class Lifetime {
   private readonly controller = new AbortController();
   private readonly detach: () => void;
 
   constructor(parent?: AbortSignal) {
+    setMaxListeners(MAX_CHILDREN, this.controller.signal);
     if (parent === undefined) {
       this.detach = () => undefined;
       return;

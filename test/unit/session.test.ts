@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +118,29 @@ describe('session', () => {
     await assert.rejects(session.finishTransfer(transfer.id), CancelledError);
     assert.equal(sink.closed, true, 'the reader sees the end at once');
     assert.equal(descriptorsOn(archive), 0, 'the archive is closed');
+    await session.close();
+    await closeTestContext(ctx);
+  });
+
+  it('requests and transfers leave no listener behind on the session once they are done', async () => {
+    const ctx = testContext();
+    const session = new Session({ ctx, guard: undefined });
+    await session.call('Initialize', []);
+    const baseline = getEventListeners(session.signal, 'abort').length;
+    const id = (await session.call('OpenImage', [`oci-archive:${archive}:latest`])).value as number;
+    const withImage = getEventListeners(session.signal, 'abort').length;
+    assert.equal(withImage, baseline + 1, 'the open image is the one child left');
+    await Promise.all(Array.from({ length: 50 }, () => session.call('GetLayerInfo', [id])));
+    for (let i = 0; i < 20; i++) {
+      const result = await session.call('GetManifest', [id]);
+      const sink = new StalledSink();
+      sink.writable.resume();
+      const { transfer } = session.startTransfer(result.pending!, () => ({ sink }), true);
+      await session.finishTransfer(transfer.id);
+    }
+    assert.equal(getEventListeners(session.signal, 'abort').length, withImage);
+    await session.call('CloseImage', [id]);
+    assert.equal(getEventListeners(session.signal, 'abort').length, baseline);
     await session.close();
     await closeTestContext(ctx);
   });
