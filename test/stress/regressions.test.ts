@@ -178,7 +178,7 @@ describe('regressions from the hostile-input report', () => {
         if (!native.sendPacket(proxy.clientFd, json('GetLayerInfo', [k]), [])) break;
       }
       const status = await proxy.close(10_000);
-      outcomes.push(`exit ${status.code}${status.signal === null ? '' : ` (${status.signal})`}, stderr ${JSON.stringify(proxy.stderr.trim().split('\n').pop() ?? '')}`);
+      outcomes.push(`exit ${status.code}${status.signal === null ? '' : ` (${status.signal})`}, stderr ${JSON.stringify(proxy.stderr.trim().split('\n')[0] ?? '')}`);
     }
     process.stdout.write(`client death: ${outcomes.join('; ')}\n`);
     assert.deepEqual(outcomes, Array(5).fill('exit 0, stderr ""'));
