@@ -32,11 +32,15 @@ export interface AcceptanceRules {
   readonly identityAccepted: (dockerReference: string) => boolean;
 }
 
-/** The signing key among `keys`: a primary key or one of its subkeys with that key ID. */
-function findSigner(keys: readonly openpgp.Key[], keyID: openpgp.KeyID): { key: openpgp.Key; fingerprint: string } | undefined {
+/**
+ * The key among `keys` (a primary key or a subkey) with that key ID. Only primary keys are
+ * accepted signers, as skopeo 1.9 accepts them: a signature by a subkey verifies, then is
+ * refused by the subkey's fingerprint.
+ */
+function findSigner(keys: readonly openpgp.Key[], keyID: openpgp.KeyID): { primary: boolean; fingerprint: string } | undefined {
   for (const key of keys) {
-    if (key.getKeyID().equals(keyID)) return { key, fingerprint: fingerprintOf(key) };
-    for (const sub of key.getSubkeys()) if (sub.getKeyID().equals(keyID)) return { key, fingerprint: fingerprintOf(key) };
+    if (key.getKeyID().equals(keyID)) return { primary: true, fingerprint: fingerprintOf(key) };
+    for (const sub of key.getSubkeys()) if (sub.getKeyID().equals(keyID)) return { primary: false, fingerprint: fingerprintOf(sub) };
   }
   return undefined;
 }
@@ -68,6 +72,7 @@ async function verifyOpenPgp(blob: Buffer, keys: readonly openpgp.Key[]): Promis
   } catch (err) {
     return reject(`Invalid GPG signature: ${(err as Error).message}`);
   }
+  if (!signer.primary) reject(`Signature by key ${signer.fingerprint} is not accepted`);
   return { payload: Buffer.from(result.data), fingerprint: signer.fingerprint };
 }
 

@@ -12,7 +12,7 @@ import { MAX_SIGNATURE_SIZE, readNumberedSignatures, tooLargeSignature } from '.
 
 const HTTP_TIMEOUT_MS = 30_000;
 
-/** The URL of signature `index` of manifest `digest` of repository `name` ("host/repo"). */
+/** The URL of signature `index` of manifest `digest` of repository path `name` ("ns/repo", no host). */
 export function signatureUrl(base: URL, name: string, digest: string, index: number): URL {
   const d = parseDigest(digest);
   const u = new URL(base.href);

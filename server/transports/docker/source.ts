@@ -184,7 +184,8 @@ export class DockerImageSource implements ImageSource {
       return [];
     }
     const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
-    return readLookasideSignatures(base, nameOf(physical), digest, signal);
+    // The layout names the repository path only, without the registry host.
+    return readLookasideSignatures(base, physical.repository, digest, signal);
   }
 
   async close(): Promise<void> {
