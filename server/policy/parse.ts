@@ -30,7 +30,7 @@ function arrayValue(v: JsonValue, what: string): JsonValue[] {
 /** Go's []byte JSON form: standard base64 with padding; anything else is refused. */
 function base64Value(v: JsonValue, what: string): Buffer {
   const s = stringValue(v, what);
-  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) fail(`${what} is not valid base64`);
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) fail(`illegal base64 data in ${what}`);
   return Buffer.from(s, 'base64');
 }
 
