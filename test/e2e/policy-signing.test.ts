@@ -7,7 +7,9 @@
  * TypeScript client: OpenImage refused, nothing served.
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,10 +21,10 @@ import { parsePolicy } from '../../server/policy/parse';
 import { closeTestContext, neverAborted, testContext } from '../harness/context';
 import { makeLayer, writeOciImage } from '../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
-import { assertRegistryTools, registrySuiteSkip } from '../harness/registry-tools';
+import { assertRegistryTools, findProgram, IN_CI, registrySuiteSkip } from '../harness/registry-tools';
 import { createTestKeys, standaloneSign, type TestKeys } from '../harness/signing';
 
-const skip = registrySuiteSkip();
+const skip = registrySuiteSkip() || (findProgram('gpg') === undefined && !IN_CI ? 'gpg is missing: apt-get install gnupg' : false);
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'layerpipe');
 
 let tmp: string;
@@ -70,13 +72,18 @@ function policyFile(policy: unknown): string {
   return file;
 }
 
-function skopeoVerdict(policy: unknown, image: string): Verdict {
+/** Asynchronous, so that a lookaside served by this process can answer skopeo. */
+async function skopeoVerdict(policy: unknown, image: string): Promise<Verdict> {
   const out = path.join(tmp, `out-${++counter}`);
   try {
-    const r = spawnSync('skopeo', ['--policy', policyFile(policy), '--registries.d', registriesD, 'copy', '-q', '--src-tls-verify=false', image, `dir:${out}`], { encoding: 'utf8' });
-    if (r.status === 0) return { accepted: true };
-    const m = /Source image rejected: (.*)"$/m.exec(r.stderr);
-    if (m === null) throw new Error(`skopeo failed for another reason: ${r.stderr}`);
+    const stderr = await new Promise<string | undefined>((resolve) => {
+      execFile('skopeo', ['--policy', policyFile(policy), '--registries.d', registriesD, 'copy', '-q', '--src-tls-verify=false', image, `dir:${out}`], (err, _stdout, errText) => {
+        resolve(err === null ? undefined : String(errText));
+      });
+    });
+    if (stderr === undefined) return { accepted: true };
+    const m = /Source image rejected: (.*)"$/m.exec(stderr);
+    if (m === null) throw new Error(`skopeo failed for another reason: ${stderr}`);
     return { accepted: false, reason: m[1]!.replace(/\\"/g, '"') };
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -220,7 +227,7 @@ describe('signature policy, compared with skopeo', { skip, timeout: 300_000 }, (
     it(c.name, async () => {
       const policy = c.policy();
       const image = c.image();
-      const theirs = skopeoVerdict(policy, image);
+      const theirs = await skopeoVerdict(policy, image);
       const ours = await layerpipeVerdict(policy, image);
       assert.equal(theirs.accepted, c.accepted, `skopeo: ${theirs.reason ?? 'accepted'}`);
       assert.equal(ours.accepted, c.accepted, `layerpipe: ${ours.reason ?? 'accepted'}`);
@@ -229,6 +236,41 @@ describe('signature policy, compared with skopeo', { skip, timeout: 300_000 }, (
       if (!c.accepted && c.name !== 'garbage signature') assert.equal(gist(ours.reason), gist(theirs.reason), `layerpipe: ${ours.reason}\nskopeo: ${theirs.reason}`);
     });
   }
+
+  it('an http:// lookaside named by a docker: namespace entry (with the legacy "sigstore" key)', async () => {
+    // Serves the lookaside directory over HTTP; anything else is 404.
+    const server = http.createServer((req, res) => {
+      const file = path.join(lookaside, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+      try {
+        const body = readFileSync(file);
+        res.writeHead(200).end(body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const saved = registriesD;
+    try {
+      registriesD = path.join(tmp, 'registries-http.d');
+      mkdirSync(registriesD, { recursive: true });
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      writeFileSync(path.join(registriesD, 'ns.yaml'), `docker:\n  ${registry.host}/app:\n    sigstore: ${url}\n`);
+      for (const [repo, accepted] of [['app/signed', true], ['app/tampered', false], ['app/unsigned', false]] as const) {
+        const policy = only(signedBy(keys.a.binary));
+        const theirs = await skopeoVerdict(policy, registry.ref(`${repo}:v1`));
+        const ours = await layerpipeVerdict(policy, registry.ref(`${repo}:v1`));
+        assert.equal(theirs.accepted, accepted, `skopeo ${repo}: ${theirs.reason}`);
+        assert.equal(ours.accepted, accepted, `layerpipe ${repo}: ${ours.reason}`);
+        assert.equal(gist(ours.reason), gist(theirs.reason));
+      }
+      // The namespace entry covers app/ only: mirror/app has no lookaside, so no signature.
+      assert.equal((await layerpipeVerdict(only(signedBy(keys.a.binary)), registry.ref('mirror/app:v1'))).reason, 'A signature was required, but no signature exists');
+    } finally {
+      registriesD = saved;
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 
   it('the real binary: OpenImage and OpenImageOptional refused, a signed image served', async () => {
     const policy = policyFile(only(signedBy(keys.a.binary)));
