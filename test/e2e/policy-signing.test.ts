@@ -19,7 +19,7 @@ import { PolicyDeniedError } from '../../protocol/errors';
 import { openImageByName } from '../../server/image/open';
 import { parsePolicy } from '../../server/policy/parse';
 import { closeTestContext, neverAborted, testContext } from '../harness/context';
-import { makeLayer, writeOciImage } from '../harness/oci-builder';
+import { makeLayer, writeImageBlobs, writeIndexBlob, writeLayoutIndex, writeOciImage } from '../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { assertRegistryTools, findProgram, IN_CI, registrySuiteSkip } from '../harness/registry-tools';
 import { createTestKeys, standaloneSign, type TestKeys } from '../harness/signing';
@@ -41,9 +41,9 @@ function sk(args: readonly string[]): string {
   return execFileSync('skopeo', ['--insecure-policy', '--registries.d', registriesD, ...args], { env: keys.env, stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8');
 }
 
-function push(layout: string, repo: string, signBy?: string): string {
+function push(layout: string, repo: string, signBy?: string, extra: readonly string[] = []): string {
   const digestFile = path.join(tmp, `digest-${++counter}`);
-  sk(['copy', '-q', '--dest-tls-verify=false', '--digestfile', digestFile, ...(signBy ? ['--sign-by', signBy] : []), `oci:${layout}:v1`, `${registry.ref(`${repo}:v1`)}`]);
+  sk(['copy', '-q', ...extra, '--dest-tls-verify=false', '--digestfile', digestFile, ...(signBy ? ['--sign-by', signBy] : []), `oci:${layout}:v1`, `${registry.ref(`${repo}:v1`)}`]);
   const digest = readFileSync(digestFile, 'utf8').trim();
   digests.set(repo, digest);
   return digest;
@@ -151,6 +151,9 @@ const CASES: readonly Case[] = [
   { name: 'mirror, remapIdentity of another prefix', policy: () => only(signedBy(keys.a.binary, { type: 'remapIdentity', prefix: `${host()}/elsewhere`, signedPrefix: 'quay.io/upstream' })), image: docker('mirror/app'), accepted: false, reason: 'Signature for identity' },
   { name: 'by digest, matchRepoDigestOrExact', policy: () => only(signedBy(keys.a.binary)), image: () => registry.ref(`app/signed@${digests.get('app/signed')!}`), accepted: true },
   { name: 'by digest, matchExact', policy: () => only(signedBy(keys.a.binary, { type: 'matchExact' })), image: () => registry.ref(`app/signed@${digests.get('app/signed')!}`), accepted: false },
+  // A list: the signature names the list's own digest, and the top-level manifest is what is checked.
+  { name: 'multi-arch list signed at the top level', policy: () => only(signedBy(keys.a.binary)), image: docker('app/list'), accepted: true },
+  { name: 'multi-arch list, wrong key', policy: () => only(signedBy(keys.b.binary)), image: docker('app/list'), accepted: false, reason: 'Invalid GPG signature' },
   { name: 'signedBaseLayer', policy: () => only({ type: 'signedBaseLayer', baseLayerIdentity: { type: 'matchRepository' } }), image: docker('app/signed'), accepted: false, reason: 'signedBaseLayer not implemented yet!' },
   {
     name: 'scoped: the repository scope applies, "" rejects the rest',
@@ -199,6 +202,13 @@ describe('signature policy, compared with skopeo', { skip, timeout: 300_000 }, (
     writeFileSync(path.join(signatureDir('app/garbage'), 'signature-1'), Buffer.from('\x00\xffnot a signature at all'));
     push(one, 'app/renamed');
     signAs('app/renamed', 'quay.io/other/name:v1', keys.a.fingerprint);
+    const list = path.join(tmp, 'layout-list');
+    const instances = (['amd64', 'arm64'] as const).map((architecture) => ({
+      manifest: writeImageBlobs(list, { layers: [makeLayer({ 'arch.txt': architecture })], os: 'linux', architecture }),
+      platform: { os: 'linux', architecture },
+    }));
+    writeLayoutIndex(list, [{ manifest: writeIndexBlob(list, instances), refName: 'v1' }]);
+    push(list, 'app/list', keys.a.fingerprint, ['--all']);
     push(one, 'mirror/app');
     signAs('mirror/app', 'quay.io/upstream/app:v1', keys.a.fingerprint);
 
