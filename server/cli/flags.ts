@@ -6,6 +6,7 @@ import { LayerpipeError } from '../../protocol/errors';
 import { parseCredsFlag } from '../config/auth';
 import type { RegistryOptions, SharedResources, SystemContext } from '../image/types';
 import type { Logger } from '../log';
+import type { Policy } from '../policy/types';
 
 /** A command line that makes no sense: exit status 2 and the usage hint. */
 export class UsageError extends LayerpipeError {
@@ -22,6 +23,8 @@ export interface ProxyOptions {
   userAgentPrefix: string;
   tmpDir: string;
   insecurePolicy: boolean;
+  /** --policy; undefined = the user's or the system's file. */
+  policyPath: string | undefined;
   /** Run the transfer memory guard (server/transfer/memory-guard.ts). */
   memoryGuard: boolean;
   registry: {
@@ -51,6 +54,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     // Big temporary files (a decompressed archive) go where containers tools put them.
     tmpDir: env.TMPDIR ?? '/var/tmp',
     insecurePolicy: false,
+    policyPath: undefined,
     memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
     registry: {
       tlsVerify: undefined,
@@ -60,6 +64,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
       registryToken: undefined,
       noCreds: false,
       registriesConf: undefined,
+      registriesDir: undefined,
       commandTimeoutMs: undefined,
       stallTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_STALL_TIMEOUT_MS', 30_000)),
       retryAttempts: Math.max(1, envInteger(env, 'LAYERPIPE_RETRY_ATTEMPTS', 5)),
@@ -149,8 +154,9 @@ function parseNonNegativeInt(name: string, value: string): number {
 /** Flags every command takes (skopeo's global flags). */
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'debug', kind: 'bool', help: 'log each request and reply to stderr', apply: (o, v) => { o.debug = parseBool('debug', v); } },
-  { name: 'insecure-policy', kind: 'bool', help: 'accepted; no signature policy is evaluated yet', apply: (o, v) => { o.insecurePolicy = parseBool('insecure-policy', v); } },
-  { name: 'policy', kind: 'string', help: 'signature policy file', refused: 'is not supported yet: images are not checked against a signature policy' },
+  { name: 'insecure-policy', kind: 'bool', help: 'accept every image, reading no signature policy', apply: (o, v) => { o.insecurePolicy = parseBool('insecure-policy', v); } },
+  { name: 'policy', kind: 'string', help: 'signature policy file (containers-policy.json(5))', apply: (o, v) => { o.policyPath = v; } },
+  { name: 'registries.d', kind: 'string', help: 'directory of containers-registries.d(5) files (where signatures are)', apply: (o, v) => { o.registry.registriesDir = v; } },
   { name: 'registries-conf', kind: 'string', help: 'registries.conf file (instead of the system and user ones)', apply: (o, v) => { o.registry.registriesConf = v; } },
   { name: 'override-os', kind: 'string', help: 'use OS instead of the running OS for choosing images', apply: (o, v) => { o.osChoice = v; } },
   { name: 'override-arch', kind: 'string', help: 'use ARCH instead of the architecture of the machine', apply: (o, v) => { o.architectureChoice = v; } },
@@ -229,10 +235,11 @@ export function parseFlags(command: CommandName, argv: readonly string[]): { opt
 }
 
 /** The SystemContext of a command: its settings, its logger, and the resources it owns. */
-export function systemContextFrom(options: ProxyOptions, log: Logger, resources: SharedResources): SystemContext {
+export function systemContextFrom(options: ProxyOptions, log: Logger, resources: SharedResources, policy: Policy): SystemContext {
   return {
     log,
     resources,
+    policy,
     osChoice: options.osChoice,
     architectureChoice: options.architectureChoice,
     variantChoice: options.variantChoice,

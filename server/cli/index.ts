@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../../protocol/errors';
 import { createLogger } from '../log';
+import { loadPolicy } from '../policy/load';
 import { ResourcePool } from '../service/resources';
 import { Session } from '../service/session';
 import { MemoryGuard } from '../transfer/memory-guard';
@@ -34,9 +35,11 @@ function usage(): string {
 async function runProxy(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('experimental-image-proxy', argv);
   if (positionals.length > 0) throw new UsageError(`experimental-image-proxy takes no arguments, got ${JSON.stringify(positionals)}`);
+  // Before serving anything: a policy that cannot be read stops the proxy here.
+  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
-  const session = new Session({ ctx: systemContextFrom(options, log, resources), guard: options.memoryGuard ? MemoryGuard.create() : undefined });
+  const session = new Session({ ctx: systemContextFrom(options, log, resources, policy), guard: options.memoryGuard ? MemoryGuard.create() : undefined });
   // A signal ends the session as EOF would: transfers stop, files and connections are released.
   const onSignal = (signal: NodeJS.Signals): void => {
     log.debug(`exiting: ${signal}`);
@@ -57,9 +60,10 @@ async function runProxy(argv: readonly string[]): Promise<number> {
 async function runInspect(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('inspect', argv);
   if (positionals.length !== 1) throw new UsageError('inspect takes exactly one argument: IMAGE');
+  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const resources = new ResourcePool();
   try {
-    const report = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources));
+    const report = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources, policy));
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } finally {
     await resources.close();

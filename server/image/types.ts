@@ -9,6 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
+import type { Policy } from '../policy/types';
 import type { DockerReference } from '../reference/docker-reference';
 
 /** Settings for one proxy run that transports may need. Built once from the command line. */
@@ -23,6 +24,8 @@ export interface SystemContext {
   readonly tmpDir: string;
   /** Registry transport settings; filled in by the docker transport's flags. */
   readonly registry: RegistryOptions;
+  /** The signature policy every image is checked against when it is opened (loaded at start-up). */
+  readonly policy: Policy;
   /** Diagnostics (--debug). Never handed a credential or a token. */
   readonly log: Logger;
   /**
@@ -55,6 +58,8 @@ export interface RegistryOptions {
   readonly registryToken: string | undefined;
   readonly noCreds: boolean;
   readonly registriesConf: string | undefined;
+  /** --registries.d: the directory of containers-registries.d(5) files (signature lookaside). */
+  readonly registriesDir: string | undefined;
   /** Overall timeout of one command (registry request), ms; undefined = none. */
   readonly commandTimeoutMs: number | undefined;
   /** No byte (or no response) for this long and a connection is considered stalled, ms. */

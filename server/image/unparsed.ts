@@ -1,8 +1,8 @@
 /**
  * An image as its source names it, before anything about it is trusted: the top-level
  * manifest's bytes, type and digest, and its signatures on request. This is the stage where
- * a signature policy check belongs (none is evaluated yet: --policy is refused): open.ts
- * chooses no instance, reads no config and hands out no blob before resolving it.
+ * the signature policy is checked (server/policy/evaluate.ts): open.ts chooses no instance,
+ * reads no config and hands out no blob before the policy has accepted it.
  */
 import { sha256Digest } from './digest';
 import { guessManifestType } from './manifest';

@@ -1,10 +1,11 @@
 /**
  * The layerpipe command as a process: Shutdown and end of socket exit 0, --sockfd, flags that
- * are unknown or refused exit 2, and `layerpipe inspect`.
+ * are unknown or refused exit 2, a policy file that cannot be used stops the proxy at start-up
+ * (exit 1, as skopeo), and `layerpipe inspect` (which honours the policy too).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -50,7 +51,6 @@ describe('process lifetime', () => {
     for (const [flags, pattern] of [
       [['--no-such-flag'], /unknown flag: --no-such-flag/],
       [['--decryption-key', 'k'], /encrypted images are out of scope/],
-      [['--policy', '/etc/containers/policy.json'], /not checked against a signature policy/],
       [['--sockfd', 'x'], /expected a non-negative integer/],
     ] as [string[], RegExp][]) {
       const r = spawnSync(BIN, ['experimental-image-proxy', ...flags], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,7 +60,45 @@ describe('process lifetime', () => {
   });
 });
 
+describe('policy at start-up', () => {
+  it('a policy file that is missing or invalid stops the proxy before it serves, exit 1', () => {
+    const bad = path.join(tmp, 'bad-policy.json');
+    writeFileSync(bad, '{"default": []}');
+    const dup = path.join(tmp, 'dup-policy.json');
+    writeFileSync(dup, '{"default": [{"type": "reject"}], "default": [{"type": "insecureAcceptAnything"}]}');
+    for (const [file, pattern] of [
+      [bad, /Error loading trust policy: invalid policy in ".*bad-policy.json": List of verification policy requirements must not be empty/],
+      [dup, /invalid policy in ".*dup-policy.json": Duplicate key "default"/],
+      [path.join(tmp, 'none.json'), /Error loading trust policy: open .*none.json: no such file or directory/],
+    ] as [string, RegExp][]) {
+      // stdin is a plain pipe: had the proxy started serving, it would fail differently.
+      const r = spawnSync(BIN, ['experimental-image-proxy', '--policy', file], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, pattern);
+    }
+  });
+
+  it('--insecure-policy reads no file', async () => {
+    const p = await ImageProxy.spawn({ args: ['--insecure-policy', '--policy', path.join(tmp, 'none.json')] });
+    try {
+      await p.initialize();
+      await p.openImage(`oci:${ociDir}:latest`);
+    } finally {
+      assert.equal(await p.shutdown(), 0);
+    }
+  });
+});
+
 describe('inspect', () => {
+  it('honours the policy: a reject policy refuses, exit 1', () => {
+    const reject = path.join(tmp, 'reject.json');
+    writeFileSync(reject, '{"default": [{"type": "reject"}]}');
+    const r = spawnSync(BIN, ['inspect', '--policy', reject, `oci:${ociDir}:latest`], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /Running image oci:.*:latest is rejected by policy\./);
+    assert.equal(r.stdout, '');
+  });
+
   it('prints digest, platform, config and layers', async () => {
     const r = spawnSync(BIN, ['inspect', `oci:${ociDir}:latest`], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { defaultOptions, systemContextFrom } from '../../server/cli/flags';
 import type { RegistryOptions, SystemContext } from '../../server/image/types';
 import { createLogger } from '../../server/log';
+import { ACCEPT_ANYTHING } from '../../server/policy/load';
 import { ResourcePool } from '../../server/service/resources';
 
 export interface TestContextOptions extends Partial<Omit<SystemContext, 'registry' | 'resources'>> {
@@ -15,7 +16,7 @@ export interface TestContextOptions extends Partial<Omit<SystemContext, 'registr
 
 export function testContext(options: TestContextOptions = {}): SystemContext {
   const { registry, ...rest } = options;
-  const defaults = systemContextFrom(defaultOptions({}), createLogger(false), new ResourcePool());
+  const defaults = systemContextFrom(defaultOptions({}), createLogger(false), new ResourcePool(), ACCEPT_ANYTHING);
   return { ...defaults, tmpDir: os.tmpdir(), ...rest, registry: { ...defaults.registry, ...registry } };
 }
 

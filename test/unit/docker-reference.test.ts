@@ -175,12 +175,12 @@ describe('registry flags', () => {
   it('fills RegistryOptions', () => {
     const { options } = parseFlags('experimental-image-proxy', [
       '--authfile', '/proc/self/fd/100', '--cert-dir=/certs', '--tls-verify=false', '--registries-conf', '/r.conf',
-      '--command-timeout', '1m30s', '--registry-token', 'tok', '--creds', 'u:p:w',
+      '--command-timeout', '1m30s', '--registry-token', 'tok', '--creds', 'u:p:w', '--registries.d', '/rd',
     ]);
     const { stallTimeoutMs, retryAttempts, retryDelayMs } = defaultOptions().registry;
     assert.deepEqual(options.registry, {
       tlsVerify: false, certDir: '/certs', authFile: '/proc/self/fd/100', credentials: { username: 'u', password: 'p:w' },
-      registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', commandTimeoutMs: 90_000, stallTimeoutMs, retryAttempts, retryDelayMs,
+      registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', registriesDir: '/rd', commandTimeoutMs: 90_000, stallTimeoutMs, retryAttempts, retryDelayMs,
     });
   });
   it('reads the registry tuning from the environment, with defaults', () => {

@@ -2,9 +2,10 @@
  * The dir: transport: "dir:DIR" as `skopeo copy` writes it — manifest.json, one file per blob
  * named by its hex digest, instances of a list as HEX.manifest.json.
  */
-import { InvalidArgumentError } from '../../../protocol/errors';
+import { BlobNotFoundError, InvalidArgumentError, systemCode, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
+import { MAX_SIGNATURE_SIZE, readNumberedSignatures, tooLargeSignature } from '../../image/signatures';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
 import { LocalPathReference, parentDirectories } from '../local/policy-scope';
@@ -29,6 +30,20 @@ class DirImageSource implements ImageSource {
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
     return this.files.open(blobFileName(request.digest));
+  }
+
+  /** signature-N for the top-level manifest, HEX.signature-N for an instance, as skopeo writes them. */
+  async getSignatures(instanceDigest: string | undefined, _signal: AbortSignal): Promise<Buffer[]> {
+    const prefix = instanceDigest === undefined ? '' : `${parseDigest(instanceDigest).hex}.`;
+    return readNumberedSignatures(this.reference.toString(), async (index) => {
+      try {
+        return await this.files.read(`${prefix}signature-${index}`, MAX_SIGNATURE_SIZE);
+      } catch (err) {
+        if (err instanceof BlobNotFoundError && systemCode(err.cause) === 'ENOENT') return undefined;
+        if (err instanceof UnsupportedError) throw tooLargeSignature(this.reference.toString());
+        throw err;
+      }
+    });
   }
 
   close(): Promise<void> {

@@ -29,7 +29,7 @@ export class DockerImageReference implements ImageReference {
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    return new DockerImageSource(this, await openDockerImage(ctx, this.ref, signal));
+    return new DockerImageSource(this, await openDockerImage(ctx, this.ref, signal), ctx);
   }
 }
 

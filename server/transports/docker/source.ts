@@ -8,7 +8,9 @@ import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
 import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
 import { CancelledError, ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
-import { parseDigest, verifyBytes } from '../../image/digest';
+import { parseDigest, sha256Digest, verifyBytes } from '../../image/digest';
+import { loadRegistriesD, lookasideFor, registriesDirectory } from '../../config/registries-d';
+import { readLookasideSignatures } from './lookaside';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { AuthIdentity } from './auth';
 import type { RegistryClient } from './client';
@@ -16,7 +18,8 @@ import type { TlsSettings } from './http';
 import { RegistryPool } from './registry-pool';
 import { clientSettings } from './settings';
 import {
-  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf, type DockerReference,
+  endpointHost, manifestSelector, nameOf, parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, shortRepositoryOf,
+  type DockerReference,
 } from '../../reference/docker-reference';
 import { resolveShortName } from '../../reference/short-names';
 
@@ -146,6 +149,7 @@ export class DockerImageSource implements ImageSource {
   constructor(
     readonly reference: ImageReference,
     private readonly opened: OpenedSource,
+    private readonly ctx: SystemContext,
   ) {}
 
   /** The place the image is read from ("host/repo"), after mirrors and rewrites. */
@@ -164,6 +168,24 @@ export class DockerImageSource implements ImageSource {
   async getBlob(request: BlobRequest): Promise<BlobReader> {
     parseDigest(request.digest);
     return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal);
+  }
+
+  /**
+   * Simple-signing signatures from the lookaside registries.d names for the place the image is
+   * read from; none when no lookaside is configured. (The registry API's own signature
+   * extension and sigstore attachments are not read.)
+   */
+  async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<Buffer[]> {
+    const config = await loadRegistriesD(await registriesDirectory(this.ctx.registry.registriesDir));
+    const physical = this.opened.physical;
+    const base = lookasideFor(config, [policyIdentityOf(physical), ...policyNamespacesOf(physical)]);
+    if (base === undefined) {
+      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no signatures`);
+      return [];
+    }
+    const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
+    // The layout names the repository path only, without the registry host.
+    return readLookasideSignatures(base, physical.repository, digest, signal);
   }
 
   async close(): Promise<void> {
