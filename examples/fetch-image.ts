@@ -9,8 +9,11 @@ import path from 'node:path';
 import { ImageProxy } from '../clients/typescript';
 
 async function main(): Promise<void> {
-  const image = process.argv[2] ?? `oci:${path.join(__dirname, '..', '..', 'examples', 'sample-image')}:latest`;
-  const proxy = await ImageProxy.spawn();
+  const named = process.argv[2];
+  const image = named ?? `oci:${path.join(__dirname, '..', '..', 'examples', 'sample-image')}:latest`;
+  // The bundled sample is unsigned and local: accept it without a host policy (a fresh machine
+  // has no /etc/containers/policy.json). An image named on the command line meets the host's policy.
+  const proxy = await ImageProxy.spawn({ args: named === undefined ? ['--insecure-policy'] : [] });
   try {
     const version = await proxy.initialize();
     const id = await proxy.openImage(image);
