@@ -101,10 +101,14 @@ export class CheckedClient {
     return { reply, pipes, ms: timed.ms };
   }
 
-  call(method: string, args: readonly unknown[]): Promise<Answer | undefined> {
-    if (method === 'FinishPipe' && typeof args[0] === 'number') this.pipeIds.delete(args[0]);
-    if (method === 'CloseImage' && typeof args[0] === 'number') this.images.delete(args[0]);
-    return this.send(Buffer.from(JSON.stringify({ method, args })), method);
+  async call(method: string, args: readonly unknown[]): Promise<Answer | undefined> {
+    const answer = await this.send(Buffer.from(JSON.stringify({ method, args })), method);
+    // Only a call that succeeded let go of its id: CloseImage(id, extra) fails and the image stays open.
+    if (answer?.reply.success === true && typeof args[0] === 'number') {
+      if (method === 'FinishPipe') this.pipeIds.delete(args[0]);
+      if (method === 'CloseImage') this.images.delete(args[0]);
+    }
+    return answer;
   }
 
   /** A call that must succeed; records wrongAnswer otherwise. */
@@ -114,10 +118,16 @@ export class CheckedClient {
     return answer?.reply.success === true ? answer : undefined;
   }
 
-  /** Finishes every pipe and closes every image this client was given; waits for every drain. */
+  /**
+   * Finishes every pipe and closes every image this client was given and did not release yet;
+   * waits for every drain. FinishPipe fails for a pipe a fuzzed call finished (the server drops
+   * it either way), which is fine: the tracking ends here.
+   */
   async release(): Promise<void> {
     for (const id of [...this.pipeIds]) await this.call('FinishPipe', [id]);
     for (const id of [...this.images]) await this.call('CloseImage', [id]);
+    this.pipeIds.clear();
+    this.images.clear();
     await this.settleDrains();
   }
 
