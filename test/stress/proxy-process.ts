@@ -74,9 +74,10 @@ export class StressProxy {
   private ended = false;
 
   /**
-   * Spawns `bin/layerpipe experimental-image-proxy` with the socket as fd 0. The environment
-   * is PATH and HOME only (plus `env`), with registries.conf pointed at an empty file, so the
-   * machine's registry settings and credentials stay out and no short name reaches a network.
+   * Spawns `bin/layerpipe experimental-image-proxy --insecure-policy` with the socket as fd 0.
+   * The environment is PATH and HOME only (plus `env`), with registries.conf pointed at an empty
+   * file, so the machine's registry settings and credentials stay out and no short name reaches
+   * a network.
    */
   static async start(options: StartOptions = {}): Promise<StressProxy> {
     const proxy = new StressProxy(options);
@@ -97,7 +98,9 @@ export class StressProxy {
       ...options.env,
     };
     try {
-      this.child = spawn(process.execPath, [LAYERPIPE_BIN, 'experimental-image-proxy', ...(options.args ?? [])], {
+      // The fixtures are unsigned and the wire is under test, not the machine's signature policy.
+      const args = ['experimental-image-proxy', '--insecure-policy', ...(options.args ?? [])];
+      this.child = spawn(process.execPath, [LAYERPIPE_BIN, ...args], {
         stdio: [theirs, 'ignore', 'pipe'], env, cwd: this.cwd,
       });
     } finally {
