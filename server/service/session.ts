@@ -80,16 +80,31 @@ export class Session {
     if (method !== 'Initialize' && method !== 'FinishPipe' && method !== 'Shutdown' && !this.initialized) {
       throw new NotInitializedError('client error: must invoke Initialize');
     }
+    const implementation = METHOD_IMPLEMENTATIONS[method] as (s: Session, a: unknown, sig: AbortSignal) => Promise<MethodResult>;
+    const checked = checkArguments(METHODS[method], args);
+    return this.run((requestSignal) => implementation(this, checked, requestSignal), signal);
+  }
+
+  /**
+   * Runs one request of any wire under a lifetime of its own: it ends when `signal` aborts
+   * (the client cancelled just this request) or the session closes.
+   */
+  async run<T>(work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.lifetime.ended) throw new CancelledError('session closed');
     const request = new Lifetime(this.lifetime.signal);
     const onCancel = (): void => request.end(signal?.reason);
+    if (signal?.aborted === true) onCancel();
     signal?.addEventListener('abort', onCancel, { once: true });
     try {
-      const implementation = METHOD_IMPLEMENTATIONS[method] as (s: Session, a: unknown, sig: AbortSignal) => Promise<MethodResult>;
-      return await implementation(this, checkArguments(METHODS[method], args), request.signal);
+      return await work(request.signal);
     } finally {
       signal?.removeEventListener('abort', onCancel);
       request.release();
     }
+  }
+
+  get isInitialized(): boolean {
+    return this.initialized;
   }
 
   /** Initialize: once per session. */
@@ -133,17 +148,27 @@ export class Session {
   startTransfer<H extends { readonly sink: Sink }>(pending: PendingBody, openSink: () => H, finishable: boolean): { transfer: Transfer; handout: H } {
     if (this.transfers.heldCount >= MAX_HELD_TRANSFERS) {
       pending.body.stream.destroy();
-      throw new InvalidArgumentError(`too many transfers in progress (${MAX_HELD_TRANSFERS}): finish the ones already started (FinishPipe) before starting more`);
+      throw new InvalidArgumentError(`too many transfers in progress (${MAX_HELD_TRANSFERS}): finish the ones already started before starting more`);
     }
     const handout = openSink();
     const lifetime = new Lifetime(pending.owner);
-    const transfer = this.transfers.start(pending.body, handout.sink, { signal: lifetime.signal, finishable });
-    void transfer.outcome.then(() => lifetime.release());
+    const transfer = this.transfers.start(pending.body, handout.sink, { lifetime, finishable });
     return { transfer, handout };
   }
 
+  /** Waits for a finishable transfer's end and throws its error (FinishPipe, FinishTransfer). */
   finishTransfer(id: number): Promise<void> {
     return this.transfers.finish(id);
+  }
+
+  /** Stops a finishable transfer: its source is released, its sink closed, its id forgotten (CancelTransfer). */
+  cancelTransfer(id: number): Promise<void> {
+    return this.transfers.cancel(id);
+  }
+
+  /** A finishable transfer still known to the session (for progress and in-band credit), or undefined. */
+  findTransfer(id: number): Transfer | undefined {
+    return this.transfers.get(id);
   }
 
   get activeTransfers(): number {

@@ -19,6 +19,8 @@ import type { Sink } from './sink';
 export interface CopyOptions {
   readonly signal: AbortSignal;
   readonly guard: MemoryGuard | undefined;
+  /** Counts the bytes handed to the sink, for progress reports. */
+  readonly progress?: { bytes: number };
 }
 
 function asError(err: unknown): Error {
@@ -27,7 +29,7 @@ function asError(err: unknown): Error {
 
 export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): Promise<void> {
   const { stream: source, verifier } = body;
-  const { signal, guard } = options;
+  const { signal, guard, progress } = options;
   const out = sink.writable;
   return new Promise<void>((resolve, reject) => {
     let inFlight = 0;
@@ -86,6 +88,7 @@ export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): 
         }
       }
       guard?.count(part.length);
+      if (progress !== undefined) progress.bytes += part.length;
       inFlight++;
       // The overflow's report waits for this write's callback (never synchronous).
       if (!out.write(part, onWritten) && pendingError === undefined) source.pause();
