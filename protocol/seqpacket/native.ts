@@ -124,6 +124,8 @@ export interface NativeModule {
   connectSeqpacket(path: string): number;
   /** getsockopt(SO_ACCEPTCONN); throws ENOTSOCK for non-sockets. */
   isListeningSocket(fd: number): boolean;
+  /** shutdown(SHUT_RDWR): its reader sees the end and the peer a closed connection; the fd stays open (ENOTCONN ignored). */
+  shutdownSocket(fd: number): void;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;

@@ -168,6 +168,19 @@ static napi_value js_is_listening_socket(napi_env env, napi_callback_info info) 
   return result;
 }
 
+/*
+ * shutdownSocket(fd): shutdown(SHUT_RDWR). Whoever reads the socket sees the end at once and the
+ * peer sees it closed, while the descriptor stays valid until its owner closes it: a way to end
+ * a connection served by code that owns its fd.
+ */
+static napi_value js_shutdown_socket(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
+  if (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN) throw_errno(env, errno, "shutdown");
+  return NULL;
+}
+
 bool define_unix_socket_functions(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       FN("mkfifo", js_mkfifo),
@@ -175,6 +188,7 @@ bool define_unix_socket_functions(napi_env env, napi_value exports) {
       FN("acceptSeqpacket", js_accept_seqpacket),
       FN("connectSeqpacket", js_connect_seqpacket),
       FN("isListeningSocket", js_is_listening_socket),
+      FN("shutdownSocket", js_shutdown_socket),
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
