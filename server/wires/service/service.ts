@@ -16,7 +16,7 @@ import type { Logger } from '../../log';
 import { Session } from '../../service/session';
 import type { MemoryGuard } from '../../transfer/memory-guard';
 import { SessionFifos } from '../../transfer/sinks/fifo';
-import type { Sink } from '../../transfer/sink';
+import { serveConnection } from '../detect';
 import type { UnixSeqpacketListener } from './unix-listener';
 
 /** Connections served at once; more are accepted and closed at once, with a warning. */
@@ -27,19 +27,12 @@ const DRAIN_POLL_MS = 25;
 /** After the grace period, how long shut-down connections get to wind down before the service goes anyway. */
 const CLOSE_WAIT_MS = 2_000;
 
-/** What a connection's wire may offer besides fds: FIFO payloads in the session's private directory. */
-export interface ConnectionOptions {
-  readonly openFifo: (what: string) => { sink: Sink; path: string };
-}
-
-/** Serves one connection until it ends; owns `fd` (closes it when done). */
-export type ServeConnection = (fd: number, session: Session, log: Logger, options: ConnectionOptions) => Promise<unknown>;
-
 export interface ServiceOptions {
   readonly ctx: SystemContext;
   readonly guard: MemoryGuard | undefined;
   readonly log: Logger;
-  readonly serve: ServeConnection;
+  /** layerpipe's version, for 1.0's Initialize. */
+  readonly serverVersion: string;
   /** How long transfers in flight may go on after stop() (default DEFAULT_GRACE_MS). */
   readonly graceMs?: number;
 }
@@ -86,13 +79,14 @@ export class SeqpacketService {
     }
     const id = ++this.nextId;
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
+    // Each connection's FIFOs live in a private directory of its own, removed with its session.
     const fifos = new SessionFifos({ signal: session.signal });
-    const connectionOptions: ConnectionOptions = { openFifo: (what) => fifos.openFifoSink(what) };
+    const wire = { serverVersion: this.options.serverVersion, openFifo: (what: string) => fifos.openFifoSink(what) };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, wireServing: true, session, done: Promise.resolve() };
     this.connections.set(id, connection);
     connection.done = Promise.resolve()
-      .then(() => this.options.serve(fd, session, log, connectionOptions))
+      .then(() => serveConnection(fd, session, log, wire))
       .then(
         (why) => log.debug(`connection ${id}: ended (${String(why)})`),
         (err: unknown) => log.warn(`connection ${id}: ${errorMessage(err)}`),
