@@ -63,6 +63,8 @@ export interface RpcTransport {
   readonly writer: MessageWriter;
   /** Payload kinds this transport can receive, in the order this client prefers them. */
   readonly payloads: readonly PayloadKind[];
+  /** The proxy's process id when it is a child of this process. */
+  readonly pid?: number;
   /** fd payloads: the read ends that came with transfer responses. */
   readonly fds?: ReceivedFds;
   /** Closes the transport and waits for the peer (a child process's exit status). */
@@ -119,6 +121,11 @@ export class RpcImageProxy {
   /** The payload kind the proxy chose at Initialize. */
   get payload(): PayloadKind {
     return this.payloadKind;
+  }
+
+  /** The proxy's process id when this client started it. */
+  get pid(): number | undefined {
+    return this.transport.pid;
   }
 
   get protocolVersion(): string {

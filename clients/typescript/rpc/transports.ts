@@ -20,6 +20,7 @@ export function packetTransport(channel: Channel): RpcTransport {
     reader: new PacketMessageReader(channel, fds),
     writer: new PacketMessageWriter(channel),
     payloads: ['fd', 'fifo', 'stream'],
+    ...(channel.process?.pid === undefined ? {} : { pid: channel.process.pid }),
     fds,
     close: async () => {
       channel.close();
@@ -62,6 +63,7 @@ export async function spawnStdioTransport(options: StdioTransportOptions = {}): 
     reader: new StreamMessageReader(child.stdout),
     writer: new StreamMessageWriter(child.stdin),
     payloads: ['fifo', 'stream'],
+    ...(child.pid === undefined ? {} : { pid: child.pid }),
     stderr: () => stderr,
     close: async () => {
       child.stdin.end();
