@@ -25,4 +25,4 @@ export { METHODS, type LayerInfo, type RawBlobError } from '../../protocol/metho
 // Protocol 1.0 (JSON-RPC 2.0).
 export { RpcImageProxy, type BlobOptions, type CallOptions, type ConnectOptions, type ManifestBytes, type RawBlobOptions, type RpcBlob, type RpcTransport } from './rpc/image-proxy-1';
 export { ProxyRpcError } from './rpc/errors';
-export { packetTransport, spawnPacketTransport, spawnStdioTransport, type StdioTransportOptions } from './rpc/transports';
+export { connectUnixTransport, packetTransport, spawnPacketTransport, spawnStdioTransport, type StdioTransportOptions } from './rpc/transports';

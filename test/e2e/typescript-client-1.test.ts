@@ -4,12 +4,13 @@
  * for the same image, concurrent calls, cancellation, progress and verification errors.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ImageProxy, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
+  connectUnixTransport, defaultProxyCommand, ImageProxy, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
 } from '../../clients/typescript';
 import { RpcErrorCodes, type PayloadKind } from '../../protocol/jsonrpc';
 import { makeLayer, randomLayer, sha256, writeDirImage, writeOciImage, type BuiltLayer } from '../harness/oci-builder';
@@ -147,4 +148,33 @@ describe('TypeScript client, protocol 1.0', () => {
       });
     });
   }
+
+  it('shares one unix service between clients; one closing mid-transfer leaves the other whole', async () => {
+    const socket = path.join(dir, 'service.sock');
+    const service = spawn(defaultProxyCommand(), ['serve', '--listen', `unix:${socket}`, ...PROXY_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    service.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve) => service.once('close', (code) => resolve(code)));
+    try {
+      for (let waited = 0; !existsSync(socket); waited += 20) {
+        assert.ok(waited < 10_000, `the service did not create its socket: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const [first, second] = await Promise.all([
+        RpcImageProxy.connect(connectUnixTransport(socket), { payloads: ['fd'] }),
+        RpcImageProxy.connect(connectUnixTransport(socket), { payloads: ['stream'] }),
+      ]);
+      const [a, b] = await Promise.all([first.openImage(ociRef), second.openImage(ociRef)]);
+      const abandoned = await first.getBlob(a, large.digest, large.compressed.length);
+      abandoned.stream.once('data', () => void first.close());
+      const kept = await second.getBlob(b, large.digest, large.compressed.length);
+      const [bytes] = await Promise.all([readAll(kept.stream), kept.finish(), readAll(abandoned.stream).catch(() => Buffer.alloc(0))]);
+      assert.equal(sha256(bytes), large.digest);
+      assert.equal((await second.getManifest(b)).digest, (await second.getManifest(b)).digest);
+      await second.close();
+    } finally {
+      service.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    }
+  });
 });

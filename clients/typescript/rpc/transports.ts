@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import type { Channel } from '../channel';
+import { SeqpacketChannel, connectSeqpacket } from '../seqpacket-channel';
 import { defaultProxyCommand, spawnProxyChannel, type ImageProxyOptions } from '../spawn';
 import { PacketMessageReader, PacketMessageWriter, ReceivedFds } from './packet-messages';
 import type { RpcTransport } from './image-proxy-1';
@@ -33,6 +34,11 @@ export function packetTransport(channel: Channel): RpcTransport {
 /** Runs `layerpipe experimental-image-proxy` on a socketpair, as ImageProxy.spawn does, for 1.0. */
 export async function spawnPacketTransport(options: ImageProxyOptions = {}): Promise<RpcTransport> {
   return packetTransport(await spawnProxyChannel({ maxReplySize: RPC_MAX_PACKET, ...options }));
+}
+
+/** Connects to a running service (`layerpipe serve --listen unix:PATH`); each connection is its own session. */
+export function connectUnixTransport(socketPath: string): RpcTransport {
+  return packetTransport(new SeqpacketChannel(connectSeqpacket(socketPath), { peerName: `unix:${socketPath}`, maxPacketSize: RPC_MAX_PACKET }));
 }
 
 export interface StdioTransportOptions {
