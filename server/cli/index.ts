@@ -1,5 +1,5 @@
 /** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server, or 1.0 by its first packet), serve (protocol 1.0) and inspect. */
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../../protocol/errors';
 import { createLogger, type Logger } from '../log';
@@ -81,7 +81,10 @@ async function runServe(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('serve', argv);
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
   if (!options.stdio) throw new UsageError('serve needs --stdio');
-  return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, process.stdout, session, log, wire));
+  // Not process.stdout: Node writes a pipe there synchronously, so a client slow to read would
+  // stall the whole server. A file stream writes from the thread pool, with backpressure.
+  const output = createWriteStream('/dev/stdout', { fd: 1 });
+  return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {
