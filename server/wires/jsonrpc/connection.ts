@@ -107,6 +107,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
 
     const initialize = (params: InitializeParams): InitializeResult => {
       checkVersion(params.protocolVersion);
+      if (session.isInitialized) throw new InvalidArgumentError('Initialize: already initialized');
       const wanted = params.payloads ?? PAYLOAD_KINDS;
       // The client's order decides; names this server does not know are passed over.
       const payload = wanted.find((p): p is PayloadKind => offered.includes(p as PayloadKind));
