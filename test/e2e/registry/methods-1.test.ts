@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { AccessDeniedError, ImageNotFoundError, InvalidArgumentError, PlatformNotFoundError } from '../../../protocol/errors';
+import { AccessDeniedError, CancelledError, ImageNotFoundError, InvalidArgumentError, PlatformNotFoundError } from '../../../protocol/errors';
 import { sha256Digest } from '../../../server/image/digest';
 import type { SystemContext } from '../../../server/image/types';
 import type { Session } from '../../../server/service/session';
@@ -209,6 +209,24 @@ describe('protocol 1.0 methods on a registry', { skip, timeout: 600_000 }, () =>
       assert.deepEqual(decoded(m.data), instance.manifest);
     }
     await assert.rejects(call1(session, 'GetManifest', { image: id, platform: { os: 'windows', architecture: 'amd64' } }), PlatformNotFoundError);
+    await call1(session, 'CloseImage', { image: id });
+  });
+
+  it('cancelling a GetManifest whose instance is being fetched stops the fetch; the next one reads it', async () => {
+    const id = await open(viaProxy('proj/multi:v1'));
+    const arm = multi.instances.find((i) => i.platform.architecture === 'arm64')!;
+    const isInstance = (r: { method: string; path: string }) => r.method === 'GET' && r.path.endsWith(`/manifests/${arm.digest}`);
+    proxy.addRule({ match: isInstance, action: { kind: 'stall', afterBytes: 0 } });
+    const controller = new AbortController();
+    const pending = call1(session, 'GetManifest', { image: id, platform: arm.platform }, controller.signal);
+    while (proxy.seen(isInstance).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    const started = Date.now();
+    controller.abort(new CancelledError('request cancelled'));
+    await assert.rejects(pending, CancelledError);
+    assert.ok(Date.now() - started < 2000, 'the request ends at once');
+    while (proxy.seen(isInstance)[0]!.connectionClosedAt === undefined && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.notEqual(proxy.seen(isInstance)[0]!.connectionClosedAt, undefined, 'the network request was stopped');
+    assert.equal((await call1(session, 'GetManifest', { image: id, platform: arm.platform })).digest, arm.digest);
     await call1(session, 'CloseImage', { image: id });
   });
 
