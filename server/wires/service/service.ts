@@ -35,6 +35,8 @@ export interface ServiceOptions {
   readonly serverVersion: string;
   /** How long transfers in flight may go on after stop() (default DEFAULT_GRACE_MS). */
   readonly graceMs?: number;
+  /** How long a FIFO payload waits for its reader (default: SessionFifos'). */
+  readonly fifoOpenTimeoutMs?: number;
 }
 
 interface Connection {
@@ -80,7 +82,7 @@ export class SeqpacketService {
     const id = ++this.nextId;
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     // Each connection's FIFOs live in a private directory of its own, removed with its session.
-    const fifos = new SessionFifos({ signal: session.signal });
+    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
     const wire = { serverVersion: this.options.serverVersion, openFifo: (what: string) => fifos.openFifoSink(what) };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, wireServing: true, session, done: Promise.resolve() };
