@@ -117,7 +117,9 @@ export class SeqpacketService {
     const { log } = this.options;
     this.listener.close();
     const deadline = Date.now() + this.graceMs;
-    while (Date.now() < deadline && [...this.connections.values()].some((c) => c.session.heldTransfers > 0)) await sleep(DRAIN_POLL_MS);
+    // Copying (FinishPipe may already be waiting for it), or copied and not yet collected.
+    const busy = (c: Connection): boolean => c.session.activeTransfers > 0 || c.session.heldTransfers > 0;
+    while (Date.now() < deadline && [...this.connections.values()].some(busy)) await sleep(DRAIN_POLL_MS);
     const left = [...this.connections.values()];
     if (left.length > 0) log.debug(`stopping: closing ${left.length} connection(s)`);
     for (const connection of left) {
