@@ -174,6 +174,9 @@ class RpcConnection:
             return
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             close_fds(fds)
+            if isinstance(message, dict) and "success" in message and "pipeid" in message:
+                # A 0.2.x reply (skopeo, or a layerpipe before 1.0): nothing here will ever answer.
+                raise ProxyError("the server answered in the 0.2.x wire: it does not speak protocol 1.0")
             self.protocol_errors.append(f"not a JSON-RPC 2.0 message: {str(message)[:200]}")
             return
         if "method" in message:

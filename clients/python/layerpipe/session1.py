@@ -38,6 +38,9 @@ class Endpoint:
         process = self.process
         if process is None:
             return ProxyError(f"lost the connection to {self.description} ({cause})")
+        if isinstance(cause, ProxyError):
+            # The server broke the protocol; it may well still be running.
+            return ProxyError(f"{cause.message}; {process.argv[0]} {process.exit_description()}", cause.error_code)
         try:
             process.popen.wait(timeout=EXIT_GRACE_SECONDS)
         except subprocess.TimeoutExpired:

@@ -62,11 +62,11 @@ class _TransferRaw(io.RawIOBase):
             return ProxyError(f"{self._description}: the server announced {self._announced} bytes and sent {self._received}", OTHER)
         return None
 
-    def _reached_eof(self) -> int:
+    def _reached_eof(self, error: Optional[ProxyError] = None) -> int:
+        """Ends the reads with end of file, so that a buffered reader hands out every byte
+        before it; the transfer's error is raised by the next read and by close()."""
         self._at_eof = True
-        self._error = self._outcome()
-        if self._error is not None:
-            raise self._error
+        self._error = error if error is not None else self._outcome()
         return 0
 
     def abandon(self) -> None:
@@ -254,13 +254,9 @@ class StreamTransferRaw(_TransferRaw):
         try:
             got = self._state.take(view)
         except RpcError as e:
-            self._at_eof = True
-            self._error = RpcError(f"{self._description}: {e.message}", e.code, e.error_code, e.kind)
-            raise self._error from None
+            return self._reached_eof(RpcError(f"{self._description}: {e.message}", e.code, e.error_code, e.kind))
         except ProxyError as e:
-            self._at_eof = True
-            self._error = ProxyError(f"{self._description}: {e.message}", e.error_code)
-            raise self._error from None
+            return self._reached_eof(ProxyError(f"{self._description}: {e.message}", e.error_code))
         if got == 0:
             return self._reached_eof()
         self._received += got

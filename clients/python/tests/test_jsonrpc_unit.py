@@ -252,19 +252,25 @@ class TestCredit(unittest.TestCase):
         state.feed(b64(b"x" * (64 * 1024)))
         state.feed(b64(b"y"))
         buf = bytearray(128 * 1024)
+        while raw.readinto(buf):
+            pass
         with self.assertRaises(ProxyError) as caught:
-            while raw.readinto(buf):
-                pass
+            raw.readinto(buf)
         self.assertIn("past", str(caught.exception))
 
     def test_end_error_comes_after_every_byte(self) -> None:
         state, raw, _ = self.make(64 * 1024, 6)
         state.feed(b64(b"abcdef"))
         state.end(RpcError("digest mismatch", -32004))
+        # End of file first, so a buffered reader hands out every byte; then the error,
+        # from the next read and from close().
         self.assertEqual(raw.read(6), b"abcdef")
+        self.assertEqual(raw.read(1), b"")
         with self.assertRaises(RpcError) as caught:
             raw.read(1)
         self.assertEqual(caught.exception.code, -32004)
+        with self.assertRaises(RpcError):
+            raw.close()
 
     def test_router_routes_by_transfer_and_drops_unknown(self) -> None:
         router = TransferRouter()
