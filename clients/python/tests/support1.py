@@ -15,12 +15,12 @@ import threading
 import time
 import unittest
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import support
 from support import ocibuild
 
-from layerpipe import ImageProxy, ProxyError
+from layerpipe import ImageProxy, ProxyError, RpcError
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -46,11 +46,21 @@ def command_1_0() -> List[str]:
     return argv
 
 
-def command_with(argv: List[str], subcommand: List[str]) -> None:
-    """Skips when `layerpipe SUBCOMMAND --help` is refused (a server branch not merged yet)."""
-    done = subprocess.run([*argv, *subcommand, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+def require_stdio(argv: List[str], args: List[str]) -> None:
+    """Skips when `serve --stdio` does not exit 0 at end of input (a server branch not merged yet)."""
+    done = subprocess.run([*argv, "serve", "--stdio", *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
     if done.returncode != 0:
-        skip_or_fail(f"{argv[0]} has no `{' '.join(subcommand)}`: {done.stderr.decode(errors='replace').strip()[:200]}")
+        skip_or_fail(f"{argv[0]} has no `serve --stdio`: {done.stderr.decode(errors='replace').strip()[:200]}")
+
+
+def start_1_0(make: Callable[[], Any]) -> Any:
+    """A started 1.0 proxy; skips when the server does not offer the payload asked for."""
+    try:
+        return make()
+    except RpcError as e:
+        if "payloads" in str(e):
+            skip_or_fail(f"the server does not offer this payload yet: {e}")
+        raise
 
 
 def write_index(layout: str, ref: str, platforms: Dict[str, ocibuild.Image]) -> bytes:
@@ -135,7 +145,6 @@ class Service:
     """`layerpipe serve --listen unix:PATH ARGS...`, stopped with SIGTERM (it must exit 0)."""
 
     def __init__(self, argv: List[str], args: List[str] = ()) -> None:  # type: ignore[assignment]
-        command_with(argv, ["serve"])
         self.dir = tempfile.mkdtemp(prefix="layerpipe-py-service-")
         self.path = os.path.join(self.dir, "proxy.sock")
         self.address = f"unix:{self.path}"

@@ -68,18 +68,29 @@ class WireMethods:
     def setUpClass(cls) -> None:
         if cls.WIRE == "unix":
             cls.service = support1.Service(ARGV, ARGS)
-            cls.proxy = connect(cls.service.address, payloads=cls.PAYLOADS)
-        else:
-            if cls.WIRE == "stdio":
-                support1.command_with(ARGV, ["serve"])
-            cls.proxy = ImageProxy(ARGV, ARGS, protocol="1.0", wire=cls.WIRE, payloads=cls.PAYLOADS)
-            cls.proxy.start()
+            service = cls.service
+            try:
+                cls.proxy = support1.start_1_0(lambda: connect(service.address, payloads=cls.PAYLOADS))
+            except BaseException:
+                service.stop()
+                raise
+            return
+        if cls.WIRE == "stdio":
+            support1.require_stdio(ARGV, ARGS)
+
+        def start() -> Any:
+            proxy = ImageProxy(ARGV, ARGS, protocol="1.0", wire=cls.WIRE, payloads=cls.PAYLOADS)
+            proxy.start()
+            return proxy
+
+        cls.proxy = support1.start_1_0(start)
 
     @classmethod
     def tearDownClass(cls) -> None:
         cls.proxy.close()
         if cls.service is not None:
-            assert cls.service.stop() == 0, cls.service.stderr()
+            stderr = cls.service.stderr()
+            assert cls.service.stop() == 0, stderr
 
     def setUp(self) -> None:
         self.img = self.proxy.open_image(FIXTURE.image.imageref)
@@ -247,6 +258,7 @@ class TestSocketpairStream(WireMethods, unittest.TestCase):
 
 class TestStdioFifo(WireMethods, unittest.TestCase):
     WIRE = "stdio"
+    PAYLOADS = ["fifo"]
     EXPECTED_PAYLOAD = "fifo"
 
 
