@@ -128,10 +128,10 @@ class Registry:
                     raise AssertionError("docker-registry did not start")
                 time.sleep(0.1)
 
-    def push(self, source: str, repo_and_tag: str) -> str:
+    def push(self, source: str, repo_and_tag: str, *extra: str) -> str:
         """Copies `source` (oci:LAYOUT:REF) into the registry; returns its docker:// reference."""
         ref = f"docker://{self.host}/{repo_and_tag}"
-        support.skopeo_copy(source, ref, "--dest-tls-verify=false", "--preserve-digests")
+        support.skopeo_copy(source, ref, "--dest-tls-verify=false", "--preserve-digests", *extra)
         return ref
 
     def stop(self) -> None:
