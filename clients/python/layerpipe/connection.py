@@ -40,7 +40,8 @@ def _no_fds_expected(result: Any, fds: List[int]) -> Any:
 
 
 class PendingCall:
-    """A request sent and not yet answered. result() waits; cancel() sends $/cancelRequest."""
+    """A request sent and not yet answered. result() waits; cancel() sends $/cancelRequest;
+    abandon() also stops waiting."""
 
     def __init__(self, connection: "RpcConnection", request_id: int, method: str, hook: ResultHook, orphan: Optional[OrphanHook]) -> None:
         self.connection = connection
@@ -56,23 +57,30 @@ class PendingCall:
 
     def result(self, timeout: Optional[float] = None) -> Any:
         """The call's value; ProxyError (RpcError for an error response). After `timeout`
-        seconds the request is cancelled ($/cancelRequest) and a retryable ProxyError raised."""
+        seconds the call is abandoned (see abandon()) and a retryable ProxyError raised."""
         try:
             return self.future.result(timeout)
         except FutureTimeout:
-            self.cancel()
+            self.abandon()
             raise ProxyError(f"{self.method}: no answer within {timeout} s; request cancelled", RETRYABLE) from None
 
     def cancel(self) -> None:
-        """Asks the server to abort this request; its late answer, if any, is cleaned up
-        (fds closed, an orphaned transfer or image released) and nobody sees it."""
+        """Asks the server to abort this request ($/cancelRequest). The answer still comes:
+        an RpcError with code -32800 (`.cancelled`), or the result if it was already on its way."""
         if self.future.done():
             return
-        self.abandoned = True
         try:
             self.connection.notify(CANCEL_REQUEST, {"id": self.id})
         except ProxyError:
             pass  # the connection is gone: the call fails anyway
+
+    def abandon(self) -> None:
+        """cancel(), and fail the call now without waiting for the server; a late answer is
+        cleaned up (fds closed, an orphaned transfer or image released) and nobody sees it."""
+        if self.future.done():
+            return
+        self.abandoned = True
+        self.cancel()
         try:
             self.future.set_exception(RpcError(f"{self.method}: cancelled by the client", ERROR_CODES["Cancelled"]))
         except InvalidStateError:

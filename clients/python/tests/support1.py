@@ -184,6 +184,7 @@ class StallingRegistry:
         self.listener.listen(16)
         self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self.accepted = 0
+        self.closed = 0
         self.closed_by_client = threading.Event()
         self._stop = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -205,7 +206,16 @@ class StallingRegistry:
             except OSError:
                 pass
             if not self._stop.is_set():
+                self.closed += 1
                 self.closed_by_client.set()
+
+    def wait_for(self, condition: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         self._stop.set()
