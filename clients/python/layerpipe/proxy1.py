@@ -118,7 +118,9 @@ class ImageProxy1:
     # -- lifetime ------------------------------------------------------------
 
     def __enter__(self) -> "ImageProxy1":
-        self.start()
+        # connect() hands out a started session, which `with` then only closes.
+        if self._endpoint is None:
+            self.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

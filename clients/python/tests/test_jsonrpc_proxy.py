@@ -5,7 +5,7 @@ Answers must equal the 0.2.x client's on the same images. Skipped when the proxy
 from __future__ import annotations
 
 import hashlib
-import threading
+import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
@@ -276,6 +276,40 @@ class TestServiceStream(WireMethods, unittest.TestCase):
     WIRE = "unix"
     PAYLOADS = ["stream"]
     EXPECTED_PAYLOAD = "stream"
+
+
+class TestStreamCredit(unittest.TestCase):
+    """A slow reader of a stream payload: the server sends no more than the window we
+    granted, so what waits in this process stays under it, and the bytes are all there."""
+
+    def test_slow_reader_small_window(self) -> None:
+        window = 64 * 1024
+        with ImageProxy(ARGV, ARGS, protocol="1.0", payloads=["stream"], window=window) as proxy:
+            self.assertEqual(proxy.window, window)
+            img = proxy.open_image(FIXTURE.image.imageref)
+            big = FIXTURE.big
+            got = bytearray()
+            with proxy.get_blob(img, big.digest, big.size) as f:
+                state = f.raw._state  # the in-band buffer of this transfer
+                for i in range(40):
+                    got += f.read(8192)
+                    if i % 10 == 0:
+                        time.sleep(0.2)  # let the server run into the window
+                got += f.read()
+            self.assertEqual(bytes(got), big.blob)
+            self.assertGreater(state.high_water, 0)
+            self.assertLessEqual(state.high_water, window)
+
+    def test_default_window_with_two_slow_readers(self) -> None:
+        with ImageProxy(ARGV, ARGS, protocol="1.0", payloads=["stream"]) as proxy:
+            img = proxy.open_image(FIXTURE.image.imageref)
+            a, b = FIXTURE.layers[1], FIXTURE.layers[2]
+            with proxy.get_blob(img, a.digest, a.size) as fa, proxy.get_blob(img, b.digest, b.size) as fb:
+                time.sleep(0.5)
+                states = (fa.raw._state, fb.raw._state)
+                self.assertEqual((fa.read(), fb.read()), (a.blob, b.blob))
+            for state in states:
+                self.assertLessEqual(state.high_water, proxy.window)
 
 
 class TestCancelPendingCall(unittest.TestCase):

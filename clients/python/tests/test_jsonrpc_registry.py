@@ -6,6 +6,10 @@ threads pulling at once on one connection."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import tempfile
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
@@ -192,6 +196,26 @@ class TestService(RegistryPull, unittest.TestCase):
         except Exception:
             pass
         victim.close()
+
+
+class TestExampleProgram(unittest.TestCase):
+    """examples/pull_layers.py, run as a user would, on each wire: every layer lands verified."""
+
+    def test_pull_layers_on_every_wire(self) -> None:
+        support1.require_stdio(ARGV, ARGS)
+        service = support1.Service(ARGV, ARGS)
+        self.addCleanup(service.stop)
+        program = os.path.join(os.path.dirname(support.HERE), "examples", "pull_layers.py")
+        env = dict(os.environ, LAYERPIPE=ARGV[0])
+        for via in ("socketpair", "stdio", service.address):
+            with self.subTest(via=via), tempfile.TemporaryDirectory() as out:
+                flags = [f"--proxy-arg={a}" for a in ARGS]
+                done = subprocess.run([sys.executable, program, "--via", via, *flags, REF, out], env=env, capture_output=True, text=True, timeout=120)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                self.assertIn(OLD["manifest"][0], done.stdout)
+                for layer in FIXTURE.layers:
+                    with open(os.path.join(out, layer.digest.split(":", 1)[1]), "rb") as f:
+                        self.assertEqual(ocibuild.sha256_digest(f.read()), layer.digest)
 
 
 if __name__ == "__main__":
