@@ -187,7 +187,16 @@ class StallingRegistry:
         self.closed = 0
         self.closed_by_client = threading.Event()
         self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        # Every thread and socket, so that stop() closes them all before it returns: an fd
+        # closed later by a stray thread could be one another test is handing to a child.
+        self._threads: List[threading.Thread] = []
+        self._conns: List[socket.socket] = []
+        self._start(self._serve)
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -196,7 +205,8 @@ class StallingRegistry:
             except OSError:
                 return
             self.accepted += 1
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+            self._conns.append(conn)
+            self._start(self._hold, conn)
 
     def _hold(self, conn: socket.socket) -> None:
         with conn:
@@ -219,4 +229,12 @@ class StallingRegistry:
 
     def stop(self) -> None:
         self._stop.set()
+        self.listener.shutdown(socket.SHUT_RDWR)
+        for conn in list(self._conns):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in list(self._threads):
+            thread.join(10)
         self.listener.close()
