@@ -9,20 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from . import jsonrpc
 from .blobs import BlobReader
 from .connection import PendingCall, RpcConnection
 from .errors import ProxyError, UnsupportedMethodError
-from .framing import close_fds
 from .proxy import ImageHandle, OpenedImage, _image_id
 from .session1 import Endpoint, open_endpoint
-from .transfers import PipeTransferRaw, ProgressCallback, StreamState, StreamTransferRaw, TransferRouter
-
-# How long close() of a blob read only partly waits for CancelTransfer's answer.
-CANCEL_TIMEOUT_SECONDS = 10.0
+from .handout1 import TransferOpener
+from .transfers import ProgressCallback, TransferRouter
 
 PlatformSpec = Union[Mapping[str, str], str]
 
@@ -36,14 +32,6 @@ class Manifest(_ManifestPair):
     """(digest, bytes) as 0.2.x's get_manifest returns, plus `media_type`."""
 
     media_type: str
-
-
-class _Handout(NamedTuple):
-    transfer: int
-    size: int
-    fd: Optional[int]
-    path: Optional[str]
-    state: Optional[StreamState]
 
 
 def _platform(value: PlatformSpec) -> Dict[str, str]:
@@ -108,6 +96,7 @@ class ImageProxy1:
         self._endpoint: Optional[Endpoint] = None
         self._connection: Optional[RpcConnection] = None
         self._router = TransferRouter()
+        self._opener: Optional[TransferOpener] = None
         self._closed = False
         self.protocol_version: Optional[str] = None
         self.server: Dict[str, Any] = {}
@@ -159,6 +148,7 @@ class ImageProxy1:
             self.methods = list(result.get("methods") or [])
             window = result.get("window")
             self.window = window if isinstance(window, int) and window > 0 else jsonrpc.DEFAULT_STREAM_WINDOW
+            self._opener = TransferOpener(connection, self._router, self.payload, self.window)
         except BaseException:
             self._closed = True
             self._endpoint.abort(connection)
@@ -201,7 +191,10 @@ class ImageProxy1:
     def _send(self, method: str, params: Dict[str, Any], hook=None, orphan=None) -> PendingCall:
         jsonrpc.check_params(method, params)
         if self.methods and method not in self.methods:
-            raise UnsupportedMethodError(method, "a server that offers it", self.protocol_version or "?")
+            error = UnsupportedMethodError(method, "1.0", self.protocol_version or "?")
+            error.message = f"{method} is not among the methods this server announced at Initialize"
+            error.args = (error.message,)
+            raise error
         if self._connection is None or self._closed and method != "Shutdown":
             raise ProxyError(f"{method}: the proxy is closed")
         return self._connection.call_async(method, params, hook, orphan)
@@ -317,83 +310,11 @@ class ImageProxy1:
     # -- transfers -----------------------------------------------------------
 
     def _transfer(self, method: str, params: Dict[str, Any], description: str, progress: Optional[ProgressCallback], asked_size: Optional[int]) -> BlobReader:
-        payload = self.payload
-
-        def hook(result: Any, fds: List[int]) -> _Handout:
-            # Runs in the reader thread, so the stream and progress are routed before the
-            # transfer's first notification is read.
-            try:
-                return self._handout(method, payload, result, fds, progress)
-            except ProxyError:
-                if isinstance(result, dict) and isinstance(result.get("transfer"), int):
-                    self._connection.call_async("CancelTransfer", {"transfer": result["transfer"]})  # type: ignore[union-attr]
-                raise
-
-        handout: _Handout = self._send(method, params, hook=hook, orphan=self._drop_handout).result()
-        connection = self._connection
-        assert connection is not None
-        finish = connection.call_async("FinishTransfer", {"transfer": handout.transfer})
-        size = handout.size if handout.size >= 0 else (asked_size if asked_size is not None else -1)
-        if handout.state is not None:
-            send_credit = lambda transfer, n: connection.notify(jsonrpc.TRANSFER_CREDIT, {"transfer": transfer, "bytes": n})  # noqa: E731
-            raw = StreamTransferRaw(handout.state, send_credit, handout.size, description, finish, self._cancel_transfer, self._router.forget)
-        else:
-            fd = handout.fd if handout.fd is not None else self._open_fifo(handout, finish, description)
-            raw = PipeTransferRaw(fd, handout.fd is None, handout.transfer, handout.size, description, finish, self._cancel_transfer)
-        return BlobReader(raw, params["digest"], size)
-
-    def _handout(self, method: str, payload: Optional[str], result: Any, fds: List[int], progress: Optional[ProgressCallback]) -> _Handout:
-        transfer = result.get("transfer") if isinstance(result, dict) else None
-        size = result.get("size") if isinstance(result, dict) else None
-        path = result.get("path") if isinstance(result, dict) else None
-        wanted_fds = 1 if payload == jsonrpc.PAYLOAD_FD else 0
-        problem = None
-        if not isinstance(transfer, int) or not isinstance(size, int):
-            problem = f"answered {str(result)[:200]}, not {{transfer, size}}"
-        elif len(fds) != wanted_fds:
-            problem = f"came with {len(fds)} fds on a {payload} session"
-        elif payload == jsonrpc.PAYLOAD_FIFO and not isinstance(path, str):
-            problem = "gave no FIFO path on a fifo session"
-        if problem is not None:
-            close_fds(fds)
-            raise ProxyError(f"{method}: protocol error: the response {problem}")
-        state = None
-        if payload == jsonrpc.PAYLOAD_STREAM:
-            state = StreamState(transfer, self.window)
-            self._router.add_stream(state)
-        if progress is not None:
-            self._router.add_progress(transfer, progress)
-        return _Handout(transfer, size, fds[0] if fds else None, path, state)
-
-    def _drop_handout(self, handout: Any) -> None:
-        """A transfer answered after its caller gave up: close it here and on the server."""
-        if isinstance(handout, _Handout):
-            if handout.fd is not None:
-                close_fds([handout.fd])
-            self._router.forget(handout.transfer)
-            self._connection.call_async("CancelTransfer", {"transfer": handout.transfer})  # type: ignore[union-attr]
-
-    def _open_fifo(self, handout: _Handout, finish: PendingCall, description: str) -> int:
-        assert handout.path is not None
-        try:
-            # Non-blocking: a FIFO nobody writes yet must not hang the open.
-            return os.open(handout.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            # The transfer may have ended (and removed its FIFO) already: its error says why.
-            try:
-                finish.result(CANCEL_TIMEOUT_SECONDS)
-            except ProxyError as failed:
-                raise ProxyError(f"{description}: {failed.message}", failed.error_code) from None
-            raise ProxyError(f"{description}: cannot open the FIFO {handout.path}: {e}") from None
-
-    def _cancel_transfer(self, transfer: int) -> None:
-        self._router.forget(transfer)
-        if self._connection is None or self._connection.lost is not None:
-            return
-        try:
-            self._connection.call("CancelTransfer", {"transfer": transfer}, timeout=CANCEL_TIMEOUT_SECONDS)
-        except ProxyError:
-            pass  # already ended or gone: either way nothing is left to free
+        opener = self._opener
+        if opener is None:
+            raise ProxyError(f"{method}: the proxy is not started")
+        handout = self._send(method, params, hook=opener.hook(method, progress), orphan=opener.drop).result()
+        return opener.reader(handout, params["digest"], description, asked_size)
 
 
 def connect(address: str, *, payloads: Optional[Sequence[str]] = None, window: Optional[int] = None) -> ImageProxy1:
