@@ -39,8 +39,8 @@ export interface PlatformChoice {
 }
 
 export class OpenedImage {
-  /** Instances other than the chosen one, by digest, made when first asked for. */
-  private readonly others = new Map<string, Promise<ImageInstance>>();
+  /** Instances other than the chosen one, by digest, kept once read (a list has a bounded number). */
+  private readonly others = new Map<string, ImageInstance>();
 
   private constructor(
     readonly source: ImageSource,
@@ -89,11 +89,12 @@ export class OpenedImage {
   }
 
   /**
-   * The instance for a platform a client names: the list's entry for it (read and verified
-   * once), or, for a single image, the image itself when its config says it is for that
-   * platform. PlatformNotFoundError otherwise.
+   * The instance for a platform a client names: the list's entry for it (read and verified,
+   * then kept), or, for a single image, the image itself when its config says it is for that
+   * platform. PlatformNotFoundError otherwise. `signal` (the request's) aborts the read, which
+   * is why reads in flight are not shared between requests.
    */
-  async instanceFor(platform: PlatformChoice): Promise<ImageInstance> {
+  async instanceFor(platform: PlatformChoice, signal: AbortSignal): Promise<ImageInstance> {
     const list = this.list();
     if (list === undefined) {
       await this.requireSinglePlatform(platform);
@@ -101,12 +102,10 @@ export class OpenedImage {
     }
     const digest = findPlatformInstance(list, platform);
     if (digest === this.chosen.digest) return this.chosen;
-    let instance = this.others.get(digest);
-    if (instance === undefined) {
-      instance = readInstance(this.source, this.signal, digest);
-      this.others.set(digest, instance);
-      instance.catch(() => this.others.delete(digest));
-    }
+    const known = this.others.get(digest);
+    if (known !== undefined) return known;
+    const instance = await readInstance(this.source, AbortSignal.any([this.signal, signal]), digest, this.signal);
+    this.others.set(digest, instance);
     return instance;
   }
 
@@ -159,11 +158,14 @@ export class OpenedImage {
   }
 }
 
-/** Reads one instance of a list, verified against its digest; a list inside a list is refused. */
-async function readInstance(source: ImageSource, signal: AbortSignal, digest: string): Promise<ImageInstance> {
+/**
+ * Reads one instance of a list, verified against its digest; a list inside a list is refused.
+ * `lifetime` is the image's, for the reads the instance makes later (its config).
+ */
+async function readInstance(source: ImageSource, signal: AbortSignal, digest: string, lifetime: AbortSignal = signal): Promise<ImageInstance> {
   const instance = await source.getManifest(digest, signal);
   verifyBytes(instance.bytes, digest, 'manifest');
   const mediaType = manifestTypeOf(instance);
   if (isListType(mediaType)) throw new UnsupportedError('manifest list contains another list as the chosen instance');
-  return new ImageInstance(source, signal, digest, instance.bytes, mediaType);
+  return new ImageInstance(source, lifetime, digest, instance.bytes, mediaType);
 }

@@ -62,9 +62,9 @@ function platformOf(p: ListedInstance['platform']): Platform | null {
  * index the reference names, exactly as stored. `platform`: that instance of the list, as
  * stored when `raw` is also set, else converted like the default.
  */
-async function getManifest(image: OpenedImage, raw: boolean, platform: Platform | undefined): Promise<ManifestResult> {
+async function getManifest(image: OpenedImage, raw: boolean, platform: Platform | undefined, signal: AbortSignal): Promise<ManifestResult> {
   if (platform === undefined && raw) return { digest: image.top.digest, mediaType: image.top.mediaType, data: base64(image.top.bytes) };
-  const instance = platform === undefined ? image.chosen : await image.instanceFor(platform);
+  const instance = platform === undefined ? image.chosen : await image.instanceFor(platform, signal);
   if (raw) return { digest: instance.digest, mediaType: instance.mediaType, data: base64(instance.bytes) };
   return { digest: instance.digest, mediaType: MediaTypes.ociManifest, data: base64(await instance.ociManifest()) };
 }
@@ -83,7 +83,7 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
     await session.closeImage(image);
     return null;
   },
-  GetManifest: async (session, { image: id, raw, platform }) => getManifest(session.image(id).image, raw === true, platform),
+  GetManifest: async (session, { image: id, raw, platform }, signal) => getManifest(session.image(id).image, raw === true, platform, signal),
   ListInstances: async (session, { image: id }) => ({
     instances: session.image(id).image.instances().map((i) => ({ digest: i.digest, mediaType: i.mediaType, size: i.size, platform: platformOf(i.platform) })),
   }),

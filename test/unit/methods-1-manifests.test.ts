@@ -158,10 +158,17 @@ describe('ListTags', () => {
     assert.deepEqual(await call1(session, 'ListTags', { reference: `oci:${images.dockerList}` }), { tags: [] });
   });
 
+  it('lists a docker-archive\'s RepoTags as skopeo list-tags does', async () => {
+    for (const file of [images.dockerArchive, images.dockerArchiveGz]) {
+      const { tags } = await call1(session, 'ListTags', { reference: `docker-archive:${file}` });
+      assert.deepEqual(tags, (JSON.parse(skopeo(['list-tags', `docker-archive:${file}`])) as { Tags: string[] }).Tags);
+      assert.ok(tags.length > 0);
+    }
+  });
+
   it('refuses a ref in the reference, transports without tags, and malformed names, each clearly', async () => {
     await assert.rejects(call1(session, 'ListTags', { reference: `oci:${images.layout}:v1` }), (err: unknown) => err instanceof InvalidArgumentError && /no ref allowed/.test(err.message));
     await assert.rejects(call1(session, 'ListTags', { reference: `dir:${images.dir}` }), (err: unknown) => err instanceof UnsupportedError && /dir: transport/.test(err.message));
-    await assert.rejects(call1(session, 'ListTags', { reference: `docker-archive:${images.dockerArchive}` }), UnsupportedError);
     await assert.rejects(call1(session, 'ListTags', { reference: 'nosuch:x' }), InvalidArgumentError);
     await assert.rejects(call1(session, 'ListTags', { reference: 'docker://example.com/a:tag' }), (err: unknown) => err instanceof InvalidArgumentError && /no tag or digest/.test(err.message));
   });

@@ -22,7 +22,7 @@ import type { TarArchive } from '../archive/tar-archive';
 import type { TarEntry } from '../archive/tar-index';
 import { chooseItem, MAX_TAR_MANIFEST_SIZE, parseTarManifest, type ImageSelector, type TarManifestItem } from './tar-manifest';
 
-const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_FILE = 'manifest.json';
 
 interface ArchiveLayer {
   readonly entry: TarEntry;
