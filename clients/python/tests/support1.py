@@ -176,7 +176,9 @@ class Service:
 
 
 class StallingRegistry:
-    """Accepts TCP connections and never answers; records when a client gives up on one."""
+    """Accepts TCP connections and never answers; records when a client gives up on one.
+    TLS handshakes are refused at once (not counted), so a client allowed plain HTTP falls
+    back to it and waits on an HTTP request: the request in flight when it is cancelled."""
 
     def __init__(self) -> None:
         self.listener = socket.socket()
@@ -204,13 +206,15 @@ class StallingRegistry:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            self.accepted += 1
             self._conns.append(conn)
             self._start(self._hold, conn)
 
     def _hold(self, conn: socket.socket) -> None:
         with conn:
             try:
+                if conn.recv(1, socket.MSG_PEEK) == b"\x16":
+                    return  # a TLS ClientHello: no HTTPS here
+                self.accepted += 1
                 while conn.recv(65536):
                     pass  # read the request, answer nothing
             except OSError:
