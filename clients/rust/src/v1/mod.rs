@@ -29,6 +29,9 @@ mod transfer;
 mod types;
 mod wire;
 
+#[cfg(test)]
+mod peer_tests;
+
 pub use client::ImageProxy;
 pub use slot::{Progress, ProgressCallback};
 pub use transfer::Transfer;
