@@ -1,9 +1,7 @@
 //! The 1.0 API: connecting (a spawned proxy or the unix service) and one method per request.
 
-use std::fs::File;
-use std::io::{self, Write};
 use std::os::unix::io::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -11,10 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::base64;
-use super::connection::{Connection, Reply};
+use super::connection::Connection;
 use super::methods::{self as m, Method1, DEFAULT_STREAM_WINDOW, REQUESTED_PROTOCOL_VERSION};
-use super::slot::{ProgressCallback, TransferSlot};
-use super::transfer::{Source, Transfer};
 use super::types::{
     FullConfig, Instance, Manifest, OpenedImage, Options, Payload, Platform, ServerInfo,
 };
@@ -26,8 +22,8 @@ use crate::types::LayerInfo;
 /// A protocol 1.0 connection. Every method takes `&self` and may be called from any number of
 /// threads at once: requests are answered in any order, and a slow one blocks no other.
 pub struct ImageProxy {
-    connection: Arc<Connection>,
-    server: ServerInfo,
+    pub(super) connection: Arc<Connection>,
+    pub(super) server: ServerInfo,
     spawned: bool,
 }
 
@@ -57,7 +53,8 @@ struct ServerName {
     version: String,
 }
 
-fn params(value: Value) -> Map<String, Value> {
+/// A params object from `json!({...})`.
+pub(super) fn named(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -184,7 +181,7 @@ impl ImageProxy {
 
     fn call(&self, method: &'static Method1, params: Value) -> Result<Value> {
         self.connection
-            .call(method, self::params(params))
+            .call(method, named(params))
             .map(|reply| reply.value)
     }
 
@@ -332,132 +329,6 @@ impl ImageProxy {
             .collect())
     }
 
-    fn start_transfer(
-        &self,
-        method: &'static Method1,
-        params: Value,
-        callback: Option<ProgressCallback>,
-    ) -> Result<Transfer> {
-        let slot = Arc::new(TransferSlot::with_callback(callback));
-        let reply = self
-            .connection
-            .start_call(method, self::params(params), Some(Arc::clone(&slot)))?
-            .wait()?;
-        let Reply { value, fds } = reply;
-        let id = value.get("transfer").and_then(Value::as_u64);
-        let size = value.get("size").and_then(Value::as_i64);
-        let (id, size) = match (id, size) {
-            (Some(id), Some(size)) if size >= -1 => (id, u64::try_from(size).ok()),
-            _ => return Err(Error::Protocol(format!("{} answered {value}", method.name))),
-        };
-        let source = match self.server.payload {
-            Payload::Fd => {
-                let mut fds = fds.into_iter();
-                match (fds.next(), fds.next()) {
-                    (Some(fd), None) => Some(Source::Pipe(File::from(fd))),
-                    _ => None,
-                }
-            }
-            Payload::Fifo if fds.is_empty() => value
-                .get("path")
-                .and_then(Value::as_str)
-                .map(|p| Source::Fifo(PathBuf::from(p))),
-            Payload::Stream if fds.is_empty() => Some(Source::Stream {
-                window: self.server.window,
-            }),
-            _ => None,
-        };
-        match source {
-            Some(source) => Transfer::new(Arc::clone(&self.connection), id, size, source, slot),
-            None => {
-                // Free the server's side; the reply broke the payload contract.
-                let _ = self.connection.start_call(
-                    &m::CANCEL_TRANSFER,
-                    self::params(json!({ "transfer": id })),
-                    None,
-                );
-                self.connection.forget_transfer(id);
-                Err(Error::Protocol(format!(
-                    "{} answered {value} without the {} payload it promised",
-                    method.name,
-                    self.server.payload.as_str()
-                )))
-            }
-        }
-    }
-
-    /// Starts fetching a blob, verified for size and digest. `size`: the expected size,
-    /// `None` for the manifest's. Read the [`Transfer`], then [`Transfer::finish`] gives the verdict.
-    pub fn get_blob(
-        &self,
-        image: &OpenedImage,
-        digest: &str,
-        size: Option<u64>,
-    ) -> Result<Transfer> {
-        self.start_transfer(&m::GET_BLOB, blob_params(image, digest, size, false), None)
-    }
-
-    /// `get_blob` with `transfer/progress` reports (at most ten a second) passed to `callback`,
-    /// which runs on the connection's reader thread.
-    pub fn get_blob_with_progress(
-        &self,
-        image: &OpenedImage,
-        digest: &str,
-        size: Option<u64>,
-        callback: impl FnMut(super::slot::Progress) + Send + 'static,
-    ) -> Result<Transfer> {
-        self.start_transfer(
-            &m::GET_BLOB,
-            blob_params(image, digest, size, true),
-            Some(Box::new(callback)),
-        )
-    }
-
-    /// Fetches a blob into `out` and checks it; returns the byte count.
-    pub fn copy_blob<W: Write + ?Sized>(
-        &self,
-        image: &OpenedImage,
-        digest: &str,
-        size: Option<u64>,
-        out: &mut W,
-    ) -> Result<u64> {
-        let mut transfer = self.get_blob(image, digest, size)?;
-        let copied = io::copy(&mut transfer, out);
-        // The server's verdict explains a short read better than the read error does.
-        transfer.finish()?;
-        copied.map_err(|e| Error::io(format!("copying blob {digest}"), e))
-    }
-
-    /// A blob without verification.
-    pub fn get_raw_blob(&self, image: &OpenedImage, digest: &str) -> Result<Transfer> {
-        self.start_transfer(
-            &m::GET_RAW_BLOB,
-            json!({ "image": image.0, "digest": digest }),
-            None,
-        )
-    }
-
-    /// `length` bytes of a blob from `offset` (`None`: to its end), without verification: how
-    /// to resume a blob partly fetched.
-    pub fn get_raw_blob_range(
-        &self,
-        image: &OpenedImage,
-        digest: &str,
-        offset: u64,
-        length: Option<u64>,
-    ) -> Result<Transfer> {
-        let mut params = json!({ "image": image.0, "digest": digest, "offset": offset });
-        if let Some(length) = length {
-            params["length"] = json!(length);
-        }
-        self.start_transfer(&m::GET_RAW_BLOB, params, None)
-    }
-
-    /// Stops a transfer (CancelTransfer); the same as [`Transfer::cancel`].
-    pub fn cancel_transfer(&self, transfer: Transfer) -> Result<()> {
-        transfer.cancel()
-    }
-
     /// Sends any 1.0 request in the table and returns its result (for methods this crate has
     /// no wrapper for yet, such as GetSignatures).
     pub fn call_method(&self, method: &str, params: Map<String, Value>) -> Result<Value> {
@@ -490,15 +361,4 @@ impl ImageProxy {
             Ok(())
         }
     }
-}
-
-fn blob_params(image: &OpenedImage, digest: &str, size: Option<u64>, progress: bool) -> Value {
-    let mut params = json!({ "image": image.0, "digest": digest });
-    if let Some(size) = size {
-        params["size"] = json!(size);
-    }
-    if progress {
-        params["progress"] = json!(true);
-    }
-    params
 }

@@ -21,6 +21,7 @@
 //! ```
 
 mod base64;
+mod blobs;
 mod client;
 mod connection;
 pub mod methods;
