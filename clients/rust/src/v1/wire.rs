@@ -83,6 +83,11 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Incoming, String> {
     let object = value
         .as_object()
         .ok_or_else(|| format!("a packet is not a JSON-RPC object: {value}"))?;
+    if object.contains_key("success") && object.contains_key("pipeid") {
+        return Err(format!(
+            "the server answered in protocol 0.2.x: it does not speak 1.0 ({value})"
+        ));
+    }
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(format!("a packet is not JSON-RPC 2.0: {value}"));
     }
