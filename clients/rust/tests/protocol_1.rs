@@ -372,6 +372,14 @@ fn every_payload_kind_pulls_the_same_bytes() {
         };
         let proxy = match v1::ImageProxy::spawn(common::config(&program), options) {
             Ok(proxy) => proxy,
+            // FIFOs are for clients that cannot take fds (stdio); a socket pair may not offer them.
+            Err(err)
+                if payload == Payload::Fifo
+                    && err.rpc_code() == Some(RpcErrorCode::InvalidParams) =>
+            {
+                eprintln!("fifo payload not offered on the socket pair: {err}");
+                continue;
+            }
             Err(err) => panic!("{payload:?}: {err}"),
         };
         assert_eq!(proxy.server().payload, payload);
