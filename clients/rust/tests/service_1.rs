@@ -1,0 +1,216 @@
+//! Protocol 1.0 through the long-running service (`layerpipe serve --listen unix:PATH`, a
+//! SOCK_SEQPACKET socket): several clients at once, one dying mid-transfer without disturbing
+//! the others, and SIGTERM ending the service with status 0. Skipped for skopeo, and (with the
+//! reason) when the program has no `serve --listen`.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Layout, TempDir};
+use layerpipe::v1::{self, Options, Payload};
+use layerpipe::Error;
+
+/// A running `serve --listen`, stopped with SIGTERM when dropped.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+    _dir: TempDir,
+}
+
+impl Service {
+    /// None (after a skip with the reason) when the program cannot serve on a socket.
+    fn start(test: &str, program: &Path) -> Option<Service> {
+        let dir = TempDir::new("service");
+        let socket = dir.path().join("layerpipe.sock");
+        let mut child = Command::new(program)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+                let reason = stderr.lines().next().unwrap_or("").to_string();
+                common::skip(
+                    test,
+                    &format!("`serve --listen` exited with {status}: {reason}"),
+                );
+                return None;
+            }
+            let ready = fs::metadata(&socket).map_or(false, |m| m.file_type().is_socket());
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared",
+                socket.display()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Some(Service {
+            child,
+            socket,
+            _dir: dir,
+        })
+    }
+
+    fn address(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    fn connect(&self, payload: Payload) -> v1::ImageProxy {
+        v1::ImageProxy::connect_with(
+            &self.address(),
+            Options {
+                payloads: vec![payload],
+                window: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.address()))
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service ignored SIGTERM for {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pull_every_layer(proxy: &v1::ImageProxy, layout: &Layout) {
+    let image = proxy.open_image(&layout.reference()).unwrap();
+    assert_eq!(
+        proxy.get_manifest(&image).unwrap().digest,
+        layout.manifest.digest
+    );
+    for (info, blob) in proxy
+        .get_layer_info(&image)
+        .unwrap()
+        .iter()
+        .zip(&layout.layers)
+    {
+        let mut transfer = proxy
+            .get_blob(&image, &info.digest, info.known_size())
+            .unwrap();
+        let mut data = Vec::new();
+        transfer.read_to_end(&mut data).unwrap();
+        transfer.finish().unwrap();
+        assert!(data == blob.bytes, "layer {}", blob.digest);
+    }
+    proxy.close_image(&image).unwrap();
+}
+
+#[test]
+fn clients_of_the_service_pull_at_once_and_one_dying_disturbs_no_other() {
+    let test = "clients_of_the_service_pull_at_once_and_one_dying_disturbs_no_other";
+    let program = require_layerpipe!(test);
+    let service = match Service::start(test, &program) {
+        Some(service) => service,
+        None => return,
+    };
+    let mode = fs::metadata(&service.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    let layout = Layout::build();
+
+    // The same answers as a spawned proxy speaking 0.2.x.
+    let old = common::start(&program);
+    let old_image = old.open_image(&layout.reference()).unwrap();
+    let (old_digest, old_manifest) = old.fetch_manifest(&old_image).unwrap();
+    old.finalize().unwrap();
+    let first = service.connect(Payload::Fd);
+    let image = first.open_image(&layout.reference()).unwrap();
+    let manifest = first.get_manifest(&image).unwrap();
+    assert_eq!(
+        (manifest.digest.as_str(), &manifest.data),
+        (old_digest.as_str(), &old_manifest)
+    );
+
+    // A client that dies with a transfer half read and an image open.
+    let doomed = service.connect(Payload::Fd);
+    let doomed_image = doomed.open_image(&layout.reference()).unwrap();
+    let big = &layout.layers[1];
+    let mut half = doomed
+        .get_blob(&doomed_image, &big.digest, Some(big.size()))
+        .unwrap();
+    let mut head = [0u8; 4096];
+    half.read_exact(&mut head).unwrap();
+    // Its socket closes as a dead process's would, with the transfer still held here.
+    doomed.finalize().unwrap();
+    drop(half);
+
+    let clients = 3;
+    let barrier = Barrier::new(clients);
+    thread::scope(|scope| {
+        for (n, payload) in [Payload::Fd, Payload::Stream, Payload::Fd]
+            .into_iter()
+            .enumerate()
+        {
+            let (service, layout, barrier) = (&service, &layout, &barrier);
+            scope.spawn(move || {
+                let proxy = service.connect(payload);
+                barrier.wait();
+                for _ in 0..2 {
+                    pull_every_layer(&proxy, layout);
+                }
+                proxy
+                    .finalize()
+                    .unwrap_or_else(|e| panic!("client {n}: {e}"));
+            });
+        }
+    });
+    // The first client's image is still open and served.
+    assert_eq!(
+        first.get_manifest(&image).unwrap().digest,
+        layout.manifest.digest
+    );
+    pull_every_layer(&first, &layout);
+    first.finalize().unwrap();
+
+    let status = service.terminate(Duration::from_secs(30));
+    assert!(status.success(), "the service exited with {status}");
+}
+
+#[test]
+fn a_connection_to_a_missing_socket_is_an_io_error() {
+    let dir = TempDir::new("no-service");
+    let err = v1::ImageProxy::connect(&format!(
+        "unix:{}",
+        dir.path().join("absent.sock").display()
+    ))
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let err = v1::ImageProxy::connect("tcp:localhost:1").unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
