@@ -18,7 +18,8 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-/// Called on the connection's reader thread for each `transfer/progress`: keep it short.
+/// Called on the connection's reader thread for each `transfer/progress`: keep it short, and
+/// do not call the proxy from it (its answer would wait for this very thread).
 pub type ProgressCallback = Box<dyn FnMut(Progress) + Send>;
 
 /// How a transfer ended, as far as the notifications tell.
