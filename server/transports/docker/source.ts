@@ -46,7 +46,7 @@ async function identityFor(
   return { credentials, registryToken };
 }
 
-function checkRegistryOptions(ctx: SystemContext): void {
+export function checkRegistryOptions(ctx: SystemContext): void {
   const opts = ctx.registry;
   if (opts.credentials !== undefined && opts.credentials.username === '') {
     throw new InvalidArgumentError('a registry password was given without a user name (--password needs --username)');
@@ -75,14 +75,24 @@ export interface OpenedSource {
   readonly manifest: RawManifest;
 }
 
-async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
-  const physical = physicalReference(source, named);
+/**
+ * The client for the registry `physical` names, with the credentials and TLS files for it
+ * (`named` is what the user asked for: command-line credentials apply to its registry only).
+ */
+export async function registryClientFor(
+  ctx: SystemContext, named: DockerReference, physical: DockerReference, insecure: boolean, config: RegistriesConfig, signal: AbortSignal,
+): Promise<RegistryClient> {
   const identity = await identityFor(ctx, named, physical, config, signal);
   const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
-  const verify = ctx.registry.tlsVerify ?? !source.insecure;
+  const verify = ctx.registry.tlsVerify ?? !insecure;
   const tls: TlsSettings = { verify, ca: files.ca, cert: files.cert, key: files.key };
   const endpoint = { registry: physical.registry, host: endpointHost(physical.registry), tls, allowHttp: !verify };
-  const client = RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
+  return RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
+}
+
+async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
+  const physical = physicalReference(source, named);
+  const client = await registryClientFor(ctx, named, physical, source.insecure, config, signal);
   const selector = manifestSelector(physical);
   const manifest = await client.getManifest(physical.repository, selector, signal);
   if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
@@ -167,7 +177,7 @@ export class DockerImageSource implements ImageSource {
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
     parseDigest(request.digest);
-    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal);
+    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal, request.range);
   }
 
   /**
