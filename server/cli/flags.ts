@@ -29,6 +29,10 @@ export interface ProxyOptions {
   memoryGuard: boolean;
   /** serve --stdio: protocol 1.0 on stdin/stdout. */
   stdio: boolean;
+  /** serve --listen: "unix:PATH", or "unix:" for the default path (server/wires/service/address.ts). */
+  listen: string | undefined;
+  /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
+  gracePeriodMs: number;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
@@ -59,6 +63,8 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     policyPath: undefined,
     memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
     stdio: false,
+    listen: undefined,
+    gracePeriodMs: 10_000,
     registry: {
       tlsVerify: undefined,
       certDir: undefined,
@@ -196,6 +202,8 @@ const PROXY_FLAGS: readonly FlagSpec[] = [
 /** How `serve` reaches its clients (exactly one is required). */
 const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
+  { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket: unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock', apply: (o, v) => { o.listen = v; } },
+  { name: 'grace-period', kind: 'string', help: 'after SIGTERM/SIGINT, how long --listen lets transfers finish (Go duration); default 10s', apply: (o, v) => { o.gracePeriodMs = parseGoDuration('grace-period', v); } },
 ];
 
 export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect';

@@ -93,10 +93,27 @@ export async function registryClientFor(
 async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
   const physical = physicalReference(source, named);
   const client = await registryClientFor(ctx, named, physical, source.insecure, config, signal);
-  const selector = manifestSelector(physical);
-  const manifest = await client.getManifest(physical.repository, selector, signal);
-  if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
+  const manifest = physical.digest !== undefined
+    ? await manifestByDigest(ctx, client, physical, physical.digest, signal)
+    : await client.getManifest(physical.repository, manifestSelector(physical), signal);
   return { client, physical, manifest };
+}
+
+/**
+ * The one way a manifest is read by digest: from the pool's cache (shared by a service's
+ * sessions), else from the registry, verified, then cached.
+ */
+async function manifestByDigest(ctx: SystemContext, client: RegistryClient, physical: DockerReference, digest: string, signal: AbortSignal): Promise<RawManifest> {
+  const cache = RegistryPool.of(ctx).manifests;
+  const cached = cache.get(client, physical.repository, digest);
+  if (cached !== undefined) {
+    ctx.log.debug(`manifest ${digest} of ${nameOf(physical)}: cached`);
+    return cached;
+  }
+  const manifest = await client.getManifest(physical.repository, digest, signal);
+  verifyBytes(manifest.bytes, digest, `manifest ${digest} from ${nameOf(physical)}`);
+  cache.putVerified(client, physical.repository, digest, manifest);
+  return manifest;
 }
 
 /** Tries mirrors then the primary; the error of the primary (its class too) decides, with the mirrors' noted. */
@@ -170,9 +187,7 @@ export class DockerImageSource implements ImageSource {
   async getManifest(instanceDigest: string | undefined, signal: AbortSignal): Promise<RawManifest> {
     if (instanceDigest === undefined) return this.opened.manifest;
     parseDigest(instanceDigest);
-    const m = await this.opened.client.getManifest(this.opened.physical.repository, instanceDigest, signal);
-    verifyBytes(m.bytes, instanceDigest, `manifest ${instanceDigest} from ${nameOf(this.opened.physical)}`);
-    return m;
+    return manifestByDigest(this.ctx, this.opened.client, this.opened.physical, instanceDigest, signal);
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
