@@ -7,107 +7,15 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Barrier;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::service::Service;
 use common::{Layout, TempDir};
-use layerpipe::v1::{self, Options, Payload};
+use layerpipe::v1::{self, Payload};
 use layerpipe::Error;
-
-/// A running `serve --listen`, stopped with SIGTERM when dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-    _dir: TempDir,
-}
-
-impl Service {
-    /// None (after a skip with the reason) when the program cannot serve on a socket.
-    fn start(test: &str, program: &Path) -> Option<Service> {
-        let dir = TempDir::new("service");
-        let socket = dir.path().join("layerpipe.sock");
-        let mut child = Command::new(program)
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("unix:{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-                let reason = stderr.lines().next().unwrap_or("").to_string();
-                common::skip(
-                    test,
-                    &format!("`serve --listen` exited with {status}: {reason}"),
-                );
-                return None;
-            }
-            let ready = fs::metadata(&socket).map_or(false, |m| m.file_type().is_socket());
-            if ready {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never appeared",
-                socket.display()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        Some(Service {
-            child,
-            socket,
-            _dir: dir,
-        })
-    }
-
-    fn address(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    fn connect(&self, payload: Payload) -> v1::ImageProxy {
-        v1::ImageProxy::connect_with(
-            &self.address(),
-            Options {
-                payloads: vec![payload],
-                window: None,
-            },
-        )
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.address()))
-    }
-
-    /// SIGTERM, then the exit status within `limit`.
-    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the service ignored SIGTERM for {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pull_every_layer(proxy: &v1::ImageProxy, layout: &Layout) {
     let image = proxy.open_image(&layout.reference()).unwrap();
@@ -136,7 +44,7 @@ fn pull_every_layer(proxy: &v1::ImageProxy, layout: &Layout) {
 fn clients_of_the_service_pull_at_once_and_one_dying_disturbs_no_other() {
     let test = "clients_of_the_service_pull_at_once_and_one_dying_disturbs_no_other";
     let program = require_layerpipe!(test);
-    let service = match Service::start(test, &program) {
+    let service = match Service::start(test, &program, &[]) {
         Some(service) => service,
         None => return,
     };
