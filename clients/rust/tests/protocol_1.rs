@@ -255,6 +255,7 @@ fn a_digest_mismatch_is_reported_after_every_byte() {
             Options {
                 payloads: vec![payload],
                 window: None,
+                ..Default::default()
             },
         );
         let image = proxy.open_image(&layout.reference()).unwrap();
@@ -300,6 +301,7 @@ fn finishing_before_reading_is_a_broken_pipe_and_cancel_frees_the_transfer() {
             Options {
                 payloads: vec![payload],
                 window: None,
+                ..Default::default()
             },
         );
         let image = proxy.open_image(&layout.reference()).unwrap();
@@ -369,6 +371,7 @@ fn every_payload_kind_pulls_the_same_bytes() {
         let options = Options {
             payloads: vec![payload],
             window: Some(64 * 1024),
+            ..Default::default()
         };
         let proxy = match v1::ImageProxy::spawn(common::config(&program), options) {
             Ok(proxy) => proxy,
@@ -471,5 +474,62 @@ fn progress_reports_never_pass_the_total() {
             "{p:?}"
         );
     }
+    proxy.finalize().unwrap();
+}
+
+#[test]
+fn a_request_to_a_stalled_registry_is_cancelled_after_the_timeout() {
+    let program =
+        require_layerpipe!("a_request_to_a_stalled_registry_is_cancelled_after_the_timeout");
+    // A "registry" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap();
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if accepted_tx.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    let layout = Layout::build();
+    let config = layerpipe::ImageProxyConfig {
+        insecure_skip_tls_verification: true,
+        ..common::config(&program)
+    };
+    let options = Options {
+        timeout: Some(std::time::Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let proxy = v1::ImageProxy::spawn(config, options).unwrap();
+    let started = std::time::Instant::now();
+    let err = proxy
+        .open_image(&format!("docker://{host}/stalled/image:latest"))
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(RpcErrorCode::Cancelled), "{err:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The request really stopped: the server closed its connection to the registry.
+    let mut stalled = accepted
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the proxy connected");
+    stalled
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut request = Vec::new();
+    let closed = stalled.read_to_end(&mut request);
+    assert!(
+        closed.is_ok(),
+        "the proxy kept its registry connection open: {closed:?}"
+    );
+    // The connection serves on.
+    let image = proxy.open_image(&layout.reference()).unwrap();
+    assert_eq!(
+        proxy.get_manifest(&image).unwrap().digest,
+        layout.manifest.digest
+    );
     proxy.finalize().unwrap();
 }

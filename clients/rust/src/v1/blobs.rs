@@ -23,10 +23,10 @@ impl ImageProxy {
         callback: Option<ProgressCallback>,
     ) -> Result<Transfer> {
         let slot = Arc::new(TransferSlot::with_callback(callback));
-        let reply = self
+        let pending = self
             .connection
-            .start_call(method, named(params), Some(Arc::clone(&slot)))?
-            .wait()?;
+            .start_call(method, named(params), Some(Arc::clone(&slot)))?;
+        let reply = self.connection.wait(pending)?;
         let Reply { value, fds } = reply;
         let id = value.get("transfer").and_then(Value::as_u64);
         let size = value.get("size").and_then(Value::as_i64);

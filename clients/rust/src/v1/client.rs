@@ -88,7 +88,7 @@ impl ImageProxy {
         let child = config
             .spawn(theirs)
             .map_err(|e| Error::io(format!("starting {}", config.program.display()), e))?;
-        let connection = Arc::new(Connection::start(ours, Some(child))?);
+        let connection = Arc::new(Connection::start(ours, Some(child), options.timeout)?);
         match ImageProxy::initialize(&connection, &options) {
             Ok(server) => Ok(ImageProxy {
                 connection,
@@ -124,7 +124,7 @@ impl ImageProxy {
 
     /// Speaks 1.0 over an already connected SOCK_SEQPACKET socket.
     pub fn over_socket(socket: OwnedFd, options: Options) -> Result<ImageProxy> {
-        let connection = Arc::new(Connection::start(socket, None)?);
+        let connection = Arc::new(Connection::start(socket, None, options.timeout)?);
         let server = ImageProxy::initialize(&connection, &options)?;
         Ok(ImageProxy {
             connection,

@@ -7,19 +7,26 @@ use std::io;
 use std::os::unix::io::{AsRawFd, OwnedFd};
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::methods::{Method1, MAX_MESSAGE_SIZE_1, TRANSFER_DATA, TRANSFER_END, TRANSFER_PROGRESS};
+use super::methods::{
+    Method1, FINISH_TRANSFER, MAX_MESSAGE_SIZE_1, TRANSFER_DATA, TRANSFER_END, TRANSFER_PROGRESS,
+};
 use super::slot::TransferSlot;
 use super::wire::{self, Incoming, RpcFailure};
 use crate::channel::{recv_packet, send_packet, shut_down};
 use crate::error::{Error, Result};
 use crate::session::lock;
+
+/// How long a request past its timeout may take to answer the `$/cancelRequest` sent for it.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// vscode-jsonrpc's cancellation notification.
+const CANCEL_REQUEST: &str = "$/cancelRequest";
 
 /// Room for the largest message the server may send, and a little more so that an oversized one
 /// shows as truncated rather than silently cut.
@@ -83,17 +90,28 @@ impl Shared {
 
 /// A request in flight: wait for its response, or drop it to ignore the response.
 pub(crate) struct PendingCall {
+    id: u64,
     method: &'static str,
     receiver: Receiver<Delivery>,
     shared: Arc<Shared>,
 }
 
 impl PendingCall {
+    /// Waits for the answer, however long it takes.
     pub(crate) fn wait(self) -> Result<Reply> {
-        match self.receiver.recv() {
+        let delivery = self.receiver.recv();
+        self.outcome(delivery.map_err(|_| RecvTimeoutError::Disconnected))
+    }
+
+    fn outcome(&self, delivery: std::result::Result<Delivery, RecvTimeoutError>) -> Result<Reply> {
+        match delivery {
             Ok((Ok(value), fds)) => Ok(Reply { value, fds }),
             Ok((Err(failure), _)) => Err(failure.into_error(self.method)),
-            Err(_) => Err(Error::Closed(self.shared.closed_reason())),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed(self.shared.closed_reason())),
+            Err(RecvTimeoutError::Timeout) => Err(Error::io(
+                format!("{} got no answer, even after {CANCEL_REQUEST}", self.method),
+                io::ErrorKind::TimedOut.into(),
+            )),
         }
     }
 }
@@ -103,11 +121,17 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
     next_id: AtomicU64,
     child: Mutex<Option<Child>>,
+    /// Requests (but FinishTransfer) unanswered this long are cancelled.
+    timeout: Option<Duration>,
 }
 
 impl Connection {
     /// Starts the reader thread on `socket`; `child` is the spawned server, if any.
-    pub(crate) fn start(socket: OwnedFd, child: Option<Child>) -> Result<Connection> {
+    pub(crate) fn start(
+        socket: OwnedFd,
+        child: Option<Child>,
+        timeout: Option<Duration>,
+    ) -> Result<Connection> {
         let socket = Arc::new(socket);
         let shared = Arc::new(Shared::default());
         let (reader_socket, reader_shared) = (Arc::clone(&socket), Arc::clone(&shared));
@@ -119,6 +143,7 @@ impl Connection {
             shared,
             next_id: AtomicU64::new(1),
             child: Mutex::new(child),
+            timeout,
         };
         // On failure the connection drops here, which closes the socket and reaps the child.
         started.map_err(|e| Error::io("starting the reader thread", e))?;
@@ -158,6 +183,7 @@ impl Connection {
             ));
         }
         Ok(PendingCall {
+            id,
             method: method.name,
             receiver,
             shared: Arc::clone(&self.shared),
@@ -170,7 +196,29 @@ impl Connection {
         method: &'static Method1,
         params: Map<String, Value>,
     ) -> Result<Reply> {
-        self.start_call(method, params, None)?.wait()
+        let pending = self.start_call(method, params, None)?;
+        self.wait(pending)
+    }
+
+    /// Waits for a response. Past the connection's timeout the server is asked to cancel the
+    /// request (`$/cancelRequest`), which it answers with a Cancelled error: that error, or the
+    /// answer that crossed the notification, is returned. FinishTransfer waits for the data
+    /// and is never cancelled this way.
+    pub(crate) fn wait(&self, pending: PendingCall) -> Result<Reply> {
+        let timeout = match self.timeout {
+            Some(timeout) if pending.method != FINISH_TRANSFER.name => timeout,
+            _ => return pending.wait(),
+        };
+        match pending.receiver.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => {
+                let mut params = Map::new();
+                params.insert("id".into(), Value::from(pending.id));
+                let _ = self.notify(CANCEL_REQUEST, params);
+                let delivery = pending.receiver.recv_timeout(CANCEL_GRACE);
+                pending.outcome(delivery)
+            }
+            delivery => pending.outcome(delivery),
+        }
     }
 
     /// Sends a notification (no response comes).

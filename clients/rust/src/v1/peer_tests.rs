@@ -98,6 +98,19 @@ fn with_peer(
     payloads: Vec<Payload>,
     script: impl FnOnce(Peer) + Send + 'static,
 ) -> (ImageProxy, thread::JoinHandle<()>) {
+    with_peer_options(
+        Options {
+            payloads,
+            ..Default::default()
+        },
+        script,
+    )
+}
+
+fn with_peer_options(
+    options: Options,
+    script: impl FnOnce(Peer) + Send + 'static,
+) -> (ImageProxy, thread::JoinHandle<()>) {
     let (ours, theirs) = seqpacket_pair().unwrap();
     let peer = thread::spawn(move || {
         script(Peer {
@@ -105,14 +118,7 @@ fn with_peer(
             buffer: vec![0; 1 << 20],
         })
     });
-    let proxy = ImageProxy::over_socket(
-        ours,
-        Options {
-            payloads,
-            window: None,
-        },
-    )
-    .unwrap();
+    let proxy = ImageProxy::over_socket(ours, options).unwrap();
     (proxy, peer)
 }
 
@@ -297,6 +303,33 @@ fn a_peer_that_goes_away_fails_waiting_and_later_calls() {
         proxy.call_method("NoSuchMethod", Default::default()),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+#[test]
+fn a_request_past_the_timeout_is_cancelled_and_fails_with_cancelled() {
+    let options = Options {
+        timeout: Some(std::time::Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let (proxy, peer) = with_peer_options(options, |mut peer| {
+        peer.initialize("fd");
+        let slow = peer.recv().unwrap();
+        assert_eq!(slow["method"], "OpenImage");
+        let cancel = peer.recv().unwrap();
+        assert_eq!(cancel["method"], "$/cancelRequest");
+        assert_eq!(cancel["params"], json!({"id": slow["id"]}));
+        assert!(cancel.get("id").is_none());
+        peer.send(json!({"jsonrpc": "2.0", "id": slow["id"], "error": {"code": -32800, "message": "cancelled"}}), &[]);
+        // A quick answer is not cancelled.
+        let quick = peer.recv().unwrap();
+        peer.answer(&quick, json!({"image": 2}));
+        assert!(peer.recv().is_none());
+    });
+    let err = proxy.open_image("slow").unwrap_err();
+    assert_eq!(err.rpc_code(), Some(RpcErrorCode::Cancelled), "{err:?}");
+    assert_eq!(proxy.open_image("quick").unwrap().id(), 2);
+    drop(proxy);
+    peer.join().unwrap();
 }
 
 fn encode_base64(bytes: &[u8]) -> String {

@@ -1,5 +1,7 @@
 //! The shapes 1.0 results take, as this crate hands them over.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// How transfer bytes travel (`PAYLOAD_KINDS`).
@@ -36,6 +38,10 @@ pub struct Options {
     pub payloads: Vec<Payload>,
     /// The in-band window to ask for (stream payloads); `None`: the server's default.
     pub window: Option<u64>,
+    /// A request (other than FinishTransfer) unanswered this long is cancelled with
+    /// `$/cancelRequest` and fails with [`RpcErrorCode::Cancelled`](crate::RpcErrorCode):
+    /// a stalled registry cannot block a caller forever. `None`: wait as long as it takes.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -43,6 +49,7 @@ impl Default for Options {
         Options {
             payloads: vec![Payload::Fd],
             window: None,
+            timeout: None,
         }
     }
 }

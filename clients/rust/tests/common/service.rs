@@ -74,6 +74,7 @@ impl Service {
             Options {
                 payloads: vec![payload],
                 window: None,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.address()))
