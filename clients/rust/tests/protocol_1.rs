@@ -481,12 +481,17 @@ fn progress_reports_never_pass_the_total() {
 fn a_request_to_a_stalled_registry_is_cancelled_after_the_timeout() {
     let program =
         require_layerpipe!("a_request_to_a_stalled_registry_is_cancelled_after_the_timeout");
-    // A "registry" that accepts connections and never answers.
+    // A "registry" that refuses TLS (so the proxy falls back to plain HTTP) and never answers
+    // an HTTP request.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap();
     let (accepted_tx, accepted) = std::sync::mpsc::channel();
     thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
+        for mut stream in listener.incoming().flatten() {
+            let mut first = [0u8; 1];
+            if stream.read_exact(&mut first).is_err() || first[0] == 0x16 {
+                continue; // a TLS ClientHello: dropped, the connection closes
+            }
             if accepted_tx.send(stream).is_err() {
                 return;
             }
