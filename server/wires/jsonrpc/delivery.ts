@@ -82,6 +82,11 @@ export class TransferDelivery {
     sink.grant(bytes as number);
   }
 
+  /** The client can send nothing more: each stream transfer ends once its credit is used up. */
+  endOfInput(): void {
+    for (const sink of this.streams.values()) sink.endCredit();
+  }
+
   private afterResponse(transfer: Transfer, sent: boolean, progress: boolean, stream: InBandSink | undefined): void {
     const { session, connection } = this.options;
     const id = transfer.id;
