@@ -23,7 +23,7 @@ export interface PendingTransfer {
   readonly progress: boolean;
 }
 
-type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob' ? PendingTransfer : ResultOf1<M>;
+export type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob' ? PendingTransfer : ResultOf1<M>;
 type Implementation1<M extends ServiceMethod1> = (session: Session, params: ParamsOf1<M>, signal: AbortSignal) => Promise<Value1<M>>;
 
 const base64 = (bytes: Buffer): string => bytes.toString('base64');

@@ -120,8 +120,7 @@ export class TarArchive {
   rangeStream(e: TarEntry, part: ResolvedRange = { start: 0, length: e.size }): Readable {
     if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
     if (part.length === 0) return Readable.from([]);
-    const start = e.offset + part.start;
-    return this.handle.createReadStream({ start, end: start + part.length - 1, autoClose: false, highWaterMark: STREAM_CHUNK });
+    return positionalStream(this.handle, e.offset + part.start, part.length, () => `archive ${this.file} ended while reading ${e.name}: was it truncated after opening?`);
   }
 
   /** The compression of an entry's own bytes (docker-archive layers may be compressed). */
@@ -142,6 +141,36 @@ export class TarArchive {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/**
+ * `length` bytes of an open file from `start`, read by position. Not a FileHandle read stream:
+ * destroying one of those (a client that stops reading) closes the handle, which every other
+ * blob of the archive is read through.
+ */
+function positionalStream(handle: FileHandle, start: number, length: number, truncated: () => string): Readable {
+  let position = start;
+  const end = start + length;
+  return new Readable({
+    highWaterMark: STREAM_CHUNK,
+    read(): void {
+      const want = Math.min(STREAM_CHUNK, end - position);
+      if (want <= 0) {
+        this.push(null);
+        return;
+      }
+      const buffer = Buffer.allocUnsafe(want);
+      handle.read(buffer, 0, want, position).then(({ bytesRead }) => {
+        if (bytesRead === 0) {
+          this.destroy(new UnsafeContentError(truncated()));
+          return;
+        }
+        position += bytesRead;
+        this.push(bytesRead < want ? buffer.subarray(0, bytesRead) : buffer);
+        if (position >= end) this.push(null);
+      }, (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))));
+    },
+  });
 }
 
 /**
