@@ -65,7 +65,7 @@ async function serveOneSession(command: CommandName, options: ProxyOptions, serv
   process.once('SIGINT', onSignal);
   try {
     // FIFO payloads (1.0) live in a private directory removed when the session closes.
-    const fifos = new SessionFifos({ signal: session.signal });
+    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
     const why = await serve({ log, session, wire: { serverVersion: packageVersion(), openFifo: (what) => fifos.openFifoSink(what) } });
     log.debug(`${command} exiting: ${why}`);
   } finally {
@@ -110,6 +110,7 @@ async function runService(options: ProxyOptions, target: ListenTarget): Promise<
       log,
       serverVersion: packageVersion(),
       graceMs: options.gracePeriodMs,
+      fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
     });
   } finally {
     await resources.close();
