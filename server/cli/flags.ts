@@ -33,6 +33,8 @@ export interface ProxyOptions {
   listen: string | undefined;
   /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
   gracePeriodMs: number;
+  /** 1.0 `fifo` payloads: how long a FIFO waits for its reader before its transfer fails. */
+  fifoOpenTimeoutMs: number;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
@@ -47,7 +49,8 @@ function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): num
 /**
  * Defaults, with the environment's tuning knobs read here and nowhere else:
  * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
- * requests) and LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard).
+ * requests), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
+ * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader).
  */
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   return {
@@ -65,6 +68,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     stdio: false,
     listen: undefined,
     gracePeriodMs: 10_000,
+    fifoOpenTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_FIFO_OPEN_TIMEOUT_MS', 60_000)),
     registry: {
       tlsVerify: undefined,
       certDir: undefined,

@@ -1,5 +1,5 @@
 /** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server, or 1.0 by its first packet), serve (protocol 1.0) and inspect. */
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../../protocol/errors';
 import { createLogger, type Logger } from '../log';
@@ -65,7 +65,7 @@ async function serveOneSession(command: CommandName, options: ProxyOptions, serv
   process.once('SIGINT', onSignal);
   try {
     // FIFO payloads (1.0) live in a private directory removed when the session closes.
-    const fifos = new SessionFifos({ signal: session.signal });
+    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
     const why = await serve({ log, session, wire: { serverVersion: packageVersion(), openFifo: (what) => fifos.openFifoSink(what) } });
     log.debug(`${command} exiting: ${why}`);
   } finally {
@@ -88,7 +88,10 @@ async function runServe(argv: readonly string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
   if (options.stdio) {
     if (options.listen !== undefined) throw new UsageError('serve takes --stdio or --listen, not both');
-    return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, process.stdout, session, log, wire));
+    // Not process.stdout: Node writes a pipe there synchronously, so a client slow to read would
+    // stall the whole server. A file stream writes from the thread pool, with backpressure.
+    const output = createWriteStream('/dev/stdout', { fd: 1 });
+    return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
   }
   const target = listenTarget(options.listen, process.env, process.pid);
   if (target === undefined) throw new UsageError('serve needs --stdio or --listen unix:PATH (or a socket passed by systemd)');
@@ -107,6 +110,7 @@ async function runService(options: ProxyOptions, target: ListenTarget): Promise<
       log,
       serverVersion: packageVersion(),
       graceMs: options.gracePeriodMs,
+      fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
     });
   } finally {
     await resources.close();

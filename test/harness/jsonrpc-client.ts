@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { native } from '../../protocol/seqpacket/native';
 import { SeqpacketSocket } from '../../protocol/seqpacket/socket';
 
@@ -31,6 +32,15 @@ export interface Response {
 }
 
 type Listener = (received: Received) => void;
+
+/** A stream transfer's bytes as they arrive, before and after a test asks for them. */
+interface StreamState {
+  readonly chunks: Buffer[];
+  ended: { error?: RpcErrorObject } | undefined;
+  readable: Readable | undefined;
+  /** Bytes taken by the reader whose credit is not yet granted. */
+  owed: number;
+}
 
 /** Framing: how bytes go out and whole messages come back. */
 interface Framing {
@@ -91,6 +101,7 @@ export class RpcTestClient {
   readonly exited: Promise<number | null>;
   private readonly waiting = new Map<number | string, (r: Response) => void>();
   private readonly listeners = new Set<Listener>();
+  private readonly streams = new Map<number, StreamState>();
   private nextId = 1;
   private ended = false;
 
@@ -191,10 +202,67 @@ export class RpcTestClient {
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 
+  /**
+   * A stream transfer's bytes as a Readable. With `credit` (the default) the client grants
+   * credit for what the reader consumes, so a reader that stops reading stops the server.
+   * `transfer/end` ends the stream (with or without an error: FinishTransfer tells which).
+   */
+  streamReadable(transfer: number, credit = true): Readable {
+    const state = this.streamState(transfer);
+    const grant = (): void => {
+      if (!credit || state.owed === 0 || state.ended !== undefined) return;
+      void this.notify('transfer/credit', { transfer, bytes: state.owed }).catch(() => undefined);
+      state.owed = 0;
+    };
+    const readable = new Readable({ read: grant });
+    state.readable = readable;
+    for (const chunk of state.chunks.splice(0)) this.pushChunk(state, chunk);
+    if (state.ended !== undefined) readable.push(null);
+    return readable;
+  }
+
+  /** How a stream transfer ended, once it has (undefined while it runs). */
+  streamEnd(transfer: number): { error?: RpcErrorObject } | undefined {
+    return this.streams.get(transfer)?.ended;
+  }
+
+  /** Bytes of a stream transfer received but not yet handed to a reader. */
+  streamBuffered(transfer: number): number {
+    return (this.streams.get(transfer)?.chunks ?? []).reduce((n, c) => n + c.length, 0);
+  }
+
+  private streamState(transfer: number): StreamState {
+    let state = this.streams.get(transfer);
+    if (state === undefined) {
+      state = { chunks: [], ended: undefined, readable: undefined, owed: 0 };
+      this.streams.set(transfer, state);
+    }
+    return state;
+  }
+
+  private pushChunk(state: StreamState, chunk: Buffer): void {
+    state.owed += chunk.length; // granted by the Readable's read() once the consumer takes it
+    state.readable!.push(chunk);
+  }
+
+  private onStreamMessage(message: Record<string, unknown>): void {
+    const params = message.params as { transfer: number; data?: string; error?: RpcErrorObject };
+    const state = this.streamState(params.transfer);
+    if (message.method === 'transfer/data') {
+      const chunk = Buffer.from(params.data!, 'base64');
+      if (state.readable === undefined) state.chunks.push(chunk);
+      else this.pushChunk(state, chunk);
+    } else {
+      state.ended = params.error === undefined ? {} : { error: params.error };
+      state.readable?.push(null);
+    }
+  }
+
   private onMessage(data: Buffer, fds: number[]): void {
     const message = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
     const received = { message, fds };
     this.received.push(received);
+    if (message.method === 'transfer/data' || message.method === 'transfer/end') this.onStreamMessage(message);
     if (!('method' in message)) {
       const id = (message.id ?? 'null') as number | string;
       const waiter = this.waiting.get(id);

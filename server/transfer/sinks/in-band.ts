@@ -23,6 +23,8 @@ export class InBandSink implements Sink {
   private credit: number;
   private waiter: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private closed = false;
+  /** No grant will come any more (the client's input ended). */
+  private creditEnded = false;
 
   /**
    * @param window bytes that may be sent before the first grant
@@ -57,6 +59,12 @@ export class InBandSink implements Sink {
     this.wake();
   }
 
+  /** No more grants will come: once the credit left is used, the transfer fails as if the reader had gone. */
+  endCredit(): void {
+    this.creditEnded = true;
+    this.wake();
+  }
+
   describeFailure(err: Error): Error {
     return (err as NodeJS.ErrnoException).code === 'EPIPE' ? new BrokenPipeError(this.what, { cause: err }) : err;
   }
@@ -80,6 +88,7 @@ export class InBandSink implements Sink {
   /** The way to send, once started with credit left. */
   private async ready(): Promise<SendChunk> {
     while (!this.closed && (this.send === undefined || this.credit <= 0)) {
+      if (this.creditEnded && this.credit <= 0) throw closedError();
       await new Promise<void>((resolve, reject) => {
         this.waiter = { resolve, reject };
       });

@@ -4,8 +4,8 @@
  * concurrently and are answered as each finishes; `$/cancelRequest` aborts the request's
  * signal. Initialize chooses the payload, Shutdown answers and then ends the wire.
  */
-import { CancellationToken, createMessageConnection, type Logger as RpcLogger, type MessageReader } from 'vscode-jsonrpc/node';
-import { CancelledError, clipInput, InvalidArgumentError, NotInitializedError, UnknownMethodError } from '../../../protocol/errors';
+import { CancellationToken, createMessageConnection, type Logger as RpcLogger } from 'vscode-jsonrpc/node';
+import { CancelledError, clipInput, InvalidArgumentError, NotInitializedError, systemCode, UnknownMethodError } from '../../../protocol/errors';
 import {
   DEFAULT_STREAM_WINDOW, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, Notifications1, PARAMS_1, PAYLOAD_KINDS, PROTOCOL_MAJOR_1, PROTOCOL_VERSION_1,
   TRANSFER_METHODS_1, type InitializeParams, type InitializeResult, type Method1, type PayloadKind,
@@ -17,6 +17,7 @@ import type { WireEnd } from '../skopeo/wire';
 import { TransferDelivery, type OpenFifo } from './delivery';
 import { responseErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
+import type { GatedMessageReader } from './message-gate';
 import { checkParams } from './params';
 import type { HandoutMessageWriter } from './writer';
 
@@ -29,13 +30,19 @@ export interface JsonRpcWireOptions {
 
 /** One connection's framing, as the wire needs it. */
 export interface RpcTransport {
-  readonly reader: MessageReader & { pause(): void; resume(): void };
+  readonly reader: GatedMessageReader;
   readonly writer: HandoutMessageWriter;
   readonly handouts: TransferHandouts;
   /** Payloads the framing can carry (`fifo` is added when the options can open FIFOs). */
   readonly payloads: readonly PayloadKind[];
   /** Largest decoded chunk of one `transfer/data`. */
   readonly streamChunk: number;
+  /**
+   * Whether the client may still read after its input ended (stdio: stdin closed, stdout still
+   * read), so every request already received is answered first. A SEQPACKET end is the whole
+   * connection's: the wire ends at once.
+   */
+  readonly answersAfterEnd: boolean;
   /** Closes the underlying channel (called once, when the wire ends). */
   close(): void;
 }
@@ -60,6 +67,12 @@ function checkVersion(version: string): void {
   throw new InvalidArgumentError(`Initialize: protocol version ${JSON.stringify(clipInput(version))} is not served: this server speaks ${PROTOCOL_VERSION_1} (ask for "1.0" or "1.x")${hint}`);
 }
 
+/** A write that failed because the client is gone: the end of the connection, not a fault. */
+function peerGone(err: unknown): boolean {
+  const code = systemCode(err);
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_SOCKET_CLOSED' || code === 'ERR_STREAM_DESTROYED';
+}
+
 function rpcLogger(log: Logger): RpcLogger {
   const debug = (message: string): void => log.debug(`jsonrpc: ${message}`);
   return { error: debug, warn: debug, info: debug, log: debug };
@@ -72,6 +85,8 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     const offered: readonly PayloadKind[] = PAYLOAD_KINDS.filter((p) => transport.payloads.includes(p) || (p === 'fifo' && options.openFifo !== undefined));
     let delivery: TransferDelivery | undefined;
     let inFlight = 0;
+    let started = 0;
+    let inputEnded = false;
     let ended = false;
 
     const finish = (why: WireEnd): void => {
@@ -84,8 +99,15 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       resolve(why);
     };
 
+    /** After the input ended: once every request received is answered and written, the wire ends. */
+    const endIfAnswered = (): void => {
+      if (!inputEnded || ended || inFlight > 0 || started < reader.requestsAdmitted) return;
+      void writer.flushed().then(() => finish('eof'));
+    };
+
     const initialize = (params: InitializeParams): InitializeResult => {
       checkVersion(params.protocolVersion);
+      if (session.isInitialized) throw new InvalidArgumentError('Initialize: already initialized');
       const wanted = params.payloads ?? PAYLOAD_KINDS;
       // The client's order decides; names this server does not know are passed over.
       const payload = wanted.find((p): p is PayloadKind => offered.includes(p as PayloadKind));
@@ -118,6 +140,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     };
 
     connection.onRequest(async (method: string, params: unknown, token: CancellationToken) => {
+      started++;
       if (++inFlight === IN_FLIGHT_HIGH) reader.pause();
       const cancel = new AbortController();
       const subscription = token.onCancellationRequested(() => cancel.abort(new CancelledError(`${clipInput(method)} cancelled by the client`)));
@@ -133,6 +156,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       } finally {
         subscription.dispose();
         if (--inFlight === IN_FLIGHT_LOW) reader.resume();
+        if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has queued this response
       }
     });
     connection.onNotification(Notifications1.TransferCredit.method, (params: unknown) => {
@@ -140,7 +164,17 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       else delivery.credit(params);
     });
     connection.onUnhandledNotification((message) => log.debug(`ignored notification ${clipInput(message.method)}`));
-    connection.onClose(() => finish('eof'));
+    connection.onError(([err]) => {
+      if (peerGone(err)) finish('eof');
+    });
+    connection.onClose(() => {
+      if (!transport.answersAfterEnd) return finish('eof');
+      inputEnded = true;
+      // No credit can come any more: a stream transfer stops when its window is used up.
+      delivery?.endOfInput();
+      // vscode-jsonrpc still dispatches the messages it queued before the end.
+      setImmediate(endIfAnswered);
+    });
     connection.listen();
   });
 }

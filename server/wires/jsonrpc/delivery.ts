@@ -4,7 +4,8 @@
  * to open one), or `transfer/data` notifications under the client's credit (`stream`), closed by
  * `transfer/end`. Every transfer is finishable (FinishTransfer, CancelTransfer). Nothing about a
  * transfer is sent before the response that names it; a response that could not be sent cancels
- * its transfer. `progress: true` adds `transfer/progress` at most every PROGRESS_INTERVAL_MS.
+ * its transfer. The sink closes when the copy ends, well or not, so a reader sees the end of the
+ * bytes at once; FinishTransfer tells which. `progress: true` adds `transfer/progress` at most every PROGRESS_INTERVAL_MS.
  */
 import type { MessageConnection, NotificationType } from 'vscode-jsonrpc/node';
 import {
@@ -81,6 +82,11 @@ export class TransferDelivery {
     sink.grant(bytes as number);
   }
 
+  /** The client can send nothing more: each stream transfer ends once its credit is used up. */
+  endOfInput(): void {
+    for (const sink of this.streams.values()) sink.endCredit();
+  }
+
   private afterResponse(transfer: Transfer, sent: boolean, progress: boolean, stream: InBandSink | undefined): void {
     const { session, connection } = this.options;
     const id = transfer.id;
@@ -92,6 +98,8 @@ export class TransferDelivery {
     stream?.start((chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: chunk.toString('base64') }));
     const stopProgress = progress ? this.reportProgress(transfer) : undefined;
     void transfer.outcome.then((err) => {
+      // Unlike 0.2.x's FinishPipe, the reader sees the end as soon as the copy ends; FinishTransfer still reports how.
+      transfer.sink.close();
       stopProgress?.();
       if (stream === undefined) return;
       this.streams.delete(id);

@@ -5,7 +5,7 @@
  * on: -32700 for text that is not JSON, -32600 for a batch, a non-object, a wrong "jsonrpc", a
  * bad id or method, or a message over MAX_MESSAGE_SIZE_1. The connection keeps serving after each.
  */
-import type { Message, ResponseMessage } from 'vscode-jsonrpc/node';
+import { AbstractMessageReader, type DataCallback, type Disposable, type Message, type ResponseMessage } from 'vscode-jsonrpc/node';
 import { clipInput } from '../../../protocol/errors';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../../protocol/jsonrpc';
 
@@ -86,5 +86,38 @@ export function routeAdmission(admission: Admission, routes: AdmissionRoutes): v
       routes.debug(`refused a message: ${admission.response.error?.message ?? ''}`);
       return routes.refused(admission.response);
     case 'dropped': return routes.debug(`ignored a message: ${admission.why}`);
+  }
+}
+
+/**
+ * The 1.0 wire's readers: each frame goes through the gate, and the requests let through are
+ * counted, so the connection can tell when every request it received has been answered.
+ */
+export abstract class GatedMessageReader extends AbstractMessageReader {
+  private requests = 0;
+
+  constructor(private readonly refuse: (response: ResponseMessage) => void, private readonly debug: (text: string) => void) {
+    super();
+  }
+
+  /** Requests passed to vscode-jsonrpc so far. */
+  get requestsAdmitted(): number {
+    return this.requests;
+  }
+
+  abstract override listen(callback: DataCallback): Disposable;
+  /** Stops reading (the client blocks once the buffers fill) while too many requests are in flight. */
+  abstract pause(): void;
+  abstract resume(): void;
+
+  protected routes(callback: DataCallback): AdmissionRoutes {
+    return {
+      message: (message) => {
+        if ('id' in message && 'method' in message) this.requests++;
+        callback(message);
+      },
+      refused: this.refuse,
+      debug: this.debug,
+    };
   }
 }

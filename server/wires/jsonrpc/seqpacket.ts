@@ -3,13 +3,13 @@
  * read end on the response packet of an `fd` transfer. The first packet, which detect.ts has
  * already read to choose the wire, is fed to the reader before any other.
  */
-import { AbstractMessageReader, type DataCallback, type Disposable, type Message, type ResponseMessage } from 'vscode-jsonrpc/node';
+import type { DataCallback, Disposable, Message, ResponseMessage } from 'vscode-jsonrpc/node';
 import { systemCode } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
 import type { Packet, SeqpacketSocket } from '../../../protocol/seqpacket/socket';
 import type { Logger } from '../../log';
 import type { TransferHandouts } from './handouts';
-import { admitBytes, refuseOversized, routeAdmission } from './message-gate';
+import { admitBytes, GatedMessageReader, refuseOversized, routeAdmission } from './message-gate';
 import { HandoutMessageWriter, isResponse, tooLargeResponse } from './writer';
 
 /**
@@ -19,18 +19,18 @@ import { HandoutMessageWriter, isResponse, tooLargeResponse } from './writer';
  */
 export const SEQPACKET_STREAM_CHUNK = 128 * 1024;
 
-export class SeqpacketMessageReader extends AbstractMessageReader {
+export class SeqpacketMessageReader extends GatedMessageReader {
   constructor(
     private readonly socket: SeqpacketSocket,
     private readonly first: Packet | undefined,
-    private readonly refuse: (response: ResponseMessage) => void,
-    private readonly log: Logger,
+    refuse: (response: ResponseMessage) => void,
+    log: Logger,
   ) {
-    super();
+    super(refuse, (text) => log.debug(text));
   }
 
   listen(callback: DataCallback): Disposable {
-    const routes = { message: callback, refused: this.refuse, debug: (text: string) => this.log.debug(text) };
+    const routes = this.routes(callback);
     const onPacket = (packet: Packet): void => {
       for (const stray of packet.fds) native.close(stray); // clients send none
       routeAdmission(packet.truncated ? refuseOversized(undefined) : admitBytes(packet.data), routes);
@@ -54,7 +54,6 @@ export class SeqpacketMessageReader extends AbstractMessageReader {
     };
   }
 
-  /** Stops reading (the kernel buffers, then the client blocks) while too many requests are in flight. */
   pause(): void {
     this.socket.pause();
   }

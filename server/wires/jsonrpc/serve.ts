@@ -16,7 +16,7 @@ export function serveJsonRpcSeqpacket(socket: SeqpacketSocket, first: Packet | u
   const writer = new SeqpacketMessageWriter(socket, handouts);
   const refuse = (response: Parameters<SeqpacketMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
   const reader = new SeqpacketMessageReader(socket, first, refuse, log);
-  return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk: SEQPACKET_STREAM_CHUNK, close: () => socket.close() }, session, log, options);
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk: SEQPACKET_STREAM_CHUNK, answersAfterEnd: false, close: () => socket.close() }, session, log, options);
 }
 
 /** Serves 1.0 with Content-Length framing on `input`/`output` (stdin/stdout): stream payloads, or FIFOs when offered. */
@@ -25,5 +25,5 @@ export function serveJsonRpcStdio(input: Readable, output: Writable, session: Se
   const writer = new StdioMessageWriter(output, handouts);
   const refuse = (response: Parameters<StdioMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
   const reader = new ContentLengthMessageReader(input, refuse, log);
-  return serveJsonRpc({ reader, writer, handouts, payloads: ['stream'], streamChunk: MAX_STREAM_CHUNK, close: () => input.pause() }, session, log, options);
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['stream'], streamChunk: MAX_STREAM_CHUNK, answersAfterEnd: true, close: () => input.pause() }, session, log, options);
 }

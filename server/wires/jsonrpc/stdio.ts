@@ -1,17 +1,17 @@
 /**
  * Protocol 1.0 framing on a byte stream (stdin/stdout): vscode-jsonrpc's `Content-Length` header
- * framing. Writing uses vscode-jsonrpc's StreamMessageWriter. Reading is done here rather than
- * by its StreamMessageReader, which buffers a body of any announced length and answers nothing
- * to a body that is not JSON: this reader refuses a Content-Length over MAX_MESSAGE_SIZE_1
- * before reading the body (skipping it without buffering) and answers every refusal, so the
- * connection keeps serving.
+ * framing, done here rather than by its StreamMessageReader/Writer. Its reader buffers a body
+ * of any announced length and answers nothing to a body that is not JSON: this one refuses a
+ * Content-Length over MAX_MESSAGE_SIZE_1 before reading the body (skipping it without
+ * buffering) and answers every refusal, so the connection keeps serving. Its writer serialises
+ * each message again: this one writes the bytes the shared writer already made (writer.ts).
  */
 import type { Readable, Writable } from 'node:stream';
-import { AbstractMessageReader, StreamMessageWriter, type DataCallback, type Disposable, type Message, type ResponseMessage } from 'vscode-jsonrpc/node';
+import type { DataCallback, Disposable, ResponseMessage } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../../protocol/jsonrpc';
 import type { Logger } from '../../log';
 import type { TransferHandouts } from './handouts';
-import { admitBytes, refuseOversized, routeAdmission, type AdmissionRoutes } from './message-gate';
+import { admitBytes, GatedMessageReader, refuseOversized, routeAdmission, type AdmissionRoutes } from './message-gate';
 import { HandoutMessageWriter } from './writer';
 
 /** Longest header section accepted (vscode-jsonrpc sends two short headers). */
@@ -39,24 +39,20 @@ function frameError(message: string): ResponseMessage {
   return { jsonrpc: '2.0', id: null, error: { code: RpcErrorCodes.InvalidRequest, message: `framing error: ${message}` } };
 }
 
-export class ContentLengthMessageReader extends AbstractMessageReader {
+export class ContentLengthMessageReader extends GatedMessageReader {
   private pending: Buffer = Buffer.alloc(0);
   /** Body bytes still to take (into `body`, or skipped when the message is refused). */
   private bodyLeft = -1;
   private body: Buffer[] = [];
   private skipping = false;
-  private routes: AdmissionRoutes | undefined;
+  private admission: AdmissionRoutes | undefined;
 
-  constructor(
-    private readonly input: Readable,
-    private readonly refuse: (response: ResponseMessage) => void,
-    private readonly log: Logger,
-  ) {
-    super();
+  constructor(private readonly input: Readable, refuse: (response: ResponseMessage) => void, log: Logger) {
+    super(refuse, (text) => log.debug(text));
   }
 
   listen(callback: DataCallback): Disposable {
-    this.routes = { message: callback, refused: this.refuse, debug: (text: string) => this.log.debug(text) };
+    this.admission = this.routes(callback);
     const onData = (chunk: Buffer): void => this.take(chunk);
     const onEnd = (): void => this.fireClose();
     const onError = (err: Error): void => {
@@ -101,7 +97,7 @@ export class ContentLengthMessageReader extends AbstractMessageReader {
         if (this.pending.length > MAX_HEADER_BYTES) {
           // No way to find the next message: drop what came, answer once, and look for a header again.
           this.pending = Buffer.alloc(0);
-          this.routes!.refused(frameError(`no end of headers within ${MAX_HEADER_BYTES} bytes`));
+          this.admission!.refused(frameError(`no end of headers within ${MAX_HEADER_BYTES} bytes`));
         }
         return;
       }
@@ -109,11 +105,11 @@ export class ContentLengthMessageReader extends AbstractMessageReader {
       rest = this.pending.subarray(end + HEADER_END.length);
       this.pending = Buffer.alloc(0);
       if ('error' in frame) {
-        this.routes!.refused(frameError(frame.error));
+        this.admission!.refused(frameError(frame.error));
         continue;
       }
       this.skipping = frame.length > MAX_MESSAGE_SIZE_1;
-      if (this.skipping) routeAdmission(refuseOversized(frame.length), this.routes!);
+      if (this.skipping) routeAdmission(refuseOversized(frame.length), this.admission!);
       this.bodyLeft = frame.length;
       if (frame.length === 0) this.endBody();
     }
@@ -125,20 +121,23 @@ export class ContentLengthMessageReader extends AbstractMessageReader {
     this.body = [];
     this.bodyLeft = -1;
     this.skipping = false;
-    if (!skipped) routeAdmission(admitBytes(bytes), this.routes!);
+    if (!skipped) routeAdmission(admitBytes(bytes), this.admission!);
   }
 }
 
 export class StdioMessageWriter extends HandoutMessageWriter {
-  private readonly framed: StreamMessageWriter;
-
-  constructor(output: Writable, handouts: TransferHandouts) {
+  constructor(private readonly output: Writable, handouts: TransferHandouts) {
     super(handouts);
-    this.framed = new StreamMessageWriter(output);
+    // Failures reach the writes' callbacks; an unheard 'error' must not crash the process.
+    output.on('error', () => undefined);
   }
 
-  protected send(message: Message): Promise<void> {
-    return this.framed.write(message);
+  /** Resolves once the frame is written out (the stream's backpressure). */
+  protected send(_message: unknown, data: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.output.write(`Content-Length: ${data.length}\r\n\r\n`, 'ascii');
+      this.output.write(data, (err) => (err ? reject(err) : resolve()));
+    });
   }
 
   protected discard(): void {

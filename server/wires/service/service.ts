@@ -35,6 +35,8 @@ export interface ServiceOptions {
   readonly serverVersion: string;
   /** How long transfers in flight may go on after stop() (default DEFAULT_GRACE_MS). */
   readonly graceMs?: number;
+  /** How long a FIFO payload waits for its reader (default: SessionFifos'). */
+  readonly fifoOpenTimeoutMs?: number;
 }
 
 interface Connection {
@@ -80,7 +82,7 @@ export class SeqpacketService {
     const id = ++this.nextId;
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     // Each connection's FIFOs live in a private directory of its own, removed with its session.
-    const fifos = new SessionFifos({ signal: session.signal });
+    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
     const wire = { serverVersion: this.options.serverVersion, openFifo: (what: string) => fifos.openFifoSink(what) };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, wireServing: true, session, done: Promise.resolve() };
@@ -115,7 +117,9 @@ export class SeqpacketService {
     const { log } = this.options;
     this.listener.close();
     const deadline = Date.now() + this.graceMs;
-    while (Date.now() < deadline && [...this.connections.values()].some((c) => c.session.heldTransfers > 0)) await sleep(DRAIN_POLL_MS);
+    // Copying (FinishPipe may already be waiting for it), or copied and not yet collected.
+    const busy = (c: Connection): boolean => c.session.activeTransfers > 0 || c.session.heldTransfers > 0;
+    while (Date.now() < deadline && [...this.connections.values()].some(busy)) await sleep(DRAIN_POLL_MS);
     const left = [...this.connections.values()];
     if (left.length > 0) log.debug(`stopping: closing ${left.length} connection(s)`);
     for (const connection of left) {

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use layerpipe::{ImageProxy, ImageProxyConfig};
+
+pub mod registry;
+pub mod service;
 use serde_json::{json, Value};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -17,7 +20,7 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
-fn on_path(name: &str) -> Option<PathBuf> {
+pub fn on_path(name: &str) -> Option<PathBuf> {
     env::split_paths(&env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
@@ -338,5 +341,108 @@ impl Layout {
             .arg(format!("dir:{}", target.path().display())));
         let reference = format!("dir:{}", target.path().display());
         Some((target, reference))
+    }
+}
+
+/// The proxy under test when it is layerpipe: protocol 1.0 tests skip for skopeo (0.2.x only).
+pub fn layerpipe_program(test: &str) -> Option<PathBuf> {
+    let program = match proxy_program() {
+        Some(program) => program,
+        None => {
+            skip(test, "no proxy program: set LAYERPIPE_PROXY_PROGRAM");
+            return None;
+        }
+    };
+    if program.file_name().map_or(false, |name| name == "skopeo") {
+        // Not a failure under CI: skopeo is run for the 0.2.x suites only.
+        eprintln!("SKIPPED {test}: protocol 1.0 is layerpipe's; the program is skopeo");
+        return None;
+    }
+    Some(program)
+}
+
+/// Returns from the test (skipping) unless the proxy program is layerpipe.
+#[macro_export]
+macro_rules! require_layerpipe {
+    ($test:expr) => {
+        match common::layerpipe_program($test) {
+            Some(program) => program,
+            None => return,
+        }
+    };
+}
+
+/// A 1.0 connection to a spawned `PROGRAM experimental-image-proxy`.
+pub fn start_1(program: &Path, options: layerpipe::v1::Options) -> layerpipe::v1::ImageProxy {
+    layerpipe::v1::ImageProxy::spawn(config(program), options)
+        .unwrap_or_else(|e| panic!("starting {} at 1.0: {e}", program.display()))
+}
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An image index added to a [`Layout`] under the ref name `multi`.
+pub struct MultiArch {
+    pub index: Blob,
+    /// (os, architecture, manifest) per instance; the host's first.
+    pub instances: Vec<(String, String, Blob)>,
+}
+
+impl Layout {
+    /// `oci:DIR:multi`.
+    pub fn multi_reference(&self) -> String {
+        format!("oci:{}:multi", self.path().display())
+    }
+
+    /// Adds an index of two instances: the host's image and one for another architecture
+    /// (its own config, the same layers), tagged `multi` beside `latest`.
+    pub fn add_multi_arch(&self) -> MultiArch {
+        let other_arch = if host_architecture() == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        let mut other_config = self.config_json.clone();
+        other_config["architecture"] = json!(other_arch);
+        let other_config = Blob::new(OCI_CONFIG, serde_json::to_vec(&other_config).unwrap());
+        let manifest_json = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": other_config.descriptor(),
+            "layers": self.layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+        });
+        let other_manifest = Blob::new(OCI_MANIFEST, serde_json::to_vec(&manifest_json).unwrap());
+        let instances = vec![
+            (
+                "linux".to_string(),
+                host_architecture().to_string(),
+                self.manifest.clone(),
+            ),
+            (
+                "linux".to_string(),
+                other_arch.to_string(),
+                other_manifest.clone(),
+            ),
+        ];
+        let entries: Vec<Value> = instances
+            .iter()
+            .map(|(os, arch, blob)| {
+                let mut d = blob.descriptor();
+                d["platform"] = json!({ "os": os, "architecture": arch });
+                d
+            })
+            .collect();
+        let index_json =
+            json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries });
+        let index = Blob::new(OCI_INDEX, serde_json::to_vec(&index_json).unwrap());
+        for blob in [&other_config, &other_manifest, &index] {
+            fs::write(self.blob_path(&blob.digest), &blob.bytes).unwrap();
+        }
+        let top_path = self.path().join("index.json");
+        let mut top: Value = serde_json::from_slice(&fs::read(&top_path).unwrap()).unwrap();
+        let mut entry = index.descriptor();
+        entry["annotations"] = json!({ "org.opencontainers.image.ref.name": "multi" });
+        top["manifests"].as_array_mut().unwrap().push(entry);
+        fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
+        MultiArch { index, instances }
     }
 }
