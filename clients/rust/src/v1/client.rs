@@ -1,13 +1,14 @@
 //! The 1.0 API: connecting (a spawned proxy or the unix service) and one method per request.
 
 use std::os::unix::io::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::address::service_path;
 use super::base64;
 use super::connection::Connection;
 use super::methods::{self as m, Method1, DEFAULT_STREAM_WINDOW, REQUESTED_PROTOCOL_VERSION};
@@ -99,19 +100,17 @@ impl ImageProxy {
         }
     }
 
-    /// Connects to a running service: `unix:PATH` (`layerpipe serve --listen unix:PATH`).
+    /// Connects to a running service: `unix:PATH` (`layerpipe serve --listen unix:PATH`), or
+    /// `unix:` alone for the service's default socket, `$XDG_RUNTIME_DIR/layerpipe/layerpipe.sock`.
     pub fn connect(address: &str) -> Result<ImageProxy> {
         ImageProxy::connect_with(address, Options::default())
     }
 
     /// Like `connect`, with connection options.
     pub fn connect_with(address: &str, options: Options) -> Result<ImageProxy> {
-        match address.strip_prefix("unix:") {
-            Some(path) => ImageProxy::connect_unix(path, options),
-            None => Err(Error::InvalidArgument(format!(
-                "{address:?} is not a service address (unix:PATH)"
-            ))),
-        }
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let path = service_path(address, runtime_dir.as_deref())?;
+        ImageProxy::connect_unix(path, options)
     }
 
     /// Connects to the SOCK_SEQPACKET unix socket at `path`.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use layerpipe::{ImageProxy, ImageProxyConfig};
 
+pub mod multi_arch;
 pub mod registry;
 pub mod service;
 use serde_json::{json, Value};
@@ -204,7 +205,7 @@ fn gzip(work: &Path, data: &[u8]) -> Vec<u8> {
     run(Command::new("gzip").args(["-n", "-c"]).arg(&path))
 }
 
-fn host_architecture() -> &'static str {
+pub fn host_architecture() -> &'static str {
     match env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -376,73 +377,4 @@ macro_rules! require_layerpipe {
 pub fn start_1(program: &Path, options: layerpipe::v1::Options) -> layerpipe::v1::ImageProxy {
     layerpipe::v1::ImageProxy::spawn(config(program), options)
         .unwrap_or_else(|e| panic!("starting {} at 1.0: {e}", program.display()))
-}
-
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// An image index added to a [`Layout`] under the ref name `multi`.
-pub struct MultiArch {
-    pub index: Blob,
-    /// (os, architecture, manifest) per instance; the host's first.
-    pub instances: Vec<(String, String, Blob)>,
-}
-
-impl Layout {
-    /// `oci:DIR:multi`.
-    pub fn multi_reference(&self) -> String {
-        format!("oci:{}:multi", self.path().display())
-    }
-
-    /// Adds an index of two instances: the host's image and one for another architecture
-    /// (its own config, the same layers), tagged `multi` beside `latest`.
-    pub fn add_multi_arch(&self) -> MultiArch {
-        let other_arch = if host_architecture() == "arm64" {
-            "amd64"
-        } else {
-            "arm64"
-        };
-        let mut other_config = self.config_json.clone();
-        other_config["architecture"] = json!(other_arch);
-        let other_config = Blob::new(OCI_CONFIG, serde_json::to_vec(&other_config).unwrap());
-        let manifest_json = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": other_config.descriptor(),
-            "layers": self.layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
-        });
-        let other_manifest = Blob::new(OCI_MANIFEST, serde_json::to_vec(&manifest_json).unwrap());
-        let instances = vec![
-            (
-                "linux".to_string(),
-                host_architecture().to_string(),
-                self.manifest.clone(),
-            ),
-            (
-                "linux".to_string(),
-                other_arch.to_string(),
-                other_manifest.clone(),
-            ),
-        ];
-        let entries: Vec<Value> = instances
-            .iter()
-            .map(|(os, arch, blob)| {
-                let mut d = blob.descriptor();
-                d["platform"] = json!({ "os": os, "architecture": arch });
-                d
-            })
-            .collect();
-        let index_json =
-            json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries });
-        let index = Blob::new(OCI_INDEX, serde_json::to_vec(&index_json).unwrap());
-        for blob in [&other_config, &other_manifest, &index] {
-            fs::write(self.blob_path(&blob.digest), &blob.bytes).unwrap();
-        }
-        let top_path = self.path().join("index.json");
-        let mut top: Value = serde_json::from_slice(&fs::read(&top_path).unwrap()).unwrap();
-        let mut entry = index.descriptor();
-        entry["annotations"] = json!({ "org.opencontainers.image.ref.name": "multi" });
-        top["manifests"].as_array_mut().unwrap().push(entry);
-        fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
-        MultiArch { index, instances }
-    }
 }
