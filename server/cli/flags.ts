@@ -31,6 +31,17 @@ export interface ProxyOptions {
   stdio: boolean;
   /** serve --listen: "unix:PATH", or "unix:" for the default path (server/wires/service/address.ts). */
   listen: string | undefined;
+  /** serve --listen ws://HOST:PORT or wss://HOST:PORT, each a WebSocket service (server/wires/websocket/). */
+  webSocketListens: string[];
+  /** wss://: PEM certificate chain and key files. */
+  tlsCertPath: string | undefined;
+  tlsKeyPath: string | undefined;
+  /** ws: the bearer token's file; undefined = a new token written to a 0600 file. */
+  tokenFile: string | undefined;
+  /** ws: Origins whose pages may connect (none by default). */
+  allowedOrigins: string[];
+  /** ws: binding to a non-loopback address was asked for explicitly. */
+  allowRemote: boolean;
   /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
   gracePeriodMs: number;
   /** 1.0 `fifo` payloads: how long a FIFO waits for its reader before its transfer fails. */
@@ -67,6 +78,12 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
     stdio: false,
     listen: undefined,
+    webSocketListens: [],
+    tlsCertPath: undefined,
+    tlsKeyPath: undefined,
+    tokenFile: undefined,
+    allowedOrigins: [],
+    allowRemote: false,
     gracePeriodMs: 10_000,
     fifoOpenTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_FIFO_OPEN_TIMEOUT_MS', 60_000)),
     registry: {
@@ -203,10 +220,25 @@ const PROXY_FLAGS: readonly FlagSpec[] = [
   { name: 'sockfd', kind: 'int', help: 'serve on this fd (one end of a SOCK_SEQPACKET socketpair); default 0', apply: (o, v) => { o.sockfd = parseNonNegativeInt('sockfd', v); } },
 ];
 
+/** --listen: WebSocket addresses add up; there is at most one unix socket. */
+function applyListen(o: ProxyOptions, value: string): void {
+  if (value.startsWith('ws://') || value.startsWith('wss://')) {
+    o.webSocketListens.push(value);
+    return;
+  }
+  if (o.listen !== undefined) throw new UsageError('serve listens on at most one unix socket (--listen unix:...); WebSocket addresses may be repeated');
+  o.listen = value;
+}
+
 /** How `serve` reaches its clients (exactly one is required). */
 const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
-  { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket: unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock', apply: (o, v) => { o.listen = v; } },
+  { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket (unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock) or of a WebSocket (ws://HOST:PORT, wss://HOST:PORT); may be repeated', apply: applyListen },
+  { name: 'tls-cert', kind: 'string', help: 'wss://: PEM certificate chain file', apply: (o, v) => { o.tlsCertPath = v; } },
+  { name: 'tls-key', kind: 'string', help: 'wss://: PEM private key file', apply: (o, v) => { o.tlsKeyPath = v; } },
+  { name: 'token-file', kind: 'string', help: 'ws: file whose first line is the bearer token clients must present (default: a new token in a 0600 file, path printed)', apply: (o, v) => { o.tokenFile = v; } },
+  { name: 'allow-origin', kind: 'string', help: 'ws: an Origin (scheme://host[:port]) whose pages may connect; may be repeated; none by default', apply: (o, v) => { o.allowedOrigins.push(...v.split(',').map((x) => x.trim()).filter((x) => x !== '')); } },
+  { name: 'allow-remote', kind: 'bool', help: 'ws: allow binding to a non-loopback address', apply: (o, v) => { o.allowRemote = parseBool('allow-remote', v); } },
   { name: 'grace-period', kind: 'string', help: 'after SIGTERM/SIGINT, how long --listen lets transfers finish (Go duration); default 10s', apply: (o, v) => { o.gracePeriodMs = parseGoDuration('grace-period', v); } },
 ];
 

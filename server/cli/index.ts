@@ -11,7 +11,8 @@ import { SessionFifos } from '../transfer/sinks/fifo';
 import { serveConnection, type JsonRpcWireOptions, type WireEnd } from '../wires/detect';
 import { serveJsonRpcStdio } from '../wires/jsonrpc/serve';
 import { listenTarget, type ListenTarget } from '../wires/service/address';
-import { serveUntilSignalled } from '../wires/service/run';
+import { serveUntilSignalled, startUnixService, type RunningService } from '../wires/service/run';
+import { startWebSockets } from '../wires/websocket/setup';
 import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName, type ProxyOptions } from './flags';
 import { inspectImage } from './inspect';
 
@@ -30,6 +31,7 @@ function usage(): string {
     '  experimental-image-proxy   serve the skopeo image-proxy wire, or protocol 1.0, on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
     '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
     '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
+    '  serve --listen ws://H:P    serve protocol 1.0 on a token-protected WebSocket (browsers, WebAssembly hosts); repeatable',
     '  inspect IMAGE              show the digest, platform, config and layers of IMAGE',
     '  version                    print the version',
     '',
@@ -87,32 +89,44 @@ async function runServe(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('serve', argv);
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
   if (options.stdio) {
-    if (options.listen !== undefined) throw new UsageError('serve takes --stdio or --listen, not both');
+    if (options.listen !== undefined || options.webSocketListens.length > 0) throw new UsageError('serve takes --stdio or --listen, not both');
     // Not process.stdout: Node writes a pipe there synchronously, so a client slow to read would
     // stall the whole server. A file stream writes from the thread pool, with backpressure.
     const output = createWriteStream('/dev/stdout', { fd: 1 });
     return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
   }
   const target = listenTarget(options.listen, process.env, process.pid);
-  if (target === undefined) throw new UsageError('serve needs --stdio or --listen unix:PATH (or a socket passed by systemd)');
+  if (target === undefined && options.webSocketListens.length === 0) throw new UsageError('serve needs --stdio or --listen unix:PATH|ws://HOST:PORT (or a socket passed by systemd)');
   return runService(options, target);
 }
 
 /** The long-running service: one session per connection, all sharing one context (registry connections, tokens, manifests). */
-async function runService(options: ProxyOptions, target: ListenTarget): Promise<number> {
+async function runService(options: ProxyOptions, target: ListenTarget | undefined): Promise<number> {
   const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
+  const serviceOptions = {
+    ctx: systemContextFrom(options, log, resources, policy),
+    guard: options.memoryGuard ? MemoryGuard.create() : undefined,
+    log,
+    serverVersion: packageVersion(),
+    graceMs: options.gracePeriodMs,
+    fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
+  };
+  const services: RunningService[] = [];
+  let disposeWebSockets = (): void => undefined;
   try {
-    await serveUntilSignalled(target, {
-      ctx: systemContextFrom(options, log, resources, policy),
-      guard: options.memoryGuard ? MemoryGuard.create() : undefined,
-      log,
-      serverVersion: packageVersion(),
-      graceMs: options.gracePeriodMs,
-      fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
-    });
+    if (target !== undefined) services.push(startUnixService(target, serviceOptions));
+    if (options.webSocketListens.length > 0) {
+      const settings = { ...options, listens: options.webSocketListens };
+      const started = await startWebSockets(settings, serviceOptions, (text) => process.stderr.write(`${text}\n`));
+      services.push(...started.services);
+      disposeWebSockets = started.dispose;
+    }
+    await serveUntilSignalled(services, serviceOptions);
   } finally {
+    await Promise.all(services.map((s) => s.stop()));
+    disposeWebSockets();
     await resources.close();
   }
   return 0;

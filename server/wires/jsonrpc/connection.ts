@@ -38,6 +38,13 @@ export interface RpcTransport {
   /** Largest decoded chunk of one `transfer/data`. */
   readonly streamChunk: number;
   /**
+   * Sends a stream transfer's next bytes in the framing's own way (a WebSocket's binary frames);
+   * resolves once the framing can take more. Absent: `transfer/data` notifications.
+   */
+  readonly sendStreamChunk?: (transfer: number, chunk: Buffer) => Promise<void>;
+  /** Transfers one connection may hold at once (below the session's own bound). Absent: the session's. */
+  readonly maxHeldTransfers?: number;
+  /**
    * Whether the client may still read after its input ended (stdio: stdin closed, stdout still
    * read), so every request already received is answered first. A SEQPACKET end is the whole
    * connection's: the wire ends at once.
@@ -116,7 +123,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       }
       session.markInitialized();
       const window = Math.min(MAX_STREAM_WINDOW, Math.max(MIN_STREAM_WINDOW, params.window ?? DEFAULT_STREAM_WINDOW));
-      delivery = new TransferDelivery({ session, connection, handouts, log, payload, window, streamChunk: transport.streamChunk, openFifo: options.openFifo });
+      delivery = new TransferDelivery({ session, connection, handouts, log, payload, window, streamChunk: transport.streamChunk, sendStreamChunk: transport.sendStreamChunk, openFifo: options.openFifo });
       return { protocolVersion: PROTOCOL_VERSION_1, server: { name: 'layerpipe', version: options.serverVersion }, methods: Object.keys(PARAMS_1), payload, window };
     };
 
@@ -132,6 +139,10 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       }
       if (delivery === undefined) throw new NotInitializedError(`${method}: call Initialize first`);
       const deliverTo = delivery;
+      const maxHeld = transport.maxHeldTransfers;
+      if (maxHeld !== undefined && TRANSFER_METHODS_1.includes(method) && session.heldTransfers >= maxHeld) {
+        throw new InvalidArgumentError(`${method}: this connection already holds ${maxHeld} transfers, its limit: finish or cancel some first`);
+      }
       const implementation = METHOD_IMPLEMENTATIONS_1[method] as (s: Session, p: unknown, sig: AbortSignal) => Promise<unknown>;
       return session.run(async (requestSignal) => {
         const value = await implementation(session, checked, requestSignal);

@@ -34,6 +34,8 @@ export interface DeliveryOptions {
   readonly window: number;
   /** Stream payloads: the largest chunk of one `transfer/data`. */
   readonly streamChunk: number;
+  /** Stream payloads: the framing's own way to send bytes (RpcTransport.sendStreamChunk), else `transfer/data`. */
+  readonly sendStreamChunk: ((transfer: number, chunk: Buffer) => Promise<void>) | undefined;
   readonly openFifo: OpenFifo | undefined;
 }
 
@@ -95,7 +97,10 @@ export class TransferDelivery {
       session.cancelTransfer(id).catch(() => undefined); // nobody knows its id: free it now
       return;
     }
-    stream?.start((chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: chunk.toString('base64') }));
+    const sendStreamChunk = this.options.sendStreamChunk;
+    stream?.start(sendStreamChunk !== undefined
+      ? (chunk) => sendStreamChunk(id, chunk)
+      : (chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: chunk.toString('base64') }));
     const stopProgress = progress ? this.reportProgress(transfer) : undefined;
     void transfer.outcome.then((err) => {
       // Unlike 0.2.x's FinishPipe, the reader sees the end as soon as the copy ends; FinishTransfer still reports how.
