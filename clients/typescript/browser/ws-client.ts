@@ -1,7 +1,7 @@
 /**
  * The browser client of protocol 1.0 over `layerpipe serve --listen ws://…`: WebSocket,
  * ReadableStream and Response only, no Node APIs (bundled as an ES module by
- * clients/typescript/browser/build.mjs). The token travels as a `bearer.TOKEN` subprotocol entry,
+ * `npm run build:browser`, to dist/browser/layerpipe-ws.mjs). The token travels as a `bearer.TOKEN` subprotocol entry,
  * since pages cannot set headers. Any number of calls may overlap; each may be cancelled with
  * an AbortSignal ($/cancelRequest).
  *
