@@ -1,10 +1,11 @@
 /**
  * Protocol 1.0 throughput: one image (default 4 x 64 MiB of incompressible layers in an oci:
  * layout) through each 1.0 delivery (fd, fifo and stream on the socketpair; stream and fifo on
- * stdio) against 0.2.x fd, same run, the client hashing every byte. Targets (issue 14): fd and
- * fifo within 5% of 0.2.x, stream at least 60%. Run by hand:
+ * stdio; stream on a WebSocket service) against 0.2.x fd, same run, the client hashing every
+ * byte. Targets (issue 14): fd and fifo within 5% of 0.2.x, stream at least 60% (issue 12: the
+ * WebSocket too). Run by hand (`--only` keeps the deliveries whose label contains one of the words):
  *
- *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2]
+ *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2] [--only 0.2.x,stdio,WebSocket]
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { ImageProxy, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, t
 import type { PayloadKind } from '../protocol/jsonrpc';
 import { randomLayer, writeOciImage } from '../test/harness/oci-builder';
 import { num, type Layer } from './throughput';
+import { runWebSocketWay, WEBSOCKET_WAY_LABEL } from './websocket-way';
 
 const ARGS = ['--insecure-policy'];
 
@@ -85,23 +87,30 @@ const WAYS: readonly Way[] = [
   wire1('1.0 stream (socketpair)', 'stream', () => spawnPacketTransport({ args: ARGS })),
   wire1('1.0 fifo (stdio)', 'fifo', () => spawnStdioTransport({ args: ARGS })),
   wire1('1.0 stream (stdio)', 'stream', () => spawnStdioTransport({ args: ARGS })),
+  { label: WEBSOCKET_WAY_LABEL, run: runWebSocketWay },
 ];
 
-function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number } {
-  const opts = { layers: 4, layerMiB: 64, rounds: 2 };
+function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; only: string[] } {
+  const opts = { layers: 4, layerMiB: 64, rounds: 2, only: [] as string[] };
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--only') {
+      opts.only = (argv[i + 1] ?? '').split(',').filter((w) => w !== '');
+      continue;
+    }
     const value = Number(argv[i + 1]);
     if (!Number.isInteger(value) || value <= 0) throw new Error(`bad value for ${argv[i]}`);
     if (argv[i] === '--layers') opts.layers = value;
     else if (argv[i] === '--layer-mib') opts.layerMiB = value;
     else if (argv[i] === '--rounds') opts.rounds = value;
-    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N)`);
+    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N, --only WORD,…)`);
   }
   return opts;
 }
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
+  // 0.2.x stays: it is the baseline.
+  const ways = WAYS.filter((w) => w === wire02 || opts.only.length === 0 || opts.only.some((word) => w.label.includes(word)));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-rpc-bench-'));
   try {
     const built = Array.from({ length: opts.layers }, (_, i) => randomLayer(opts.layerMiB * 1024 * 1024, `layer-${i}.bin`));
@@ -113,7 +122,7 @@ async function main(): Promise<void> {
     const ref = `oci:${dir}:bench`;
     const best = new Map<string, { seconds: number; peakRssMiB: number }>();
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const way of WAYS) {
+      for (const way of ways) {
         const r = await way.run(ref, layers);
         console.log(`round ${round}: ${way.label.padEnd(26)} ${num(totalMB / r.seconds)} MB/s, peak RSS ${num(r.peakRssMiB)} MiB`);
         const previous = best.get(way.label);
@@ -123,7 +132,7 @@ async function main(): Promise<void> {
     const base = best.get(wire02.label)!;
     console.log(`\n${opts.layers} layers, ${num(totalMB)} MB; best of ${opts.rounds}; serial GetBlob, client verifies sha256`);
     console.log(`${'delivery'.padEnd(26)}${'MB/s'.padEnd(10)}${'vs 0.2.x'.padEnd(10)}peak RSS (MiB)`);
-    for (const way of WAYS) {
+    for (const way of ways) {
       const r = best.get(way.label)!;
       console.log(`${way.label.padEnd(26)}${num(totalMB / r.seconds).padEnd(10)}${num(base.seconds / r.seconds, 2).padEnd(10)}${num(r.peakRssMiB)}`);
     }
