@@ -42,6 +42,8 @@ export interface ProxyOptions {
   allowedOrigins: string[];
   /** ws: binding to a non-loopback address was asked for explicitly. */
   allowRemote: boolean;
+  /** ws: how often each connection is pinged; a peer silent for a whole interval is dropped. */
+  wsPingIntervalMs: number;
   /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
   gracePeriodMs: number;
   /** 1.0 `fifo` payloads: how long a FIFO waits for its reader before its transfer fails. */
@@ -61,7 +63,8 @@ function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): num
  * Defaults, with the environment's tuning knobs read here and nowhere else:
  * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
  * requests), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
- * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader).
+ * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader) and
+ * LAYERPIPE_WS_PING_INTERVAL_MS (the WebSocket service's idle ping).
  */
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   return {
@@ -84,6 +87,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     tokenFile: undefined,
     allowedOrigins: [],
     allowRemote: false,
+    wsPingIntervalMs: Math.max(10, envInteger(env, 'LAYERPIPE_WS_PING_INTERVAL_MS', 30_000)),
     gracePeriodMs: 10_000,
     fifoOpenTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_FIFO_OPEN_TIMEOUT_MS', 60_000)),
     registry: {

@@ -30,6 +30,7 @@ export interface WsServiceOptions {
   /** Write this token to a file and pass --token-file; default: the service generates one. */
   readonly token?: string;
   readonly listen?: string;
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startWsService(options: WsServiceOptions = {}): Promise<WsService> {
@@ -39,7 +40,7 @@ export async function startWsService(options: WsServiceOptions = {}): Promise<Ws
     writeFileSync(file, `${options.token}\n`, { mode: 0o600 });
     args.push('--token-file', file);
   }
-  const child = spawn(LAYERPIPE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath() } });
+  const child = spawn(LAYERPIPE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath(), ...options.env } });
   const chunks: Buffer[] = [];
   child.stderr!.on('data', (c: Buffer) => chunks.push(c));
   const stderr = (): string => Buffer.concat(chunks).toString('utf8');

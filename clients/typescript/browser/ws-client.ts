@@ -67,8 +67,11 @@ export interface WebSocketBlob {
 }
 
 interface Pending {
-  resolve(value: unknown): void;
+  /** `blob`: the stream of the transfer the result names, made before any of its data can arrive. */
+  resolve(value: unknown, blob: WebSocketBlobStream | undefined): void;
   reject(err: Error): void;
+  /** Transfer requests: progress reports go here from the response on. */
+  readonly onProgress?: (bytes: number, total: number) => void;
 }
 
 export class WebSocketImageProxy {
@@ -111,16 +114,21 @@ export class WebSocketImageProxy {
   }
 
   /** One request; aborting `signal` sends $/cancelRequest. */
-  call<R>(method: string, params: object, signal?: AbortSignal): Promise<R> {
+  async call<R>(method: string, params: object, signal?: AbortSignal): Promise<R> {
+    return (await this.request(method, params, signal)).result as R;
+  }
+
+  private request(method: string, params: object, signal?: AbortSignal, onProgress?: (bytes: number, total: number) => void): Promise<{ result: unknown; blob: WebSocketBlobStream | undefined }> {
     if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
     const id = ++this.nextId;
-    return new Promise<R>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const onAbort = (): void => this.notify('$/cancelRequest', { id });
       signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => signal?.removeEventListener('abort', onAbort);
       this.pending.set(id, {
-        resolve: (value) => { done(); resolve(value as R); },
+        resolve: (result, blob) => { done(); resolve({ result, blob }); },
         reject: (err) => { done(); reject(err); },
+        onProgress,
       });
       this.socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
     });
@@ -145,10 +153,9 @@ export class WebSocketImageProxy {
 
   async getBlob(image: number, digest: string, options: BlobOptions = {}): Promise<WebSocketBlob> {
     const params: GetBlobParams = { image, digest, progress: options.onProgress !== undefined };
-    // Registered by the response handler (receive) before any data frame can arrive.
-    const result = await this.call<TransferResult>('GetBlob', params, options.signal);
-    const blob = this.streams.get(result.transfer)!;
-    if (options.onProgress !== undefined) this.progress.set(result.transfer, options.onProgress);
+    const answer = await this.request('GetBlob', params, options.signal, options.onProgress);
+    const result = answer.result as TransferResult;
+    const blob = answer.blob!;
     const transfer = result.transfer;
     return {
       transfer,
@@ -203,11 +210,14 @@ export class WebSocketImageProxy {
       this.pending.delete(message.id);
       if (message.error !== undefined) return pending?.reject(toError(message.error));
       const transfer = (message.result as { transfer?: unknown } | null)?.transfer;
-      if (typeof transfer === 'number' && !this.streams.has(transfer)) {
-        // Before resolving: the transfer's data frames follow this response at once.
-        this.streams.set(transfer, new WebSocketBlobStream(transfer, this.window, (bytes) => this.notify('transfer/credit', { transfer, bytes })));
+      let blob: WebSocketBlobStream | undefined;
+      if (typeof transfer === 'number') {
+        // Before resolving: the transfer's frames follow this response at once, maybe in the same tick.
+        blob = new WebSocketBlobStream(transfer, this.window, (bytes) => this.notify('transfer/credit', { transfer, bytes }));
+        this.streams.set(transfer, blob);
+        if (pending?.onProgress !== undefined) this.progress.set(transfer, pending.onProgress);
       }
-      pending?.resolve(message.result);
+      pending?.resolve(message.result, blob);
     }
   }
 

@@ -17,6 +17,7 @@ export interface WebSocketSettings {
   readonly tokenFile: string | undefined;
   readonly allowedOrigins: readonly string[];
   readonly allowRemote: boolean;
+  readonly wsPingIntervalMs: number;
 }
 
 export interface StartedWebSockets {
@@ -58,7 +59,7 @@ export async function startWebSockets(settings: WebSocketSettings, options: Serv
   const services: WebSocketService[] = [];
   try {
     for (const address of addresses) {
-      const service = new WebSocketService({ ...options, address, tls: address.secure ? tls : undefined, token: token.token, allowedOrigins: settings.allowedOrigins });
+      const service = new WebSocketService({ ...options, address, tls: address.secure ? tls : undefined, token: token.token, allowedOrigins: settings.allowedOrigins, pingIntervalMs: settings.wsPingIntervalMs });
       say(`layerpipe serve: listening on ${await service.start()}`);
       services.push(service);
     }
