@@ -24,6 +24,8 @@ npx tsc -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 # The wire's method table as JSON, which the Python and Rust tests check their clients against.
 export LAYERPIPE_METHODS_JSON="$PWD/dist/protocol/methods.json"
 node dist/protocol/emit-methods-json.js "$LAYERPIPE_METHODS_JSON" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+# The browser client's ES module, which the browser example's page loads (test/e2e/browser-wasm.test.ts).
+npm run --silent build:browser || { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== node suites"
 node --test --test-concurrency=1 --test-timeout=300000 dist/test 2>&1 | tee "$log_dir/node.tap"
