@@ -128,6 +128,8 @@ export class WebSocketService {
 
   private accept(socket: WebSocket): void {
     const { log } = this.options;
+    // The wire's reader hears errors while it serves; afterwards (closing) they must not crash the service.
+    socket.on('error', () => undefined);
     const id = ++this.nextId;
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     const connection: Connection = { socket, session, done: Promise.resolve() };
