@@ -33,8 +33,10 @@ interface FoundBlock {
 
 const BEGIN_LINE = /-----BEGIN ([^\n]*?)-----[ \t]*\r?\n/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-/** More certificates than this in one annotation or CA file is not a chain anyone means. */
+/** More certificates than this in one signature's annotation is not a chain anyone means. */
 const MAX_CERTIFICATES = 64;
+/** A CA file may be a whole system bundle. */
+const MAX_CA_CERTIFICATES = 4096;
 
 /**
  * The first well-formed PEM block of `text` at or after `from` (headers skipped), like Go's
@@ -155,7 +157,7 @@ export function certificatesFromPem(pem: Buffer, what: string): Certificate[] {
 export function caCertificatesFromPem(pem: Buffer): Certificate[] {
   const text = pem.toString('latin1');
   const out: Certificate[] = [];
-  for (let block = findPem(text, 0); block !== undefined && out.length < MAX_CERTIFICATES; block = findPem(text, block.end)) {
+  for (let block = findPem(text, 0); block !== undefined && out.length < MAX_CA_CERTIFICATES; block = findPem(text, block.end)) {
     if (block.type !== 'CERTIFICATE') continue;
     try {
       out.push(parseCertificate(block.bytes));
