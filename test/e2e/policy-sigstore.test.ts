@@ -14,11 +14,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy } from '../../clients/typescript';
+import { DigestMismatchError } from '../../protocol/errors';
+import { openImageByName } from '../../server/image/open';
+import { parsePolicy } from '../../server/policy/parse';
+import { closeTestContext, neverAborted, testContext } from '../harness/context';
+import { match, startFaultProxy } from '../harness/fault-proxy';
 import { makeLayer, type ImageSpec } from '../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { pushImage } from '../harness/registry-images';
 import { pushSigstoreAttachment, type AttachmentLayer } from '../harness/registry-push';
 import { assertRegistryTools, registrySuiteSkip } from '../harness/registry-tools';
+import { sha256Of } from '../harness/registry-push';
 import { ANNOTATIONS, EMAIL, ISSUER, keyPairs, payloadFor, publicKeyPem, rekorSet, signPayload, TestFulcio } from '../harness/sigstore-signing';
 import type { KeyPair } from '../harness/x509-builder';
 
@@ -36,6 +42,7 @@ const otherFulcio = new TestFulcio(now);
 const keyless = keyPairs.p256();
 let counter = 0;
 let sharedProxy: ImageProxy | undefined;
+let p256Payload: Buffer;
 
 const ref = (repo: string): string => registry.ref(`${repo}:v1`);
 const identity = (repo: string): string => `${registry.host}/${repo}:v1`;
@@ -174,7 +181,8 @@ describe('sigstoreSigned through the binary, with attachments in the registry', 
     for (const [i, repo] of repos.entries()) await pushRepo(repo, i);
     const own = (repo: string) => payloadFor(digests.get(repo)!, identity(repo));
     const attach = (repo: string, layers: AttachmentLayer[], mediaType?: string) => pushSigstoreAttachment(registry, repo, digests.get(repo)!, layers, mediaType);
-    await attach('app/p256', [keySigned(keys.p256, own('app/p256'))]);
+    p256Payload = own('app/p256');
+    await attach('app/p256', [keySigned(keys.p256, p256Payload)]);
     await attach('app/p384', [keySigned(keys.p384, own('app/p384'))]);
     await attach('app/rsa', [keySigned(keys.rsa, own('app/rsa'))]);
     await attach('app/ed25519', [keySigned(keys.ed25519, own('app/ed25519'))]);
@@ -221,6 +229,37 @@ describe('sigstoreSigned through the binary, with attachments in the registry', 
     const id = await proxy.openImage(ref('app/p256'));
     assert.equal((await proxy.getManifest(id)).digest, digests.get('app/p256'));
     await proxy.closeImage(id);
+  });
+
+  it('attachment payloads are verified as they arrive: a corrupted one is a digest mismatch, a cut one is resumed', async () => {
+    const faults = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
+    const dir = path.join(tmp, 'registries-all.d');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'all.yaml'), 'default-docker:\n  use-sigstore-attachments: true\n');
+    const [username, password] = registry.creds!.split(':') as [string, string];
+    const policy = parsePolicy(JSON.stringify(only(byKey(keys.p256, { signedIdentity: { type: 'exactRepository', dockerRepository: `${registry.host}/app/p256` } }))));
+    const open = async (): Promise<void> => {
+      const ctx = testContext({ policy, registry: { registriesDir: dir, tlsVerify: false, credentials: { username, password } } });
+      try {
+        await (await openImageByName(`docker://${faults.host}/app/p256:v1`, ctx, neverAborted())).close();
+      } finally {
+        await closeTestContext(ctx);
+      }
+    };
+    try {
+      const payloadGet = match.blobGet(sha256Of(p256Payload));
+      await open();
+      assert.equal(faults.seen(payloadGet).length, 1);
+      faults.addRule({ match: payloadGet, action: { kind: 'corrupt', offset: 20 }, times: Infinity });
+      await assert.rejects(open(), (err: Error) => err instanceof DigestMismatchError && /sigstore attachment 1\/1/.test(err.message));
+      faults.clearRules();
+      faults.addRule({ match: payloadGet, action: { kind: 'cut', afterBytes: 30 } });
+      await open();
+      // Every request carried the registry's credentials, and went to the registry only.
+      assert.ok(faults.requests.filter((r) => r.path !== '/v2/').every((r) => typeof r.headers.authorization === 'string'));
+    } finally {
+      await faults.close();
+    }
   });
 
   it('without use-sigstore-attachments, no attachment is read', async () => {
