@@ -1,8 +1,9 @@
 /**
  * Deciding whether an image may be used: the requirements of the most specific scope that
  * names it (scopes.ts) must all accept it; a signedBy or sigstoreSigned requirement accepts
- * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage, before anything of the image is
- * resolved or served. Refusals are PolicyDeniedError with containers/image's reasons.
+ * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage,
+ * before anything of the image is resolved or served. Refusals are PolicyDeniedError with
+ * containers/image's reasons.
  */
 import { PolicyDeniedError } from '../../protocol/errors';
 import type { ImageSignature } from '../image/signatures';
