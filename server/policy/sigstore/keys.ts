@@ -111,11 +111,6 @@ function checkKeyType(key: KeyObject): void {
   throw new KeyMaterialError(`unsupported public key type ${type ?? 'unknown'}${type === 'ec' ? ` (curve ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'})` : ''}`);
 }
 
-/** The DER SubjectPublicKeyInfo of a key, as Go's MarshalPKIXPublicKey writes it. */
-export function spkiDer(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' });
-}
-
 /** Verifies `signature` over `payload` with sigstore's SHA-256 rules for the key's type. */
 export function verifyWithKey(key: KeyObject, payload: Buffer, signature: Buffer): boolean {
   try {

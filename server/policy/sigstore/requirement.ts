@@ -12,7 +12,7 @@ import { SIGSTORE_SIGNATURE_MEDIA_TYPE, type ImageSignature } from '../../image/
 import { SignatureRejected } from '../simple-signing';
 import type { PemSource, SigstoreTrust } from '../types';
 import { verifyFulcioCertificate, type FulcioRoots } from './fulcio';
-import { caCertificatesFromPem, KeyMaterialError, loadPublicKeys, readPemSource, spkiDer, verifyWithKey } from './keys';
+import { caCertificatesFromPem, KeyMaterialError, loadPublicKeys, readPemSource, verifyWithKey } from './keys';
 import { parseSigstorePayload } from './payload';
 import { decodeBase64, verifyRekorSet } from './rekor';
 
@@ -72,8 +72,8 @@ function annotation(sig: SigstoreSignature, key: string): string {
   return v;
 }
 
-const pemOf = (key: KeyObject): Buffer =>
-  Buffer.from(`-----BEGIN PUBLIC KEY-----\n${spkiDer(key).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END PUBLIC KEY-----\n`);
+/** The key re-encoded (SubjectPublicKeyInfo PEM), as containers/image compares it with the SET's. */
+const pemOf = (key: KeyObject): Buffer => Buffer.from(key.export({ type: 'spki', format: 'pem' }));
 
 /** The keys that may have signed `sig`, after its Rekor and certificate checks. */
 function signersOf(trust: PreparedTrust, sig: SigstoreSignature, base64Signature: string): readonly KeyObject[] {
