@@ -16,7 +16,7 @@ from .blobs import BlobReader
 from .connection import PendingCall, RpcConnection
 from .errors import ProxyError, UnsupportedMethodError
 from .proxy import ImageHandle, OpenedImage, _image_id
-from .session1 import Endpoint, open_endpoint
+from .session1 import Endpoint, open_endpoint, service_path
 from .handout1 import TransferOpener
 from .transfers import ProgressCallback, TransferRouter
 
@@ -317,11 +317,10 @@ class ImageProxy1:
         return opener.reader(handout, params["digest"], description, asked_size)
 
 
-def connect(address: str, *, payloads: Optional[Sequence[str]] = None, window: Optional[int] = None) -> ImageProxy1:
-    """A started 1.0 session with a running `layerpipe serve --listen unix:PATH`.
-    Closing it (or leaving its `with` block) ends only this connection."""
-    if not address.startswith("unix:"):
-        raise ValueError(f"address must be unix:PATH, not {address!r}")
-    proxy = ImageProxy1(wire="unix", address=address[len("unix:"):], payloads=payloads, window=window)
+def connect(address: str = "unix:", *, payloads: Optional[Sequence[str]] = None, window: Optional[int] = None) -> ImageProxy1:
+    """A started 1.0 session with a running `layerpipe serve --listen`: "unix:PATH", or
+    "unix:" for its default socket under $XDG_RUNTIME_DIR. Closing it (or leaving its `with`
+    block) ends only this connection."""
+    proxy = ImageProxy1(wire="unix", address=service_path(address), payloads=payloads, window=window)
     proxy.start()
     return proxy
