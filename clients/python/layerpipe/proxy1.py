@@ -78,7 +78,11 @@ class ImageProxy1:
         die_with_parent: bool = True,
         capture_stderr: bool = True,
         shutdown_timeout: Optional[float] = 30.0,
+        stall_seconds: Optional[float] = None,
     ) -> None:
+        # stall_seconds is accepted so that 0.2.x code only adds protocol="1.0"; 1.0 needs no
+        # stall guard (FinishTransfer is already pending, and a failed transfer ends the reads).
+        del stall_seconds
         if wire not in ("socketpair", "stdio", "unix"):
             raise ValueError(f"wire must be socketpair, stdio or unix, not {wire!r}")
         if payloads is not None and not jsonrpc.KIND_CHECKS["payloads"](payloads):
