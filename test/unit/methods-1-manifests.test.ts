@@ -6,10 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { InvalidArgumentError, PlatformNotFoundError, UnsupportedError } from '../../protocol/errors';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BlockedRegistryError, InvalidArgumentError, PlatformNotFoundError, UnsupportedError } from '../../protocol/errors';
 import { sha256Digest } from '../../server/image/digest';
 import type { Session } from '../../server/service/session';
-import { skopeo } from '../harness/archive-fixtures';
+import { skopeo, tempDir } from '../harness/archive-fixtures';
 import { closeTestContext, testContext } from '../harness/context';
 import { buildLocalImages, type LocalImages } from '../harness/methods-1-images';
 import { MT } from '../harness/oci-builder';
@@ -171,6 +173,19 @@ describe('ListTags', () => {
     await assert.rejects(call1(session, 'ListTags', { reference: `dir:${images.dir}` }), (err: unknown) => err instanceof UnsupportedError && /dir: transport/.test(err.message));
     await assert.rejects(call1(session, 'ListTags', { reference: 'nosuch:x' }), InvalidArgumentError);
     await assert.rejects(call1(session, 'ListTags', { reference: 'docker://example.com/a:tag' }), (err: unknown) => err instanceof InvalidArgumentError && /no tag or digest/.test(err.message));
+  });
+});
+
+describe('ListTags on docker:// short names', () => {
+  it('a short name means docker.io, as containers\' list-tags has it, even with search registries configured', async () => {
+    const conf = path.join(tempDir('methods-1-conf'), 'registries.conf');
+    writeFileSync(conf, 'unqualified-search-registries = ["registry.example.com"]\n\n[[registry]]\nlocation = "docker.io"\nblocked = true\n');
+    const blockedCtx = testContext({ registry: { registriesConf: conf } });
+    const s = session1(blockedCtx);
+    await assert.rejects(call1(s, 'ListTags', { reference: 'docker://busybox' }), (err: unknown) =>
+      err instanceof BlockedRegistryError && /docker\.io\/library\/busybox/.test(err.message));
+    await s.close();
+    await closeTestContext(blockedCtx);
   });
 });
 

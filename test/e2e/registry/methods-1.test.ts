@@ -7,11 +7,11 @@
  */
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { AccessDeniedError, CancelledError, ImageNotFoundError, InvalidArgumentError, PlatformNotFoundError } from '../../../protocol/errors';
+import { AccessDeniedError, CancelledError, ImageNotFoundError, InvalidArgumentError, PlatformNotFoundError, UnsupportedError } from '../../../protocol/errors';
 import { sha256Digest } from '../../../server/image/digest';
 import type { SystemContext } from '../../../server/image/types';
 import type { Session } from '../../../server/service/session';
-import { TAG_PAGE_SIZE } from '../../../server/transports/docker/tags';
+import { MAX_TAGS, TAG_PAGE_SIZE } from '../../../server/transports/docker/tags';
 import { TestContexts } from '../../harness/docker-source';
 import { match, startFaultProxy, type FaultProxy } from '../../harness/fault-proxy';
 import { makeLayer, MT, randomLayer } from '../../harness/oci-builder';
@@ -184,6 +184,24 @@ describe('protocol 1.0 methods on a registry', { skip, timeout: 600_000 }, () =>
     const loop = tagRequests().length;
     assert.deepEqual((await call1(session, 'ListTags', { reference: viaProxy('proj/app') })).tags, ['a', 'b']);
     assert.equal(tagRequests().length - loop, 2);
+    proxy.clearRules();
+  });
+
+  it('ListTags refuses more than MAX_TAGS tags clearly, and a cancelled listing stops its request', async () => {
+    scriptPage(/n=1000$/, Array.from({ length: MAX_TAGS + 1 }, (_, i) => `x${i}`));
+    await assert.rejects(call1(session, 'ListTags', { reference: viaProxy('proj/app') }), (err: unknown) =>
+      err instanceof UnsupportedError && new RegExp(`more than ${MAX_TAGS} tags`).test(err.message));
+    const isList = (r: { method: string; path: string }) => r.method === 'GET' && /\/tags\/list/.test(r.path);
+    proxy.addRule({ match: isList, action: { kind: 'stall', afterBytes: 0 } });
+    const before = proxy.seen(isList).length;
+    const controller = new AbortController();
+    const pending = call1(session, 'ListTags', { reference: viaProxy('proj/app') }, controller.signal);
+    while (proxy.seen(isList).length === before) await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort(new CancelledError('request cancelled'));
+    await assert.rejects(pending, CancelledError);
+    const stalled = proxy.seen(isList)[before]!;
+    for (let i = 0; i < 100 && stalled.connectionClosedAt === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.notEqual(stalled.connectionClosedAt, undefined, 'the network request was stopped');
     proxy.clearRules();
   });
 
