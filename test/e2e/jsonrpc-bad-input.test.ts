@@ -158,6 +158,35 @@ print(json.dumps(out))
   });
 });
 
+describe('1.0 flow control', () => {
+  it('a client that sends and never reads is not read from until it reads; then every request is answered', async () => {
+    const c = RpcTestClient.spawnSeqpacket();
+    try {
+      await c.initialize(['fd']);
+      c.pauseReading();
+      const total = 5000;
+      let accepted = 0;
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < total; i++) sends.push(c.sendMessage({ jsonrpc: '2.0', id: 10_000 + i, method: 'Nope' }).then(() => { accepted++; }));
+      await sleep(1_500);
+      const stalledAt = accepted;
+      await sleep(500);
+      assert.equal(accepted, stalledAt, 'the server stopped reading');
+      // Kernel buffers on both sides hold some hundreds; the server's own queue at most 256.
+      assert.ok(stalledAt < total / 2, `${stalledAt} of ${total} requests taken while no answer was read`);
+      c.resumeReading();
+      await within(60_000, Promise.all(sends), 'every request sent');
+      await within(60_000, (async () => {
+        while (c.received.filter((m) => typeof m.message.id === 'number' && (m.message.id as number) >= 10_000).length < total) await sleep(20);
+      })(), 'every answer');
+      process.stdout.write(`# requests taken while the client read nothing: ${stalledAt}\n`);
+    } finally {
+      c.kill();
+      await c.exited;
+    }
+  });
+});
+
 describe('1.0 bad input on stdio', () => {
   it('a Content-Length over 1 MiB is refused before its body is read; the body is skipped and serving goes on', async () => {
     const c = RpcTestClient.spawnStdio();

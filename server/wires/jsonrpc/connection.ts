@@ -48,11 +48,12 @@ export interface RpcTransport {
 }
 
 /**
- * Requests in flight past which the connection is not read (the client then blocks) until the
- * replies bring them down to the low mark: a client that never reads cannot grow the server.
+ * Requests in flight plus messages not yet written, past which the connection is not read (the
+ * client then blocks) until they are down to the low mark: a client that sends and never reads
+ * cannot grow the server.
  */
-const IN_FLIGHT_HIGH = 256;
-const IN_FLIGHT_LOW = 128;
+const LOAD_HIGH = 256;
+const LOAD_LOW = 128;
 
 function isMethod1(method: string): method is Method1 {
   return Object.hasOwn(PARAMS_1, method);
@@ -88,6 +89,19 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     let started = 0;
     let inputEnded = false;
     let ended = false;
+    let paused = false;
+
+    const updateFlow = (): void => {
+      const load = inFlight + writer.queued;
+      if (!paused && load >= LOAD_HIGH) {
+        paused = true;
+        reader.pause();
+      } else if (paused && load <= LOAD_LOW) {
+        paused = false;
+        reader.resume();
+      }
+    };
+    writer.onQueueChange = updateFlow;
 
     const finish = (why: WireEnd): void => {
       if (ended) return;
@@ -141,7 +155,8 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
 
     connection.onRequest(async (method: string, params: unknown, token: CancellationToken) => {
       started++;
-      if (++inFlight === IN_FLIGHT_HIGH) reader.pause();
+      inFlight++;
+      updateFlow();
       const cancel = new AbortController();
       const subscription = token.onCancellationRequested(() => cancel.abort(new CancelledError(`${clipInput(method)} cancelled by the client`)));
       if (log.debugEnabled) log.debug(`request ${clipInput(method)} ${JSON.stringify(params)?.slice(0, 500)}`);
@@ -155,7 +170,8 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
         throw error;
       } finally {
         subscription.dispose();
-        if (--inFlight === IN_FLIGHT_LOW) reader.resume();
+        inFlight--;
+        updateFlow();
         if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has queued this response
       }
     });

@@ -1,13 +1,13 @@
 /**
  * Protocol 1.0 framing on a byte stream (stdin/stdout): vscode-jsonrpc's `Content-Length` header
- * framing. Writing uses vscode-jsonrpc's StreamMessageWriter. Reading is done here rather than
- * by its StreamMessageReader, which buffers a body of any announced length and answers nothing
- * to a body that is not JSON: this reader refuses a Content-Length over MAX_MESSAGE_SIZE_1
- * before reading the body (skipping it without buffering) and answers every refusal, so the
- * connection keeps serving.
+ * framing, done here rather than by its StreamMessageReader/Writer. Its reader buffers a body
+ * of any announced length and answers nothing to a body that is not JSON: this one refuses a
+ * Content-Length over MAX_MESSAGE_SIZE_1 before reading the body (skipping it without
+ * buffering) and answers every refusal, so the connection keeps serving. Its writer serialises
+ * each message again: this one writes the bytes the shared writer already made (writer.ts).
  */
 import type { Readable, Writable } from 'node:stream';
-import { StreamMessageWriter, type DataCallback, type Disposable, type Message, type ResponseMessage } from 'vscode-jsonrpc/node';
+import type { DataCallback, Disposable, ResponseMessage } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../../protocol/jsonrpc';
 import type { Logger } from '../../log';
 import type { TransferHandouts } from './handouts';
@@ -126,15 +126,18 @@ export class ContentLengthMessageReader extends GatedMessageReader {
 }
 
 export class StdioMessageWriter extends HandoutMessageWriter {
-  private readonly framed: StreamMessageWriter;
-
-  constructor(output: Writable, handouts: TransferHandouts) {
+  constructor(private readonly output: Writable, handouts: TransferHandouts) {
     super(handouts);
-    this.framed = new StreamMessageWriter(output);
+    // Failures reach the writes' callbacks; an unheard 'error' must not crash the process.
+    output.on('error', () => undefined);
   }
 
-  protected send(message: Message): Promise<void> {
-    return this.framed.write(message);
+  /** Resolves once the frame is written out (the stream's backpressure). */
+  protected send(_message: unknown, data: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.output.write(`Content-Length: ${data.length}\r\n\r\n`, 'ascii');
+      this.output.write(data, (err) => (err ? reject(err) : resolve()));
+    });
   }
 
   protected discard(): void {
