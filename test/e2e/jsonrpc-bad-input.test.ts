@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pipeReadable, readAll } from '../../clients/typescript';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../protocol/jsonrpc';
 import { frame, LAYERPIPE, RpcTestClient, type Response } from '../harness/jsonrpc-client';
 import { within } from '../harness/method-suite';
@@ -155,6 +156,29 @@ print(json.dumps(out))
     assert.notEqual(exact.error.code, RpcErrorCodes.InvalidRequest);
     assert.equal((out.after as { error: { code: number } }).error.code, RpcErrorCodes.MethodNotFound);
     assert.equal(out.status, 0);
+  });
+});
+
+describe('1.0 request ids', () => {
+  it('an id already used by a request in progress is refused; once answered it may be used again', async () => {
+    const c = RpcTestClient.spawnSeqpacket();
+    try {
+      await c.initialize(['fd']);
+      const { image } = await c.request<{ image: number }>('OpenImage', { reference: `oci:${ociDir}:latest` });
+      const r = await c.call('GetBlob', { image, digest: big.digest, size: big.compressed.length });
+      const transfer = (r.result as { transfer: number }).transfer;
+      const pending = c.call('FinishTransfer', { transfer }, 'dup');
+      const e = await refusal(c, JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'GetLayerInfo', params: { image } }));
+      assert.equal(e.code, RpcErrorCodes.InvalidRequest);
+      assert.match(e.message, /id "dup" is already used by a request in progress/);
+      const [bytes, finished] = await Promise.all([readAll(pipeReadable(r.fds[0]!)), pending]);
+      assert.equal(bytes.length, big.compressed.length);
+      assert.equal(finished.result, null);
+      assert.equal((await c.call('GetLayerInfo', { image }, 'dup')).error, undefined);
+    } finally {
+      c.kill();
+      await c.exited;
+    }
   });
 });
 

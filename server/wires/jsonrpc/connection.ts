@@ -17,7 +17,7 @@ import type { WireEnd } from '../skopeo/wire';
 import { TransferDelivery, type OpenFifo } from './delivery';
 import { responseErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
-import type { GatedMessageReader } from './message-gate';
+import { CANCEL_METHOD, type GatedMessageReader } from './message-gate';
 import { checkParams } from './params';
 import type { HandoutMessageWriter } from './writer';
 
@@ -82,17 +82,28 @@ function rpcLogger(log: Logger): RpcLogger {
 export function serveJsonRpc(transport: RpcTransport, session: Session, log: Logger, options: JsonRpcWireOptions): Promise<WireEnd> {
   return new Promise<WireEnd>((resolve) => {
     const { reader, writer, handouts } = transport;
-    const connection = createMessageConnection(reader, writer, rpcLogger(log));
+    /** Messages vscode-jsonrpc has taken from its queue (reader.messagesAdmitted counts the same ones in). */
+    let dispatched = 0;
+    const connection = createMessageConnection(reader, writer, rpcLogger(log), {
+      messageStrategy: {
+        handleMessage: (message, next) => {
+          if ((message as { method?: unknown }).method !== CANCEL_METHOD) dispatched++;
+          next(message);
+          updateFlow();
+          if (inputEnded) setImmediate(endIfAnswered);
+        },
+      },
+    });
     const offered: readonly PayloadKind[] = PAYLOAD_KINDS.filter((p) => transport.payloads.includes(p) || (p === 'fifo' && options.openFifo !== undefined));
     let delivery: TransferDelivery | undefined;
     let inFlight = 0;
-    let started = 0;
     let inputEnded = false;
     let ended = false;
     let paused = false;
 
+    /** Received and not yet dispatched, dispatched and not yet answered, answered and not yet written. */
     const updateFlow = (): void => {
-      const load = inFlight + writer.queued;
+      const load = reader.messagesAdmitted - dispatched + inFlight + writer.queued;
       if (!paused && load >= LOAD_HIGH) {
         paused = true;
         reader.pause();
@@ -102,6 +113,8 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       }
     };
     writer.onQueueChange = updateFlow;
+    writer.onResponse = (id) => reader.answered(id);
+    reader.onAdmit = updateFlow;
 
     const finish = (why: WireEnd): void => {
       if (ended) return;
@@ -115,7 +128,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
 
     /** After the input ended: once every request received is answered and written, the wire ends. */
     const endIfAnswered = (): void => {
-      if (!inputEnded || ended || inFlight > 0 || started < reader.requestsAdmitted) return;
+      if (!inputEnded || ended || inFlight > 0 || dispatched < reader.messagesAdmitted) return;
       void writer.flushed().then(() => finish('eof'));
     };
 
@@ -154,7 +167,6 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     };
 
     connection.onRequest(async (method: string, params: unknown, token: CancellationToken) => {
-      started++;
       inFlight++;
       updateFlow();
       const cancel = new AbortController();
@@ -172,7 +184,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
         subscription.dispose();
         inFlight--;
         updateFlow();
-        if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has queued this response
+        if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has handed over this response
       }
     });
     connection.onNotification(Notifications1.TransferCredit.method, (params: unknown) => {

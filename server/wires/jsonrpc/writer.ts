@@ -48,6 +48,8 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
   private queuedMessages = 0;
   /** Called whenever `queued` changes (the connection's flow control). */
   onQueueChange: () => void = () => undefined;
+  /** Called as the response to request `id` is written. */
+  onResponse: (id: string | number) => void = () => undefined;
 
   constructor(private readonly handouts: TransferHandouts) {
     super();
@@ -55,6 +57,7 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
 
   write(message: Message): Promise<void> {
     const handout = isResponse(message) ? this.handouts.take(message) : undefined;
+    if (isResponse(message) && message.id !== null) this.onResponse(message.id);
     let out = message;
     let data = serializeMessage(message);
     let fd = handout?.fd;
