@@ -6,6 +6,7 @@
  */
 import { sha256Digest } from './digest';
 import { guessManifestType } from './manifest';
+import type { ImageSignature } from './signatures';
 import type { ImageReference, ImageSource, RawManifest } from './types';
 
 export class UnparsedImage {
@@ -27,7 +28,7 @@ export class UnparsedImage {
   }
 
   /** The signatures stored for the top-level manifest; none when the transport cannot store any. */
-  signatures(signal: AbortSignal): Promise<Buffer[]> {
+  signatures(signal: AbortSignal): Promise<ImageSignature[]> {
     return this.source.getSignatures?.(undefined, signal) ?? Promise.resolve([]);
   }
 }

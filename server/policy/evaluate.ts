@@ -1,23 +1,26 @@
 /**
  * Deciding whether an image may be used: the requirements of the most specific scope that
- * names it (scopes.ts) must all accept it; a signedBy requirement accepts when at least one of
- * the image's signatures passes. Runs on the UnparsedImage, before anything of the image is
- * resolved or served. Refusals are PolicyDeniedError with containers/image's reasons.
+ * names it (scopes.ts) must all accept it; a signedBy or sigstoreSigned requirement accepts
+ * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage,
+ * before anything of the image is resolved or served. Refusals are PolicyDeniedError with
+ * containers/image's reasons.
  */
 import { PolicyDeniedError } from '../../protocol/errors';
+import type { ImageSignature } from '../image/signatures';
 import type { UnparsedImage } from '../image/unparsed';
 import type { Logger } from '../log';
 import { identityMatches } from './identity';
 import { KeyringError, loadKeys } from './keyring';
 import { requirementsFor } from './scopes';
 import { SignatureRejected, verifySimpleSignature } from './simple-signing';
+import { sigstoreSignedRefusal } from './sigstore/requirement';
 import type { Policy, Requirement } from './types';
 
 /** The image's signatures, fetched at most once however many requirements need them. */
 class SignatureCache {
-  private pending: Promise<Buffer[]> | undefined;
+  private pending: Promise<ImageSignature[]> | undefined;
   constructor(private readonly image: UnparsedImage, private readonly signal: AbortSignal) {}
-  get(): Promise<Buffer[]> {
+  get(): Promise<ImageSignature[]> {
     this.pending ??= this.image.signatures(this.signal);
     return this.pending;
   }
@@ -33,9 +36,13 @@ async function refusal(req: Requirement, image: UnparsedImage, sigs: SignatureCa
     case 'signedBaseLayer':
       return 'signedBaseLayer not implemented yet!';
     case 'sigstoreSigned':
-      return 'sigstoreSigned requirements are not supported yet: layerpipe verifies simple signing (signedBy) only';
+      return sigstoreSignedRefusal(req.trust, await sigs.get(), {
+        manifest: image.manifest.bytes,
+        identityAccepted: (signed) => identityMatches(req.signedIdentity, image.reference.dockerReference, signed),
+      });
     case 'signedBy':
-      return signedByRefusal(req, image, await sigs.get());
+      // Only simple-signing signatures count here, as containers/image's Signatures() returns only those.
+      return signedByRefusal(req, image, (await sigs.get()).flatMap((s) => (s.format === 'simple-signing' ? [s.blob] : [])));
   }
 }
 

@@ -13,6 +13,7 @@ import { ociConfigBytes } from '../../server/image/config';
 import { readAll } from '../../server/image/image';
 import { MAX_CONFIG_SIZE, MediaTypes } from '../../server/image/manifest';
 import { openImage, openImageByName } from '../../server/image/open';
+import { simpleSigning, type ImageSignature } from '../../server/image/signatures';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../server/image/types';
 import { UnparsedImage } from '../../server/image/unparsed';
 import { neverAborted, testContext } from '../harness/context';
@@ -24,7 +25,7 @@ class FakeSource implements ImageSource {
   readonly manifestCalls: (string | undefined)[] = [];
   readonly blobCalls: BlobRequest[] = [];
   closed = 0;
-  getSignatures?: (instanceDigest: string | undefined, signal: AbortSignal) => Promise<Buffer[]>;
+  getSignatures?: (instanceDigest: string | undefined, signal: AbortSignal) => Promise<ImageSignature[]>;
 
   constructor(
     readonly reference: ImageReference,
@@ -148,10 +149,10 @@ describe('UnparsedImage', () => {
     const asked: (string | undefined)[] = [];
     source.getSignatures = async (instance) => {
       asked.push(instance);
-      return [Buffer.from('sig')];
+      return [simpleSigning(Buffer.from('sig'))];
     };
     const sigs = await (await UnparsedImage.read(source, neverAborted())).signatures(neverAborted());
-    assert.deepEqual(sigs.map(String), ['sig']);
+    assert.deepEqual(sigs, [{ format: 'simple-signing', blob: Buffer.from('sig') }]);
     assert.deepEqual(asked, [undefined]);
   });
 });

@@ -9,8 +9,10 @@ import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
 import { CancelledError, ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
 import { parseDigest, sha256Digest, verifyBytes } from '../../image/digest';
-import { loadRegistriesD, lookasideFor, registriesDirectory } from '../../config/registries-d';
+import { loadRegistriesD, lookasideFor, registriesDirectory, useSigstoreAttachmentsFor } from '../../config/registries-d';
+import { checkSignatureBounds, simpleSigning, type ImageSignature } from '../../image/signatures';
 import { readLookasideSignatures } from './lookaside';
+import { readSigstoreAttachments } from './sigstore-attachments';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { AuthIdentity } from './auth';
 import type { RegistryClient } from './client';
@@ -46,7 +48,7 @@ async function identityFor(
   return { credentials, registryToken };
 }
 
-function checkRegistryOptions(ctx: SystemContext): void {
+export function checkRegistryOptions(ctx: SystemContext): void {
   const opts = ctx.registry;
   if (opts.credentials !== undefined && opts.credentials.username === '') {
     throw new InvalidArgumentError('a registry password was given without a user name (--password needs --username)');
@@ -75,14 +77,24 @@ export interface OpenedSource {
   readonly manifest: RawManifest;
 }
 
-async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
-  const physical = physicalReference(source, named);
+/**
+ * The client for the registry `physical` names, with the credentials and TLS files for it
+ * (`named` is what the user asked for: command-line credentials apply to its registry only).
+ */
+export async function registryClientFor(
+  ctx: SystemContext, named: DockerReference, physical: DockerReference, insecure: boolean, config: RegistriesConfig, signal: AbortSignal,
+): Promise<RegistryClient> {
   const identity = await identityFor(ctx, named, physical, config, signal);
   const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
-  const verify = ctx.registry.tlsVerify ?? !source.insecure;
+  const verify = ctx.registry.tlsVerify ?? !insecure;
   const tls: TlsSettings = { verify, ca: files.ca, cert: files.cert, key: files.key };
   const endpoint = { registry: physical.registry, host: endpointHost(physical.registry), tls, allowHttp: !verify };
-  const client = RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
+  return RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
+}
+
+async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
+  const physical = physicalReference(source, named);
+  const client = await registryClientFor(ctx, named, physical, source.insecure, config, signal);
   const manifest = physical.digest !== undefined
     ? await manifestByDigest(ctx, client, physical, physical.digest, signal)
     : await client.getManifest(physical.repository, manifestSelector(physical), signal);
@@ -182,25 +194,33 @@ export class DockerImageSource implements ImageSource {
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
     parseDigest(request.digest);
-    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal);
+    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal, request.range);
   }
 
   /**
-   * Simple-signing signatures from the lookaside registries.d names for the place the image is
-   * read from; none when no lookaside is configured. (The registry API's own signature
-   * extension and sigstore attachments are not read.)
+   * Signatures of the place the image is read from: simple-signing ones from the lookaside
+   * registries.d names (none when it names none), then sigstore attachments when registries.d
+   * enables them. (The registry API's own signature extension is not read.)
    */
-  async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<Buffer[]> {
+  async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]> {
     const config = await loadRegistriesD(await registriesDirectory(this.ctx.registry.registriesDir));
     const physical = this.opened.physical;
-    const base = lookasideFor(config, [policyIdentityOf(physical), ...policyNamespacesOf(physical)]);
-    if (base === undefined) {
-      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no signatures`);
-      return [];
-    }
+    const scopes = [policyIdentityOf(physical), ...policyNamespacesOf(physical)];
     const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
-    // The layout names the repository path only, without the registry host.
-    return readLookasideSignatures(base, physical.repository, digest, signal);
+    const out: ImageSignature[] = [];
+    const base = lookasideFor(config, scopes);
+    if (base === undefined) {
+      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no simple-signing signatures`);
+    } else {
+      // The layout names the repository path only, without the registry host.
+      const blobs = await readLookasideSignatures(base, physical.repository, digest, signal);
+      out.push(...blobs.map(simpleSigning));
+    }
+    if (useSigstoreAttachmentsFor(config, scopes)) {
+      out.push(...(await readSigstoreAttachments(this.opened.client, physical.repository, digest, this.ctx.log, signal)));
+    }
+    checkSignatureBounds(`${nameOf(physical)}@${digest}`, out);
+    return out;
   }
 
   async close(): Promise<void> {
