@@ -150,7 +150,13 @@ export class Session {
       pending.body.stream.destroy();
       throw new InvalidArgumentError(`too many transfers in progress (${MAX_HELD_TRANSFERS}): finish the ones already started before starting more`);
     }
-    const handout = openSink();
+    let handout: H;
+    try {
+      handout = openSink();
+    } catch (err) {
+      pending.body.stream.destroy(); // no pipe or FIFO could be made (EMFILE, ENOSPC): release the source
+      throw err;
+    }
     const lifetime = new Lifetime(pending.owner);
     const transfer = this.transfers.start(pending.body, handout.sink, { lifetime, finishable });
     return { transfer, handout };

@@ -45,6 +45,11 @@ export function serializeMessage(message: Message): Buffer {
 
 export abstract class HandoutMessageWriter extends AbstractMessageWriter implements MessageWriter {
   private last: Promise<void> = Promise.resolve();
+  private queuedMessages = 0;
+  /** Called whenever `queued` changes (the connection's flow control). */
+  onQueueChange: () => void = () => undefined;
+  /** Called as the response to request `id` is written. */
+  onResponse: (id: string | number) => void = () => undefined;
 
   constructor(private readonly handouts: TransferHandouts) {
     super();
@@ -52,6 +57,7 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
 
   write(message: Message): Promise<void> {
     const handout = isResponse(message) ? this.handouts.take(message) : undefined;
+    if (isResponse(message) && message.id !== null) this.onResponse(message.id);
     let out = message;
     let data = serializeMessage(message);
     let fd = handout?.fd;
@@ -61,6 +67,8 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
       this.discard(fd);
       fd = undefined;
     }
+    this.queuedMessages++;
+    this.onQueueChange();
     const writing = this.send(out, data, fd).then(
       () => handout?.onWritten(true),
       (err: unknown) => {
@@ -69,8 +77,16 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
         throw err;
       },
     );
-    this.last = writing.catch(() => undefined);
+    this.last = writing.catch(() => undefined).then(() => {
+      this.queuedMessages--;
+      this.onQueueChange();
+    });
     return writing;
+  }
+
+  /** Messages handed to write() and not yet out. */
+  get queued(): number {
+    return this.queuedMessages;
   }
 
   /** Resolves once every message written so far has gone out (or failed). */

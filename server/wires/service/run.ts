@@ -17,15 +17,30 @@ export function openListener(target: ListenTarget, options: Pick<ServiceOptions,
 
 /** Serves until a stop signal has been handled; resolves once every connection is closed. */
 export async function serveUntilSignalled(target: ListenTarget, options: ServiceOptions): Promise<void> {
-  const service = new SeqpacketService(openListener(target, options), options);
+  // Handlers first: the socket accepts connections as soon as it is bound, so a client (or a
+  // supervisor) may signal the service from that moment on.
+  let signalled: NodeJS.Signals | undefined;
+  let onStop: () => void = () => undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    signalled = signal;
+    onStop();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  let service: SeqpacketService;
+  try {
+    service = new SeqpacketService(openListener(target, options), options);
+  } catch (err) {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    throw err;
+  }
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      for (const s of STOP_SIGNALS) process.off(s, onSignal);
-      options.log.debug(`${signal}: stopping (${service.connectionCount} connection(s))`);
+    onStop = () => {
+      options.log.debug(`${signalled ?? 'signal'}: stopping (${service.connectionCount} connection(s))`);
       void service.stop().then(resolve);
     };
-    for (const s of STOP_SIGNALS) process.on(s, onSignal);
   });
   service.start();
+  if (signalled !== undefined) onStop();
   await stopped;
 }
