@@ -12,6 +12,10 @@ import {
   ERROR_CODES, MAX_JSON_INTEGER, MAX_MESSAGE_SIZE, METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID,
   type ArgKind, type DataKind, type MethodName,
 } from './methods';
+import {
+  DEFAULT_STREAM_WINDOW, MAX_MESSAGE_SIZE_1, MAX_STREAM_CHUNK, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, Notifications1,
+  PARAMS_1, PAYLOAD_KINDS, PROTOCOL_VERSION_1, RpcErrorCodes, TRANSFER_METHODS_1, type Method1, type ParamSpec,
+} from './jsonrpc';
 
 /** One method as the JSON carries it. */
 export interface MethodJson {
@@ -22,6 +26,23 @@ export interface MethodJson {
   since: string;
 }
 
+/** Protocol 1.0 (protocol/jsonrpc.ts) as the JSON carries it. */
+export interface Protocol1Json {
+  PROTOCOL_VERSION: string;
+  MAX_MESSAGE_SIZE: number;
+  DEFAULT_STREAM_WINDOW: number;
+  MIN_STREAM_WINDOW: number;
+  MAX_STREAM_WINDOW: number;
+  MAX_STREAM_CHUNK: number;
+  PAYLOAD_KINDS: readonly string[];
+  /** Each method's params by name: kind, with a trailing "?" when optional. */
+  PARAMS: { readonly [M in Method1]: Readonly<Record<string, ParamSpec>> };
+  TRANSFER_METHODS: readonly Method1[];
+  /** Notification names by their constant's name (TransferData: "transfer/data", ...). */
+  NOTIFICATIONS: Record<string, string>;
+  ERROR_CODES: Record<string, number>;
+}
+
 export interface MethodsJson {
   PROTOCOL_VERSION: string;
   MAX_MESSAGE_SIZE: number;
@@ -30,6 +51,23 @@ export interface MethodsJson {
   ERROR_CODES: readonly string[];
   /** In declaration order. */
   METHODS: MethodJson[];
+  PROTOCOL_1: Protocol1Json;
+}
+
+function protocol1Json(): Protocol1Json {
+  return {
+    PROTOCOL_VERSION: PROTOCOL_VERSION_1,
+    MAX_MESSAGE_SIZE: MAX_MESSAGE_SIZE_1,
+    DEFAULT_STREAM_WINDOW,
+    MIN_STREAM_WINDOW,
+    MAX_STREAM_WINDOW,
+    MAX_STREAM_CHUNK,
+    PAYLOAD_KINDS,
+    PARAMS: PARAMS_1,
+    TRANSFER_METHODS: TRANSFER_METHODS_1,
+    NOTIFICATIONS: Object.fromEntries(Object.entries(Notifications1).map(([name, type]) => [name, type.method])),
+    ERROR_CODES: { ...RpcErrorCodes },
+  };
 }
 
 export function methodsJson(): MethodsJson {
@@ -46,6 +84,7 @@ export function methodsJson(): MethodsJson {
       data: m.data,
       since: m.since,
     })),
+    PROTOCOL_1: protocol1Json(),
   };
 }
 

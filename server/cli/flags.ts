@@ -29,6 +29,12 @@ export interface ProxyOptions {
   memoryGuard: boolean;
   /** serve --stdio: protocol 1.0 on stdin/stdout. */
   stdio: boolean;
+  /** serve --listen: "unix:PATH", or "unix:" for the default path (server/wires/service/address.ts). */
+  listen: string | undefined;
+  /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
+  gracePeriodMs: number;
+  /** 1.0 `fifo` payloads: how long a FIFO waits for its reader before its transfer fails. */
+  fifoOpenTimeoutMs: number;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
@@ -43,7 +49,8 @@ function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): num
 /**
  * Defaults, with the environment's tuning knobs read here and nowhere else:
  * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
- * requests) and LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard).
+ * requests), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
+ * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader).
  */
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   return {
@@ -59,6 +66,9 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     policyPath: undefined,
     memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
     stdio: false,
+    listen: undefined,
+    gracePeriodMs: 10_000,
+    fifoOpenTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_FIFO_OPEN_TIMEOUT_MS', 60_000)),
     registry: {
       tlsVerify: undefined,
       certDir: undefined,
@@ -196,6 +206,8 @@ const PROXY_FLAGS: readonly FlagSpec[] = [
 /** How `serve` reaches its clients (exactly one is required). */
 const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
+  { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket: unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock', apply: (o, v) => { o.listen = v; } },
+  { name: 'grace-period', kind: 'string', help: 'after SIGTERM/SIGINT, how long --listen lets transfers finish (Go duration); default 10s', apply: (o, v) => { o.gracePeriodMs = parseGoDuration('grace-period', v); } },
 ];
 
 export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect';

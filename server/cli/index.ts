@@ -7,8 +7,11 @@ import { loadPolicy } from '../policy/load';
 import { ResourcePool } from '../service/resources';
 import { Session } from '../service/session';
 import { MemoryGuard } from '../transfer/memory-guard';
+import { SessionFifos } from '../transfer/sinks/fifo';
 import { serveConnection, type JsonRpcWireOptions, type WireEnd } from '../wires/detect';
 import { serveJsonRpcStdio } from '../wires/jsonrpc/serve';
+import { listenTarget, type ListenTarget } from '../wires/service/address';
+import { serveUntilSignalled } from '../wires/service/run';
 import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName, type ProxyOptions } from './flags';
 import { inspectImage } from './inspect';
 
@@ -26,6 +29,7 @@ function usage(): string {
     'Commands:',
     '  experimental-image-proxy   serve the skopeo image-proxy wire, or protocol 1.0, on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
     '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
+    '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
     '  inspect IMAGE              show the digest, platform, config and layers of IMAGE',
     '  version                    print the version',
     '',
@@ -60,7 +64,9 @@ async function serveOneSession(command: CommandName, options: ProxyOptions, serv
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    const why = await serve({ log, session, wire: { serverVersion: packageVersion() } });
+    // FIFO payloads (1.0) live in a private directory removed when the session closes.
+    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
+    const why = await serve({ log, session, wire: { serverVersion: packageVersion(), openFifo: (what) => fifos.openFifoSink(what) } });
     log.debug(`${command} exiting: ${why}`);
   } finally {
     await session.close();
@@ -76,15 +82,40 @@ async function runProxy(argv: readonly string[]): Promise<number> {
   return serveOneSession('experimental-image-proxy', options, ({ log, session, wire }) => serveConnection(options.sockfd, session, log, wire));
 }
 
-/** Protocol 1.0 as a service: on stdin/stdout (--stdio). */
+/** Protocol 1.0 as a service: on stdin/stdout (--stdio), or to every client of a unix socket (--listen, or systemd's socket). */
 async function runServe(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('serve', argv);
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
-  if (!options.stdio) throw new UsageError('serve needs --stdio');
-  // Not process.stdout: Node writes a pipe there synchronously, so a client slow to read would
-  // stall the whole server. A file stream writes from the thread pool, with backpressure.
-  const output = createWriteStream('/dev/stdout', { fd: 1 });
-  return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
+  if (options.stdio) {
+    if (options.listen !== undefined) throw new UsageError('serve takes --stdio or --listen, not both');
+    // Not process.stdout: Node writes a pipe there synchronously, so a client slow to read would
+    // stall the whole server. A file stream writes from the thread pool, with backpressure.
+    const output = createWriteStream('/dev/stdout', { fd: 1 });
+    return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
+  }
+  const target = listenTarget(options.listen, process.env, process.pid);
+  if (target === undefined) throw new UsageError('serve needs --stdio or --listen unix:PATH (or a socket passed by systemd)');
+  return runService(options, target);
+}
+
+/** The long-running service: one session per connection, all sharing one context (registry connections, tokens, manifests). */
+async function runService(options: ProxyOptions, target: ListenTarget): Promise<number> {
+  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const log = createLogger(options.debug);
+  const resources = new ResourcePool();
+  try {
+    await serveUntilSignalled(target, {
+      ctx: systemContextFrom(options, log, resources, policy),
+      guard: options.memoryGuard ? MemoryGuard.create() : undefined,
+      log,
+      serverVersion: packageVersion(),
+      graceMs: options.gracePeriodMs,
+      fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
+    });
+  } finally {
+    await resources.close();
+  }
+  return 0;
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {

@@ -19,7 +19,9 @@ export type FaultAction =
   /** Forward, but replace the body bytes at `offset` (with `bytes`, or their bitwise complement). */
   | { readonly kind: 'corrupt'; readonly offset: number; readonly bytes?: Buffer }
   /** Wait before forwarding. */
-  | { readonly kind: 'delay'; readonly ms: number };
+  | { readonly kind: 'delay'; readonly ms: number }
+  /** Forward without the Range header, as a registry or storage backend that ignores ranges answers (200, the whole blob). */
+  | { readonly kind: 'ignore-range' };
 
 export interface SeenRequest {
   readonly index: number;
@@ -207,6 +209,7 @@ function forwardRequest(
 ): void {
   const headers: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) if (!HOP_HEADERS.has(name) && value !== undefined) headers[name] = value;
+  if (fault?.kind === 'ignore-range') delete headers.range;
   // Host stays the client's (the proxy's address): the registry builds Location URLs from it,
   // so uploads and redirects come back through the proxy too.
   const options: https.RequestOptions = { host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: false };

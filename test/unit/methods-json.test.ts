@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { methodsJson } from '../../protocol/emit-methods-json';
+import { MAX_MESSAGE_SIZE_1, Notifications1, PARAMS_1, PROTOCOL_VERSION_1, RpcErrorCodes } from '../../protocol/jsonrpc';
 import { compareVersions, ERROR_CODES, MAX_MESSAGE_SIZE, METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID } from '../../protocol/methods';
 
 const EMITTER = path.resolve(__dirname, '..', '..', 'protocol', 'emit-methods-json.js');
@@ -27,6 +28,14 @@ describe('methods.json', () => {
       [json.PROTOCOL_VERSION, json.MAX_MESSAGE_SIZE, json.SENTINEL_IMAGE_ID, json.ERROR_CODES],
       [PROTOCOL_VERSION, MAX_MESSAGE_SIZE, SENTINEL_IMAGE_ID, ERROR_CODES],
     );
+  });
+
+  it('carries protocol 1.0: params of every method, notifications, error codes', () => {
+    const json = methodsJson().PROTOCOL_1;
+    assert.deepEqual(json.PARAMS, PARAMS_1);
+    assert.deepEqual(json.ERROR_CODES, RpcErrorCodes);
+    assert.deepEqual(Object.values(json.NOTIFICATIONS).sort(), Object.values(Notifications1).map((n) => n.method).sort());
+    assert.deepEqual([json.PROTOCOL_VERSION, json.MAX_MESSAGE_SIZE], [PROTOCOL_VERSION_1, MAX_MESSAGE_SIZE_1]);
   });
 
   it('is written by the emitter to the path given, which it prints', () => {

@@ -67,3 +67,42 @@ class ProxyExitError(ProxyError):
         super().__init__(detail)
         self.returncode = returncode
         self.stderr = stderr
+
+
+class RpcError(ProxyError):
+    """A protocol 1.0 error object: from a response, or from a `transfer/end` notification.
+
+    `code` is the JSON-RPC code (-32602 bad params, -32001 image not found, -32004
+    verification failed, -32800 cancelled, ...), `kind` the stable layerpipe code when the
+    server sends one (e.g. "LP_ERR_DIGEST_MISMATCH"); `error_code` keeps the 0.2.x reading.
+    """
+
+    def __init__(self, message: str, code: int, error_code: Optional[str] = OTHER, kind: Optional[str] = None) -> None:
+        super().__init__(message, error_code)
+        self.code = code
+        self.kind = kind
+
+    @classmethod
+    def from_object(cls, prefix: str, obj: object) -> "RpcError":
+        """Reads a JSON-RPC error object, tolerating a malformed one."""
+        if not isinstance(obj, dict):
+            return cls(f"{prefix}: malformed error {obj!r}", -32603)
+        code = obj.get("code")
+        message = obj.get("message")
+        data = obj.get("data")
+        error_code = data.get("error_code") if isinstance(data, dict) else None
+        kind = data.get("kind") if isinstance(data, dict) else None
+        return cls(
+            f"{prefix}: {message if isinstance(message, str) else obj!r}",
+            code if isinstance(code, int) and not isinstance(code, bool) else -32603,
+            error_code if isinstance(error_code, str) else OTHER,
+            kind if isinstance(kind, str) else None,
+        )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.code == -32800
+
+    @property
+    def broken_pipe(self) -> bool:
+        return self.code == -32005 or super().broken_pipe

@@ -65,7 +65,10 @@ class ProxyProcess:
         sockfd: Optional[int],
         die_with_parent: bool,
         capture_stderr: bool,
+        stdio_pipes: bool = False,
     ) -> None:
+        """With stdio_pipes the child's stdin and stdout are pipes (`serve --stdio`) and
+        child_socket_fd is ignored."""
         self.argv = list(argv)
         self._stderr_tail = bytearray()
         self._stderr_lock = threading.Lock()
@@ -74,7 +77,9 @@ class ProxyProcess:
         pass_fds: List[int] = []
         move_fd: Optional[int] = None
         placed_fd: Optional[int] = None
-        if sockfd is None:
+        if stdio_pipes:
+            stdin = subprocess.PIPE
+        elif sockfd is None:
             stdin = child_socket_fd
         else:
             if sockfd < 3:
@@ -91,7 +96,7 @@ class ProxyProcess:
             self.popen = subprocess.Popen(
                 self.argv,
                 stdin=stdin,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdio_pipes else subprocess.DEVNULL,
                 stderr=subprocess.PIPE if capture_stderr else None,
                 pass_fds=pass_fds,
                 preexec_fn=_make_preexec(die_with_parent, move_fd, sockfd),

@@ -51,11 +51,23 @@ class ImageProxy:
     None waits forever.
     """
 
+    def __new__(cls, *args: Any, protocol: str = "0.2", **kwargs: Any) -> Any:
+        """protocol="1.0" makes a proxy1.ImageProxy1 (JSON-RPC 2.0; its keywords: wire,
+        payloads, window); "0.2" (the default) this class, for skopeo and layerpipe alike."""
+        if protocol == "1.0":
+            from .proxy1 import ImageProxy1
+
+            return ImageProxy1(*args, **kwargs)
+        if protocol != "0.2":
+            raise ValueError(f"protocol must be \"0.2\" or \"1.0\", not {protocol!r}")
+        return super().__new__(cls)
+
     def __init__(
         self,
         command: Union[str, Sequence[str], None] = None,
         args: Sequence[str] = (),
         *,
+        protocol: str = "0.2",
         sockfd: Optional[int] = None,
         die_with_parent: bool = True,
         capture_stderr: bool = True,

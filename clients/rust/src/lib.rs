@@ -1,5 +1,6 @@
 //! A blocking client for the skopeo image-proxy wire (protocol `^0.2.3`), served by
-//! `layerpipe experimental-image-proxy` or `skopeo experimental-image-proxy`.
+//! `layerpipe experimental-image-proxy` or `skopeo experimental-image-proxy`, and for
+//! layerpipe's protocol 1.0 (JSON-RPC 2.0, module [`v1`]).
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -30,11 +31,12 @@ pub mod methods;
 mod proxy;
 mod session;
 mod types;
+pub mod v1;
 mod version;
 
 pub use blob::{BlobReader, FinishHandle, RawBlobErrorReader};
 pub use config::ImageProxyConfig;
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, Result, RpcErrorCode, RPC_ERROR_CODES};
 pub use methods::{ArgKind, DataKind, Method, METHODS};
 pub use proxy::{ImageProxy, OpenedImage};
 pub use types::{Descriptor, ImageManifest, LayerInfo};
@@ -53,5 +55,8 @@ mod tests {
         assert_send::<crate::FinishHandle>();
         assert_send::<crate::RawBlobErrorReader>();
         assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::v1::ImageProxy>();
+        assert_send_sync::<crate::v1::OpenedImage>();
+        assert_send::<crate::v1::Transfer>();
     }
 }

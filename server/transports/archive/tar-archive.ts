@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { clipInput, LayerpipeError, systemErrorText, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
+import { rangeWithin, type ByteRange, type ResolvedRange } from '../../image/range';
 import type { SystemContext } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
 import { FileByteSource, SpillingStreamSource } from './byte-sources';
@@ -115,11 +116,11 @@ export class TarArchive {
     return out;
   }
 
-  /** The bytes of an entry as a stream read by offset; many may run at once. */
-  rangeStream(e: TarEntry): Readable {
+  /** The bytes of an entry (or of `part` of it, checked by the caller) as a stream read by offset; many may run at once. */
+  rangeStream(e: TarEntry, part: ResolvedRange = { start: 0, length: e.size }): Readable {
     if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
-    if (e.size === 0) return Readable.from([]);
-    return this.handle.createReadStream({ start: e.offset, end: e.offset + e.size - 1, autoClose: false, highWaterMark: STREAM_CHUNK });
+    if (part.length === 0) return Readable.from([]);
+    return positionalStream(this.handle, e.offset + part.start, part.length, () => `archive ${this.file} ended while reading ${e.name}: was it truncated after opening?`);
   }
 
   /** The compression of an entry's own bytes (docker-archive layers may be compressed). */
@@ -127,10 +128,11 @@ export class TarArchive {
     return sniffCompression(this.handle, e.offset, e.size);
   }
 
-  /** LayoutFiles.open: a regular file inside, as a stream and its size. */
-  async open(rel: string): Promise<OpenedFile> {
+  /** LayoutFiles.open: a regular file inside (or a byte range of it), as a stream and its size. */
+  async open(rel: string, range?: ByteRange): Promise<OpenedFile> {
     const e = this.entry(rel);
-    return { stream: this.rangeStream(e), size: e.size };
+    const part = range === undefined ? { start: 0, length: e.size } : rangeWithin(range, e.size, `${rel} in archive ${this.file}`);
+    return { stream: this.rangeStream(e, part), size: part.length };
   }
 
   /** Closes the descriptor (which frees a spill file). Idempotent. */
@@ -139,6 +141,36 @@ export class TarArchive {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/**
+ * `length` bytes of an open file from `start`, read by position. Not a FileHandle read stream:
+ * destroying one of those (a client that stops reading) closes the handle, which every other
+ * blob of the archive is read through.
+ */
+function positionalStream(handle: FileHandle, start: number, length: number, truncated: () => string): Readable {
+  let position = start;
+  const end = start + length;
+  return new Readable({
+    highWaterMark: STREAM_CHUNK,
+    read(): void {
+      const want = Math.min(STREAM_CHUNK, end - position);
+      if (want <= 0) {
+        this.push(null);
+        return;
+      }
+      const buffer = Buffer.allocUnsafe(want);
+      handle.read(buffer, 0, want, position).then(({ bytesRead }) => {
+        if (bytesRead === 0) {
+          this.destroy(new UnsafeContentError(truncated()));
+          return;
+        }
+        position += bytesRead;
+        this.push(bytesRead < want ? buffer.subarray(0, bytesRead) : buffer);
+        if (position >= end) this.push(null);
+      }, (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))));
+    },
+  });
 }
 
 /**

@@ -9,8 +9,8 @@ import { InvalidArgumentError } from '../../../protocol/errors';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { parseNormalizedNamed, referenceString, withDefaultTag, type DockerReference } from '../../reference/docker-reference';
 import { TarArchive } from '../archive/tar-archive';
-import { DockerArchiveSource } from './source';
-import type { ImageSelector } from './tar-manifest';
+import { DockerArchiveSource, MANIFEST_FILE } from './source';
+import { MAX_TAR_MANIFEST_SIZE, parseTarManifest, type ImageSelector } from './tar-manifest';
 
 /** containers/image follows exactly one symbolic link when looking a file up in the archive. */
 const MAX_LINK_HOPS = 1;
@@ -77,5 +77,16 @@ export const dockerArchiveTransport: Transport = {
     if (file === '') throw new InvalidArgumentError(`docker-archive reference ${reference} isn't of the form <path>[:<reference>]`);
     const selector: ImageSelector = colon < 0 ? { kind: 'only' } : parseSelector(reference.slice(colon + 1));
     return new DockerArchiveReference(dockerArchiveTransport, file, selector);
+  },
+  /** As skopeo list-tags: every RepoTag of every image in the archive, fully qualified, whatever image the reference selects. */
+  async listTags(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
+    const { file } = dockerArchiveTransport.parseReference(reference) as DockerArchiveReference;
+    const archive = await TarArchive.open(file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
+    try {
+      const items = parseTarManifest(await archive.read(MANIFEST_FILE, MAX_TAR_MANIFEST_SIZE));
+      return items.flatMap((item) => item.repoTags.map((tag) => referenceString(parseNormalizedNamed(tag))));
+    } finally {
+      await archive.close();
+    }
   },
 };
