@@ -8,6 +8,7 @@
  * bytes at once; FinishTransfer tells which. `progress: true` adds `transfer/progress` at most every PROGRESS_INTERVAL_MS.
  */
 import type { MessageConnection, NotificationType } from 'vscode-jsonrpc/node';
+import { InternalError } from '../../../protocol/errors';
 import {
   Notifications1, PROGRESS_INTERVAL_MS, type PayloadKind, type TransferCreditParams, type TransferResult,
 } from '../../../protocol/jsonrpc';
@@ -55,7 +56,7 @@ export class TransferDelivery {
     }
     if (payload === 'fifo') {
       const openFifo = this.options.openFifo;
-      if (openFifo === undefined) throw new Error('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
+      if (openFifo === undefined) throw new InternalError('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
       const { transfer, handout } = session.startTransfer(pending, () => openFifo(what), true);
       handouts.add(transfer.id, { fd: undefined, onWritten: (sent) => this.afterResponse(transfer, sent, progress, undefined) });
       return { transfer: transfer.id, size, path: handout.path };

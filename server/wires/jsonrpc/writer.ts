@@ -70,7 +70,7 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
     this.queuedMessages++;
     this.onQueueChange();
     const writing = this.send(out, data, fd).then(
-      () => handout?.onWritten(true),
+      () => handout?.onWritten(out === message), // a replaced response named no transfer to the client
       (err: unknown) => {
         handout?.onWritten(false);
         this.fireError(err, message, 1);
