@@ -45,16 +45,27 @@ function transferOf(message: unknown): number | undefined {
 export class PacketMessageReader extends AbstractMessageReader {
   private callback: DataCallback | undefined;
   private readonly early: Message[] = [];
+  private closed = false;
 
   constructor(channel: Channel, private readonly fds: ReceivedFds) {
     super();
     channel.start({
       packet: (packet) => this.onPacket(packet),
       gone: (failure) => {
+        if (this.closed) return;
+        this.closed = true;
         if (failure !== undefined) this.fireError(failure);
         this.fireClose();
       },
     });
+  }
+
+  /** The peer is gone though the socket has not said so yet (a write failed): reports the close once. */
+  lost(err: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fireError(err);
+    this.fireClose();
   }
 
   listen(callback: DataCallback): Disposable {
@@ -86,7 +97,8 @@ export class PacketMessageReader extends AbstractMessageReader {
 export class PacketMessageWriter extends AbstractMessageWriter {
   private errorCount = 0;
 
-  constructor(private readonly channel: Channel) {
+  /** `lost` hears that the peer can no longer be written to (the reader then reports the close). */
+  constructor(private readonly channel: Channel, private readonly lost: (err: unknown) => void) {
     super();
   }
 
@@ -95,6 +107,7 @@ export class PacketMessageWriter extends AbstractMessageWriter {
       await this.channel.send(Buffer.from(JSON.stringify(message), 'utf8'));
     } catch (err) {
       this.fireError(err, message, ++this.errorCount);
+      this.lost(err);
       throw err;
     }
   }
