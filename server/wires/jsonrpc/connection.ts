@@ -35,6 +35,8 @@ export interface RpcTransport {
   readonly handouts: TransferHandouts;
   /** Payloads the framing can carry (`fifo` is added when the options can open FIFOs). */
   readonly payloads: readonly PayloadKind[];
+  /** The preference when Initialize names none; default PAYLOAD_KINDS' order. */
+  readonly defaultPayloads?: readonly PayloadKind[];
   /** Largest decoded chunk of one `transfer/data`. */
   readonly streamChunk: number;
   /**
@@ -135,7 +137,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     const initialize = (params: InitializeParams): InitializeResult => {
       checkVersion(params.protocolVersion);
       if (session.isInitialized) throw new InvalidArgumentError('Initialize: already initialized');
-      const wanted = params.payloads ?? PAYLOAD_KINDS;
+      const wanted = params.payloads ?? transport.defaultPayloads ?? PAYLOAD_KINDS;
       // The client's order decides; names this server does not know are passed over.
       const payload = wanted.find((p): p is PayloadKind => offered.includes(p as PayloadKind));
       if (payload === undefined) {
