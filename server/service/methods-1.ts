@@ -115,7 +115,7 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
     return { size: blob.size, pending: { body, owner: lifetime.signal }, progress: false };
   },
   FinishTransfer: async (session, { transfer }) => {
-    await session.finishTransfer(transfer);
+    await session.finishTransfer(transfer, (id) => `no transfer ${id}`);
     return null;
   },
   CancelTransfer: async (session, { transfer }) => {

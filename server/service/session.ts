@@ -163,8 +163,8 @@ export class Session {
   }
 
   /** Waits for a finishable transfer's end and throws its error (FinishPipe, FinishTransfer). */
-  finishTransfer(id: number): Promise<void> {
-    return this.transfers.finish(id);
+  finishTransfer(id: number, unknown?: (id: number) => string): Promise<void> {
+    return this.transfers.finish(id, unknown);
   }
 
   /** Stops a finishable transfer: its source is released, its sink closed, its id forgotten (CancelTransfer). */
