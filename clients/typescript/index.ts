@@ -21,3 +21,8 @@ export type {
   BlobTransfer, CallResult, ManifestResult, OciContainerConfig, OciHistoryEntry, OciImageConfig, RawBlobTransfer, RawReply,
 } from './types';
 export { METHODS, type LayerInfo, type RawBlobError } from '../../protocol/methods';
+
+// Protocol 1.0 (JSON-RPC 2.0).
+export { RpcImageProxy, type BlobOptions, type CallOptions, type ConnectOptions, type ManifestBytes, type RawBlobOptions, type RpcBlob, type RpcTransport } from './rpc/image-proxy-1';
+export { ProxyRpcError } from './rpc/errors';
+export { connectUnixTransport, packetTransport, spawnPacketTransport, spawnStdioTransport, type StdioTransportOptions } from './rpc/transports';

@@ -12,6 +12,11 @@ export function seqpacketPair(): [number, number] {
   return native.seqpacketPair();
 }
 
+/** A SOCK_SEQPACKET connection to a listening unix socket (a `layerpipe serve --listen unix:PATH` service). */
+export function connectSeqpacket(socketPath: string): number {
+  return native.connectSeqpacket(socketPath);
+}
+
 /** The process at the other end of the socket, when this side started it (spawn.ts). */
 export interface SocketPeer {
   readonly process: PeerProcess;

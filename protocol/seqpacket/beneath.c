@@ -260,31 +260,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* The JS string `v` as a fresh C string; refuses embedded NULs and paths of PATH_MAX or more. */
-static char *get_path(napi_env env, napi_value v) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
-    return NULL;
-  }
-  if (len >= PATH_MAX) {
-    throw_errno(env, ENAMETOOLONG, "open");
-    return NULL;
-  }
-  char *path = malloc(len + 1);
-  if (path == NULL || napi_get_value_string_utf8(env, v, path, len + 1, &len) != napi_ok) {
-    free(path);
-    throw_internal(env, "cannot copy the path");
-    return NULL;
-  }
-  if (strlen(path) != len) {
-    free(path);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "path must not contain NUL bytes");
-    return NULL;
-  }
-  return path;
-}
-
 /* Queues `job` on the pool and returns its promise; frees it on failure. */
 static napi_value queue(napi_env env, job_t *job, const char *name) {
   napi_value promise, resource_name;
@@ -317,7 +292,7 @@ static job_t *new_job(napi_env env) {
 static napi_value js_open_directory(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, NULL)) return NULL;
-  char *path = get_path(env, argv[0]);
+  char *path = get_path(env, argv[0], "open");
   if (path == NULL) return NULL;
   job_t *job = new_job(env);
   if (job == NULL) {
@@ -348,7 +323,7 @@ static napi_value js_open_beneath(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "resolver must be 'auto', 'openat2' or 'walk'");
     return NULL;
   }
-  char *path = get_path(env, argv[1]);
+  char *path = get_path(env, argv[1], "open");
   if (path == NULL) return NULL;
   job_t *job = new_job(env);
   if (job == NULL) {

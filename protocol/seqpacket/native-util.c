@@ -4,6 +4,9 @@
 #include "native.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <stdio.h>
 #include <uv.h>
@@ -90,4 +93,28 @@ bool get_bool(napi_env env, napi_value v, bool *out) {
     return false;
   }
   return true;
+}
+
+char *get_path(napi_env env, napi_value v, const char *syscall) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
+    return NULL;
+  }
+  if (len >= PATH_MAX) {
+    throw_errno(env, ENAMETOOLONG, syscall);
+    return NULL;
+  }
+  char *path = malloc(len + 1);
+  if (path == NULL || napi_get_value_string_utf8(env, v, path, len + 1, &len) != napi_ok) {
+    free(path);
+    throw_internal(env, "cannot copy the path");
+    return NULL;
+  }
+  if (strlen(path) != len) {
+    free(path);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "path must not contain NUL bytes");
+    return NULL;
+  }
+  return path;
 }

@@ -35,11 +35,16 @@ bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *ar
 bool get_int(napi_env env, napi_value v, const char *what, int64_t max, bool fd, int64_t *out);
 bool get_fd(napi_env env, napi_value v, int *fd);
 bool get_bool(napi_env env, napi_value v, bool *out);
+/* The JS string `v` as a fresh C string (free() it); refuses NUL bytes, and PATH_MAX or more bytes as ENAMETOOLONG of `syscall`. */
+char *get_path(napi_env env, napi_value v, const char *syscall);
 
 /* The Poller class (poller.c). */
 napi_value define_poller_class(napi_env env);
 
 /* openDirectory, openBeneath and kernelHasOpenat2 (beneath.c), added to `exports`. */
 bool define_beneath_functions(napi_env env, napi_value exports);
+
+/* mkfifo, listenSeqpacket, acceptSeqpacket, connectSeqpacket, isListeningSocket and shutdownSocket (unix-socket.c), added to `exports`. */
+bool define_unix_socket_functions(napi_env env, napi_value exports);
 
 #endif

@@ -107,6 +107,25 @@ export interface NativeModule {
   openBeneath(dirFd: number, relPath: string, resolver: BeneathResolver): Promise<BeneathFile>;
   /** Whether this kernel has openat2 (probed once). */
   kernelHasOpenat2(): boolean;
+  /** mkfifo(path) with exactly `mode` (chmod after, so the umask does not narrow it). */
+  mkfifo(path: string, mode: number): void;
+  /**
+   * A listening SOCK_SEQPACKET unix socket bound to `path` (close-on-exec, non-blocking), its
+   * file created with mode 0600 (the umask is narrowed around bind). EADDRINUSE when the path
+   * exists; ENAMETOOLONG past 107 bytes.
+   */
+  listenSeqpacket(path: string, backlog: number): number;
+  /** accept4 on a listening socket: a close-on-exec, non-blocking connection, or null when none waits. */
+  acceptSeqpacket(listenFd: number): number | null;
+  /**
+   * A close-on-exec, non-blocking SOCK_SEQPACKET socket connected to `path`. Throws at once:
+   * EAGAIN (the listener's backlog is full: retry), ECONNREFUSED (nobody listens), ENOENT.
+   */
+  connectSeqpacket(path: string): number;
+  /** getsockopt(SO_ACCEPTCONN); throws ENOTSOCK for non-sockets. */
+  isListeningSocket(fd: number): boolean;
+  /** shutdown(SHUT_RDWR): its reader sees the end and the peer a closed connection; the fd stays open (ENOTCONN ignored). */
+  shutdownSocket(fd: number): void;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;

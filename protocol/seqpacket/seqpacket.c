@@ -4,7 +4,8 @@
  * - socketpair(SOCK_SEQPACKET) and pipe2, both close-on-exec;
  * - sendmsg/recvmsg of one packet with file descriptors in one SCM_RIGHTS message;
  * - a Poller (poller.c: uv_poll_t on the Node loop) to learn when such a socket is readable or writable;
- * - opening files below a directory fd with no symlink followed (beneath.c), for oci: and dir:.
+ * - opening files below a directory fd with no symlink followed (beneath.c), for oci: and dir:;
+ * - a listening SEQPACKET unix socket, accept, connect and mkfifo (unix-socket.c), for the service.
  *
  * Every call is non-blocking (MSG_DONTWAIT) so it never stalls the event loop; failures are
  * thrown as Errors whose `code` is the errno name ('EBADF', 'EPIPE', ...).
@@ -372,6 +373,10 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   if (!define_beneath_functions(env, exports)) {
     throw_internal(env, "cannot define the openBeneath functions");
+    return NULL;
+  }
+  if (!define_unix_socket_functions(env, exports)) {
+    throw_internal(env, "cannot define the unix socket functions");
     return NULL;
   }
   return exports;

@@ -27,6 +27,12 @@ export interface ProxyOptions {
   policyPath: string | undefined;
   /** Run the transfer memory guard (server/transfer/memory-guard.ts). */
   memoryGuard: boolean;
+  /** serve --stdio: protocol 1.0 on stdin/stdout. */
+  stdio: boolean;
+  /** serve --listen: "unix:PATH", or "unix:" for the default path (server/wires/service/address.ts). */
+  listen: string | undefined;
+  /** serve --listen: how long transfers in flight may go on after SIGTERM/SIGINT. */
+  gracePeriodMs: number;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
@@ -56,6 +62,9 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     insecurePolicy: false,
     policyPath: undefined,
     memoryGuard: env.LAYERPIPE_MEMORY_GUARD !== '0',
+    stdio: false,
+    listen: undefined,
+    gracePeriodMs: 10_000,
     registry: {
       tlsVerify: undefined,
       certDir: undefined,
@@ -181,15 +190,30 @@ const IMAGE_FLAGS: readonly FlagSpec[] = [
   { name: 'decryption-key', kind: 'string', help: 'key to decrypt images', refused: 'is not supported: encrypted images are out of scope' },
 ];
 
-const PROXY_FLAGS: readonly FlagSpec[] = [
+/** Flags of every command that serves clients. */
+const SERVING_FLAGS: readonly FlagSpec[] = [
   { name: 'memory-guard', kind: 'bool', help: 'run a cheap young-generation GC every 4 MiB streamed, to keep RSS flat (default true)', apply: (o, v) => { o.memoryGuard = parseBool('memory-guard', v); } },
+];
+
+const PROXY_FLAGS: readonly FlagSpec[] = [
   { name: 'sockfd', kind: 'int', help: 'serve on this fd (one end of a SOCK_SEQPACKET socketpair); default 0', apply: (o, v) => { o.sockfd = parseNonNegativeInt('sockfd', v); } },
 ];
 
-export type CommandName = 'experimental-image-proxy' | 'inspect';
+/** How `serve` reaches its clients (exactly one is required). */
+const SERVE_FLAGS: readonly FlagSpec[] = [
+  { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
+  { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket: unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock', apply: (o, v) => { o.listen = v; } },
+  { name: 'grace-period', kind: 'string', help: 'after SIGTERM/SIGINT, how long --listen lets transfers finish (Go duration); default 10s', apply: (o, v) => { o.gracePeriodMs = parseGoDuration('grace-period', v); } },
+];
+
+export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect';
 
 export function flagsFor(command: CommandName): readonly FlagSpec[] {
-  return command === 'experimental-image-proxy' ? [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...PROXY_FLAGS] : [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
+  switch (command) {
+    case 'experimental-image-proxy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...PROXY_FLAGS];
+    case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...SERVE_FLAGS];
+    case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
+  }
 }
 
 export function flagHelp(command: CommandName): string {

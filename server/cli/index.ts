@@ -1,14 +1,18 @@
-/** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server) and inspect. */
+/** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server, or 1.0 by its first packet), serve (protocol 1.0) and inspect. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../../protocol/errors';
-import { createLogger } from '../log';
+import { createLogger, type Logger } from '../log';
 import { loadPolicy } from '../policy/load';
 import { ResourcePool } from '../service/resources';
 import { Session } from '../service/session';
 import { MemoryGuard } from '../transfer/memory-guard';
-import { serveSkopeoWire } from '../wires/skopeo/wire';
-import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName } from './flags';
+import { SessionFifos } from '../transfer/sinks/fifo';
+import { serveConnection, type JsonRpcWireOptions, type WireEnd } from '../wires/detect';
+import { serveJsonRpcStdio } from '../wires/jsonrpc/serve';
+import { listenTarget, type ListenTarget } from '../wires/service/address';
+import { serveUntilSignalled } from '../wires/service/run';
+import { flagHelp, parseFlags, systemContextFrom, UsageError, type CommandName, type ProxyOptions } from './flags';
 import { inspectImage } from './inspect';
 
 const EXIT_USAGE = 2;
@@ -23,24 +27,36 @@ function usage(): string {
     'Usage: layerpipe COMMAND [flags]',
     '',
     'Commands:',
-    '  experimental-image-proxy   serve the skopeo image-proxy wire on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
+    '  experimental-image-proxy   serve the skopeo image-proxy wire, or protocol 1.0, on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
+    '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
+    '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
     '  inspect IMAGE              show the digest, platform, config and layers of IMAGE',
     '  version                    print the version',
     '',
     'experimental-image-proxy flags:',
     flagHelp('experimental-image-proxy'),
+    '',
+    'serve flags:',
+    flagHelp('serve'),
   ].join('\n');
 }
 
-async function runProxy(argv: readonly string[]): Promise<number> {
-  const { options, positionals } = parseFlags('experimental-image-proxy', argv);
-  if (positionals.length > 0) throw new UsageError(`experimental-image-proxy takes no arguments, got ${JSON.stringify(positionals)}`);
-  // Before serving anything: a policy that cannot be read stops the proxy here.
+interface Served {
+  readonly log: Logger;
+  readonly session: Session;
+  readonly wire: JsonRpcWireOptions;
+}
+
+/**
+ * Runs one session with the command's flags: the policy is read before anything is served,
+ * a signal ends the session as EOF would (transfers stop, files and connections are released),
+ * and the session and its resources are closed however serving ends.
+ */
+async function serveOneSession(command: CommandName, options: ProxyOptions, serve: (served: Served) => Promise<WireEnd>): Promise<number> {
   const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
   const session = new Session({ ctx: systemContextFrom(options, log, resources, policy), guard: options.memoryGuard ? MemoryGuard.create() : undefined });
-  // A signal ends the session as EOF would: transfers stop, files and connections are released.
   const onSignal = (signal: NodeJS.Signals): void => {
     log.debug(`exiting: ${signal}`);
     void session.close().then(() => resources.close()).finally(() => process.exit(0));
@@ -48,10 +64,51 @@ async function runProxy(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    const why = await serveSkopeoWire(options.sockfd, session, log);
-    log.debug(`exiting: ${why}`);
+    // FIFO payloads (1.0) live in a private directory removed when the session closes.
+    const fifos = new SessionFifos({ signal: session.signal });
+    const why = await serve({ log, session, wire: { serverVersion: packageVersion(), openFifo: (what) => fifos.openFifoSink(what) } });
+    log.debug(`${command} exiting: ${why}`);
   } finally {
     await session.close();
+    await resources.close();
+  }
+  return 0;
+}
+
+/** The skopeo-compatible command; a first packet in JSON-RPC 2.0 gets protocol 1.0 instead. */
+async function runProxy(argv: readonly string[]): Promise<number> {
+  const { options, positionals } = parseFlags('experimental-image-proxy', argv);
+  if (positionals.length > 0) throw new UsageError(`experimental-image-proxy takes no arguments, got ${JSON.stringify(positionals)}`);
+  return serveOneSession('experimental-image-proxy', options, ({ log, session, wire }) => serveConnection(options.sockfd, session, log, wire));
+}
+
+/** Protocol 1.0 as a service: on stdin/stdout (--stdio), or to every client of a unix socket (--listen, or systemd's socket). */
+async function runServe(argv: readonly string[]): Promise<number> {
+  const { options, positionals } = parseFlags('serve', argv);
+  if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
+  if (options.stdio) {
+    if (options.listen !== undefined) throw new UsageError('serve takes --stdio or --listen, not both');
+    return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, process.stdout, session, log, wire));
+  }
+  const target = listenTarget(options.listen, process.env, process.pid);
+  if (target === undefined) throw new UsageError('serve needs --stdio or --listen unix:PATH (or a socket passed by systemd)');
+  return runService(options, target);
+}
+
+/** The long-running service: one session per connection, all sharing one context (registry connections, tokens, manifests). */
+async function runService(options: ProxyOptions, target: ListenTarget): Promise<number> {
+  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const log = createLogger(options.debug);
+  const resources = new ResourcePool();
+  try {
+    await serveUntilSignalled(target, {
+      ctx: systemContextFrom(options, log, resources, policy),
+      guard: options.memoryGuard ? MemoryGuard.create() : undefined,
+      log,
+      serverVersion: packageVersion(),
+      graceMs: options.gracePeriodMs,
+    });
+  } finally {
     await resources.close();
   }
   return 0;
@@ -75,6 +132,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'experimental-image-proxy': return runProxy(rest);
+    case 'serve': return runServe(rest);
     case 'inspect': return runInspect(rest);
     case 'version':
     case '--version':

@@ -1,118 +1,157 @@
 /**
- * An opened image: the full view a session's methods (server/service/methods.ts) and
- * `layerpipe inspect` need, built from a transport's small ImageSource. Resolves a list to
- * one instance, converts Docker manifests to OCI, re-serialises configs, lists layers and
- * opens blob streams (whose bytes the caller verifies, with digest.ts's BlobVerifier).
+ * An opened image: the full view a session's methods (server/service/methods*.ts) and
+ * `layerpipe inspect` need, built from a transport's small ImageSource. Keeps the manifest the
+ * reference names (a list, for a multi-arch image) and resolves a list to one instance, whose
+ * derived views (OCI manifest, configs, layers, blobs) live in instance.ts. Other instances of
+ * the list are made on request, each once.
  */
-import { Readable } from 'node:stream';
 import type { LayerInfo } from '../../protocol/methods';
-import { UnsupportedError } from '../../protocol/errors';
-import { ociConfigBytes, ociRuntimeConfigBytes } from './config';
-import { dockerToOciManifest } from './convert';
-import { parseDigest, sha256Digest, verifyBytes } from './digest';
-import {
-  isListType, MAX_CONFIG_SIZE, MediaTypes, parseImageManifest, parseManifestList, type ImageManifest,
-} from './manifest';
-import { chooseInstance, wantedPlatforms } from './platform';
-import type { BlobReader, BlobRequest, ImageSource, SystemContext } from './types';
+import { PlatformNotFoundError, UnsupportedError } from '../../protocol/errors';
+import { verifyBytes } from './digest';
+import { ImageInstance } from './instance';
+import { isListType, parseManifestList, type ManifestList } from './manifest';
+import { chooseInstance, findPlatformInstance, platformText, wantedPlatforms } from './platform';
+import type { BlobReader, BlobRequest, ImageSource, Platform, SystemContext } from './types';
 import { manifestTypeOf, type UnparsedImage } from './unparsed';
 
+export { readAll } from './instance';
+
+/** The manifest the reference names, exactly as stored. */
+export interface TopManifest {
+  readonly digest: string;
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+}
+
+/** One entry of the top-level list. */
+export interface ListedInstance {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly platform: Platform | undefined;
+}
+
+/** A platform a client names: os and architecture, and a variant if it cares. */
+export interface PlatformChoice {
+  readonly os: string;
+  readonly architecture: string;
+  readonly variant?: string | undefined;
+}
+
 export class OpenedImage {
-  private storedConfigPromise: Promise<Buffer> | undefined;
-  private ociManifestPromise: Promise<Buffer> | undefined;
+  /** Instances other than the chosen one, by digest, made when first asked for. */
+  private readonly others = new Map<string, Promise<ImageInstance>>();
 
   private constructor(
     readonly source: ImageSource,
-    /** The image's lifetime: the reads it makes for itself (its config) stop when it aborts. */
     private readonly signal: AbortSignal,
-    /** Digest of the chosen manifest's bytes as stored (the instance, for a list). */
-    readonly manifestDigest: string,
-    readonly manifestBytes: Buffer,
-    readonly manifestType: string,
-    /** Digest of the list the reference named, when it named one. */
-    readonly listDigest: string | undefined,
+    readonly top: TopManifest,
+    /** The instance OpenImage chose (the top manifest itself when it is not a list). */
+    readonly chosen: ImageInstance,
   ) {}
 
   /** Resolves an image whose top-level manifest was read: for a list, picks this platform's instance. Use open.ts. */
   static async resolve(unparsed: UnparsedImage, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
-    const { source, manifest: top, manifestType: topType, manifestDigest: topDigest } = unparsed;
-    if (!isListType(topType)) return new OpenedImage(source, signal, topDigest, top.bytes, topType, undefined);
-    const list = parseManifestList(top.bytes, topType);
-    const instanceDigest = chooseInstance(list, wantedPlatforms(ctx));
-    const instance = await source.getManifest(instanceDigest, signal);
-    verifyBytes(instance.bytes, instanceDigest, 'manifest');
-    const instanceType = manifestTypeOf(instance);
-    if (isListType(instanceType)) throw new UnsupportedError('manifest list contains another list as the chosen instance');
-    return new OpenedImage(source, signal, instanceDigest, instance.bytes, instanceType, topDigest);
+    const { source, manifest, manifestType, manifestDigest } = unparsed;
+    const top: TopManifest = { digest: manifestDigest, bytes: manifest.bytes, mediaType: manifestType };
+    if (!isListType(manifestType)) return new OpenedImage(source, signal, top, new ImageInstance(source, signal, manifestDigest, manifest.bytes, manifestType));
+    const list = parseManifestList(manifest.bytes, manifestType);
+    const instance = await readInstance(source, signal, chooseInstance(list, wantedPlatforms(ctx)));
+    return new OpenedImage(source, signal, top, instance);
   }
 
-  /** Refuses manifests GetManifest cannot answer for, with skopeo's wording. */
-  private requireImageManifest(): ImageManifest {
-    switch (this.manifestType) {
-      case MediaTypes.ociManifest:
-      case MediaTypes.dockerManifest:
-        return parseImageManifest(this.manifestBytes, this.manifestType);
-      case MediaTypes.dockerSchema1:
-      case MediaTypes.dockerSchema1Signed:
-        throw new UnsupportedError(`unsupported legacy manifest MIME type: ${this.manifestType}`);
-      default:
-        throw new UnsupportedError(`unsupported manifest MIME type: ${this.manifestType}`);
+  /** Digest of the chosen manifest's bytes as stored (the instance, for a list). */
+  get manifestDigest(): string {
+    return this.chosen.digest;
+  }
+
+  get manifestBytes(): Buffer {
+    return this.chosen.bytes;
+  }
+
+  get manifestType(): string {
+    return this.chosen.mediaType;
+  }
+
+  /** Digest of the list the reference named, when it named one. */
+  get listDigest(): string | undefined {
+    return isListType(this.top.mediaType) ? this.top.digest : undefined;
+  }
+
+  /** The top-level list, or undefined for a single image. */
+  private list(): ManifestList | undefined {
+    return isListType(this.top.mediaType) ? parseManifestList(this.top.bytes, this.top.mediaType) : undefined;
+  }
+
+  /** The entries of the top-level list (none for a single image). */
+  instances(): ListedInstance[] {
+    return (this.list()?.manifests ?? []).map((d) => ({ digest: d.digest, mediaType: d.mediaType, size: d.size, platform: d.platform }));
+  }
+
+  /**
+   * The instance for a platform a client names: the list's entry for it (read and verified
+   * once), or, for a single image, the image itself when its config says it is for that
+   * platform. PlatformNotFoundError otherwise.
+   */
+  async instanceFor(platform: PlatformChoice): Promise<ImageInstance> {
+    const list = this.list();
+    if (list === undefined) {
+      await this.requireSinglePlatform(platform);
+      return this.chosen;
+    }
+    const digest = findPlatformInstance(list, platform);
+    if (digest === this.chosen.digest) return this.chosen;
+    let instance = this.others.get(digest);
+    if (instance === undefined) {
+      instance = readInstance(this.source, this.signal, digest);
+      this.others.set(digest, instance);
+      instance.catch(() => this.others.delete(digest));
+    }
+    return instance;
+  }
+
+  /** A single image answers for one platform only: the one its config declares. */
+  private async requireSinglePlatform(wanted: PlatformChoice): Promise<void> {
+    const config = JSON.parse((await this.chosen.storedConfig()).toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+    const has = {
+      os: typeof config.os === 'string' ? config.os : '',
+      architecture: typeof config.architecture === 'string' ? config.architecture : '',
+      variant: typeof config.variant === 'string' ? config.variant : '',
+    };
+    const matches = has.os === wanted.os && has.architecture === wanted.architecture && (wanted.variant === undefined || wanted.variant === has.variant);
+    if (!matches) {
+      throw new PlatformNotFoundError(`the image is not a list but a single image for ${platformText(has)}: it has no image for ${platformText(wanted)}`);
     }
   }
 
   /** The manifest GetManifest hands out: OCI as stored, or Docker schema 2 converted. */
   ociManifest(): Promise<Buffer> {
-    this.ociManifestPromise ??= (async () => {
-      const m = this.requireImageManifest();
-      if (m.mediaType === MediaTypes.ociManifest) return this.manifestBytes;
-      return dockerToOciManifest(m, await this.ociConfig());
-    })();
-    return this.ociManifestPromise;
+    return this.chosen.ociManifest();
   }
 
   /** The config blob as stored, digest-verified. */
   storedConfig(): Promise<Buffer> {
-    this.storedConfigPromise ??= (async () => {
-      const m = this.requireImageManifest();
-      if (m.mediaType === MediaTypes.ociManifest && m.config.mediaType !== MediaTypes.ociConfig) {
-        throw new UnsupportedError(`unsupported image-specific operation on artifact with type ${JSON.stringify(m.config.mediaType)}`);
-      }
-      const blob = await this.source.getBlob({ digest: m.config.digest, size: m.config.size, signal: this.signal });
-      const bytes = await readAll(blob.stream, MAX_CONFIG_SIZE, 'image config');
-      verifyBytes(bytes, m.config.digest, 'image config');
-      return bytes;
-    })();
-    return this.storedConfigPromise;
+    return this.chosen.storedConfig();
   }
 
   /** GetFullConfig's bytes. */
-  async ociConfig(): Promise<Buffer> {
-    return ociConfigBytes(await this.storedConfig());
+  ociConfig(): Promise<Buffer> {
+    return this.chosen.ociConfig();
   }
 
   /** GetConfig's bytes: only the runtime `config` member. */
-  async runtimeConfig(): Promise<Buffer> {
-    return ociRuntimeConfigBytes(await this.storedConfig());
+  runtimeConfig(): Promise<Buffer> {
+    return this.chosen.runtimeConfig();
   }
 
   /** The layers as the original manifest lists them. */
   layerInfos(): LayerInfo[] {
-    return this.requireImageManifest().layers.map((l) => ({ digest: l.digest, size: l.size, media_type: l.mediaType }));
+    return this.chosen.layerInfos();
   }
 
-  /**
-   * Opens a blob. The config of a converted Docker image is served from memory under the digest
-   * the converted manifest gives it, since the source stores only the Docker original.
-   */
-  async openBlob(request: BlobRequest): Promise<BlobReader> {
-    parseDigest(request.digest);
-    if (this.manifestType === MediaTypes.dockerManifest) {
-      const config = await this.ociConfig().catch(() => undefined);
-      if (config !== undefined && sha256Digest(config) === request.digest) {
-        return { stream: Readable.from([config]), size: config.length };
-      }
-    }
-    return this.source.getBlob(request);
+  /** Opens a blob of the chosen instance (see ImageInstance.openBlob). */
+  openBlob(request: BlobRequest): Promise<BlobReader> {
+    return this.chosen.openBlob(request);
   }
 
   close(): Promise<void> {
@@ -120,18 +159,11 @@ export class OpenedImage {
   }
 }
 
-/** Reads a whole stream, refusing more than `limit` bytes. */
-export async function readAll(stream: Readable, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      stream.destroy();
-      throw new UnsupportedError(`${what} is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
+/** Reads one instance of a list, verified against its digest; a list inside a list is refused. */
+async function readInstance(source: ImageSource, signal: AbortSignal, digest: string): Promise<ImageInstance> {
+  const instance = await source.getManifest(digest, signal);
+  verifyBytes(instance.bytes, digest, 'manifest');
+  const mediaType = manifestTypeOf(instance);
+  if (isListType(mediaType)) throw new UnsupportedError('manifest list contains another list as the chosen instance');
+  return new ImageInstance(source, signal, digest, instance.bytes, mediaType);
 }
-

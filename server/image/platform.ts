@@ -84,3 +84,30 @@ export function chooseInstance(list: ManifestList, wanted: readonly WantedPlatfo
     `no image found in ${kind} for architecture ${first.architecture}, variant ${JSON.stringify(first.variant)}, OS ${first.os}`,
   );
 }
+
+/** "os/architecture[/variant]", for messages. */
+export function platformText(p: { readonly os: string; readonly architecture: string; readonly variant?: string | undefined }): string {
+  return `${p.os}/${p.architecture}${p.variant !== undefined && p.variant !== '' ? `/${p.variant}` : ''}`;
+}
+
+/**
+ * The entry of a list for a platform a client names (GetManifest's `platform`): os and
+ * architecture must match, and the variant too when one is named; with none named, an entry
+ * without a variant is preferred, then the architecture's variants best first. Unlike
+ * chooseInstance, no entry without a platform stands in. PlatformNotFoundError lists what the
+ * list has.
+ */
+export function findPlatformInstance(list: ManifestList, wanted: { readonly os: string; readonly architecture: string; readonly variant?: string | undefined }): string {
+  const variants = wanted.variant !== undefined ? [wanted.variant] : ['', ...(VARIANT_COMPATIBILITY[wanted.architecture] ?? [])];
+  for (const variant of variants) {
+    const match = list.manifests.find((d) => d.platform?.os === wanted.os && d.platform.architecture === wanted.architecture && (d.platform.variant ?? '') === variant);
+    if (match !== undefined) return match.digest;
+  }
+  if (wanted.variant === undefined) {
+    const anyVariant = list.manifests.find((d) => d.platform?.os === wanted.os && d.platform.architecture === wanted.architecture);
+    if (anyVariant !== undefined) return anyVariant.digest;
+  }
+  const kind = list.mediaType === MediaTypes.ociIndex ? 'image index' : 'manifest list';
+  const available = list.manifests.map((d) => (d.platform === undefined ? '(no platform)' : platformText(d.platform)));
+  throw new PlatformNotFoundError(`no image for ${platformText(wanted)} in the ${kind}; it has ${available.length === 0 ? 'no entries' : available.join(', ')}`);
+}

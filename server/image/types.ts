@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import type { Policy } from '../policy/types';
 import type { DockerReference } from '../reference/docker-reference';
+import type { ByteRange } from './range';
 import type { ImageSignature } from './signatures';
 
 /** Settings for one proxy run that transports may need. Built once from the command line. */
@@ -97,7 +98,7 @@ export interface RawManifest {
   readonly mediaType: string;
 }
 
-/** An open blob: a stream of its bytes and the size the source reports (-1 if unknown). */
+/** An open blob: a stream of its bytes (of the range, when one was asked for) and how many there are (-1 if unknown). */
 export interface BlobReader {
   readonly stream: Readable;
   readonly size: number;
@@ -109,6 +110,11 @@ export interface BlobRequest {
   readonly size: number;
   /** Aborts opening and reading the blob (its image was closed, its session ended). */
   readonly signal: AbortSignal;
+  /**
+   * Only these bytes (GetRawBlob's offset and length). The reader's size is then the number of
+   * bytes the range covers; an offset past the blob's end is an InvalidArgumentError.
+   */
+  readonly range?: ByteRange | undefined;
 }
 
 /** The data half of a transport: where manifests and blobs come from. */
@@ -165,4 +171,9 @@ export interface Transport {
   readonly name: string;
   /** Parses what follows "NAME:". Throws InvalidArgumentError on a malformed reference. */
   parseReference(reference: string): ImageReference;
+  /**
+   * The tags of the collection of images `reference` (what follows "NAME:") names: a
+   * registry's repository, a layout's ref names. Absent for transports that have no such thing.
+   */
+  listTags?(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]>;
 }

@@ -5,9 +5,12 @@
  * has chosen the sink. Initialize and Shutdown belong to the wire (they set up and end it).
  */
 import { ImageNotFoundError, UnsupportedError } from '../../protocol/errors';
-import type { Method1, ParamsOf1, ResultOf1 } from '../../protocol/jsonrpc';
-import { BlobVerifier, parseDigest } from '../image/digest';
+import type { ManifestResult, Method1, ParamsOf1, Platform, ResultOf1 } from '../../protocol/jsonrpc';
+import { BlobVerifier, parseDigest, sha256Digest } from '../image/digest';
+import type { ListedInstance, OpenedImage } from '../image/image';
+import { MediaTypes } from '../image/manifest';
 import { openImageByName } from '../image/open';
+import { listTagsByName } from '../transports/all';
 import type { PendingBody, Session } from './session';
 
 export type ServiceMethod1 = Exclude<Method1, 'Initialize' | 'Shutdown'>;
@@ -20,7 +23,7 @@ export interface PendingTransfer {
   readonly progress: boolean;
 }
 
-type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob' ? PendingTransfer : ResultOf1<M>;
+export type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob' ? PendingTransfer : ResultOf1<M>;
 type Implementation1<M extends ServiceMethod1> = (session: Session, params: ParamsOf1<M>, signal: AbortSignal) => Promise<Value1<M>>;
 
 const base64 = (bytes: Buffer): string => bytes.toString('base64');
@@ -44,6 +47,28 @@ const notYet = (what: string): never => {
   throw new UnsupportedError(`${what} is not implemented yet`);
 };
 
+/** A list entry's platform as protocol 1.0 shows it: os, architecture and a variant only when there is one. */
+function platformOf(p: ListedInstance['platform']): Platform | null {
+  if (p === undefined) return null;
+  // A list's JSON is not trusted to hold strings where it should.
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const variant = text(p.variant);
+  return variant !== '' ? { os: text(p.os), architecture: text(p.architecture), variant } : { os: text(p.os), architecture: text(p.architecture) };
+}
+
+/**
+ * GetManifest. Without options: the chosen instance converted to OCI, with the digest 0.2.x
+ * answers (that of the manifest as stored, as skopeo's proxy does). `raw`: the manifest or
+ * index the reference names, exactly as stored. `platform`: that instance of the list, as
+ * stored when `raw` is also set, else converted like the default.
+ */
+async function getManifest(image: OpenedImage, raw: boolean, platform: Platform | undefined): Promise<ManifestResult> {
+  if (platform === undefined && raw) return { digest: image.top.digest, mediaType: image.top.mediaType, data: base64(image.top.bytes) };
+  const instance = platform === undefined ? image.chosen : await image.instanceFor(platform);
+  if (raw) return { digest: instance.digest, mediaType: instance.mediaType, data: base64(instance.bytes) };
+  return { digest: instance.digest, mediaType: MediaTypes.ociManifest, data: base64(await instance.ociManifest()) };
+}
+
 export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Implementation1<M> } = {
   OpenImage: async (session, { reference }, signal) => ({ image: await openImage(session, reference, signal) }),
   OpenImageOptional: async (session, { reference }, signal) => {
@@ -58,19 +83,14 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
     await session.closeImage(image);
     return null;
   },
-  GetManifest: async (session, { image: id, raw, platform }) => {
-    if (raw === true || platform !== undefined) return notYet('GetManifest raw/platform');
-    const { image } = session.image(id);
-    const bytes = await image.ociManifest();
-    // TODO(methods-1): digest of the converted bytes when converted, mediaType from the bytes.
-    return { digest: image.manifestDigest, mediaType: 'application/vnd.oci.image.manifest.v1+json', data: base64(bytes) };
-  },
-  ListInstances: async () => notYet('ListInstances'),
-  ListTags: async () => notYet('ListTags'),
+  GetManifest: async (session, { image: id, raw, platform }) => getManifest(session.image(id).image, raw === true, platform),
+  ListInstances: async (session, { image: id }) => ({
+    instances: session.image(id).image.instances().map((i) => ({ digest: i.digest, mediaType: i.mediaType, size: i.size, platform: platformOf(i.platform) })),
+  }),
+  ListTags: async (session, { reference }, signal) => ({ tags: await listTagsByName(reference, session.ctx, signal) }),
   GetFullConfig: async (session, { image: id }) => {
-    const { image } = session.image(id);
-    const bytes = await image.ociConfig();
-    return { digest: '', data: base64(bytes) }; // TODO(methods-1): digest
+    const bytes = await session.image(id).image.ociConfig();
+    return { digest: sha256Digest(bytes), data: base64(bytes) };
   },
   GetConfig: async (session, { image: id }) => ({ data: base64(await session.image(id).image.runtimeConfig()) }),
   GetLayerInfo: async (session, { image: id }) => ({
@@ -80,17 +100,18 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
   GetBlob: async (session, { image: id, digest, size, progress }) => {
     const { image, lifetime } = session.image(id);
     const parsed = parseDigest(digest);
-    const expected = size ?? -1; // TODO(methods-1): the manifest's size when omitted
+    // No size from the client: the manifest's for that digest; a blob it does not list is still digest-verified.
+    const expected = size !== undefined && size >= 0 ? size : ((await image.chosen.listedSize(digest)) ?? -1);
     const blob = await image.openBlob({ digest, size: expected, signal: lifetime.signal });
     const body = { stream: blob.stream, size: expected >= 0 ? expected : blob.size, verifier: new BlobVerifier(parsed, expected), what: `blob ${digest}` };
     return { size: body.size, pending: { body, owner: lifetime.signal }, progress: progress === true };
   },
   GetRawBlob: async (session, { image: id, digest, offset, length }) => {
-    if (offset !== undefined || length !== undefined) return notYet('GetRawBlob offset/length');
     const { image, lifetime } = session.image(id);
     parseDigest(digest);
-    const blob = await image.openBlob({ digest, size: -1, signal: lifetime.signal });
-    const body = { stream: blob.stream, size: blob.size, verifier: undefined, what: `blob ${digest}` };
+    const range = offset === undefined && length === undefined ? undefined : { offset: offset ?? 0, length };
+    const blob = await image.openBlob({ digest, size: -1, signal: lifetime.signal, range });
+    const body = { stream: blob.stream, size: blob.size, verifier: undefined, what: range === undefined ? `blob ${digest}` : `blob ${digest} from byte ${range.offset}` };
     return { size: blob.size, pending: { body, owner: lifetime.signal }, progress: false };
   },
   FinishTransfer: async (session, { transfer }) => {

@@ -175,6 +175,11 @@ export class Session {
     return this.transfers.activeCount;
   }
 
+  /** Transfers still copying or not yet collected by the client (a service drains these before it stops). */
+  get heldTransfers(): number {
+    return this.transfers.heldCount;
+  }
+
   /**
    * Ends the session: every request and transfer is cancelled, every sink closed, every image's
    * source closed. Idempotent; the SystemContext's resources belong to whoever made it.

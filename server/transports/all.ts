@@ -11,4 +11,4 @@ registerTransport('oci-archive', () => (require('./oci-archive') as typeof impor
 registerTransport('docker-archive', () => (require('./docker-archive') as typeof import('./docker-archive')).dockerArchiveTransport);
 registerTransport('docker', () => (require('./docker') as typeof import('./docker')).dockerTransport);
 
-export { parseImageName, transportNames } from './registry';
+export { listTagsByName, parseImageName, transportNames } from './registry';

@@ -1,6 +1,6 @@
 /** Transports by name, and parsing "TRANSPORT:REFERENCE" image names. */
-import { clipInput, InternalError, InvalidArgumentError } from '../../protocol/errors';
-import type { ImageReference, Transport } from '../image/types';
+import { clipInput, InternalError, InvalidArgumentError, UnsupportedError } from '../../protocol/errors';
+import type { ImageReference, SystemContext, Transport } from '../image/types';
 
 /** Loads a transport's module on first use. */
 type TransportLoader = () => Transport;
@@ -29,8 +29,8 @@ function transportByName(name: string): Transport | undefined {
   return transport;
 }
 
-/** Parses an image name as containers-transports(5) writes it. */
-export function parseImageName(name: string): ImageReference {
+/** The transport a "TRANSPORT:REFERENCE" name names, and the reference after the colon. */
+function splitImageName(name: string): { transport: Transport; reference: string } {
   const colon = name.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", expected colon-separated transport:reference`);
   const transportName = name.slice(0, colon);
@@ -38,5 +38,20 @@ export function parseImageName(name: string): ImageReference {
   if (name.includes('\0')) throw new InvalidArgumentError(`Invalid image name "${clipInput(name.replace(/\0/g, '\\0'))}": it contains a NUL byte`);
   const transport = transportByName(transportName);
   if (transport === undefined) throw new InvalidArgumentError(`Invalid image name "${clipInput(name)}", unknown transport "${clipInput(transportName)}"`);
-  return transport.parseReference(name.slice(colon + 1));
+  return { transport, reference: name.slice(colon + 1) };
+}
+
+/** Parses an image name as containers-transports(5) writes it. */
+export function parseImageName(name: string): ImageReference {
+  const { transport, reference } = splitImageName(name);
+  return transport.parseReference(reference);
+}
+
+/** The tags of what "TRANSPORT:REFERENCE" names (ListTags); UnsupportedError for transports without tags. */
+export function listTagsByName(name: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
+  const { transport, reference } = splitImageName(name);
+  if (transport.listTags === undefined) {
+    throw new UnsupportedError(`listing tags is not supported for the ${transport.name}: transport`);
+  }
+  return transport.listTags(reference, ctx, signal);
 }

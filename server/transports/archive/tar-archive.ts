@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { clipInput, LayerpipeError, systemErrorText, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
+import { rangeWithin, type ByteRange, type ResolvedRange } from '../../image/range';
 import type { SystemContext } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
 import { FileByteSource, SpillingStreamSource } from './byte-sources';
@@ -115,11 +116,12 @@ export class TarArchive {
     return out;
   }
 
-  /** The bytes of an entry as a stream read by offset; many may run at once. */
-  rangeStream(e: TarEntry): Readable {
+  /** The bytes of an entry (or of `part` of it, checked by the caller) as a stream read by offset; many may run at once. */
+  rangeStream(e: TarEntry, part: ResolvedRange = { start: 0, length: e.size }): Readable {
     if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
-    if (e.size === 0) return Readable.from([]);
-    return this.handle.createReadStream({ start: e.offset, end: e.offset + e.size - 1, autoClose: false, highWaterMark: STREAM_CHUNK });
+    if (part.length === 0) return Readable.from([]);
+    const start = e.offset + part.start;
+    return this.handle.createReadStream({ start, end: start + part.length - 1, autoClose: false, highWaterMark: STREAM_CHUNK });
   }
 
   /** The compression of an entry's own bytes (docker-archive layers may be compressed). */
@@ -127,10 +129,11 @@ export class TarArchive {
     return sniffCompression(this.handle, e.offset, e.size);
   }
 
-  /** LayoutFiles.open: a regular file inside, as a stream and its size. */
-  async open(rel: string): Promise<OpenedFile> {
+  /** LayoutFiles.open: a regular file inside (or a byte range of it), as a stream and its size. */
+  async open(rel: string, range?: ByteRange): Promise<OpenedFile> {
     const e = this.entry(rel);
-    return { stream: this.rangeStream(e), size: e.size };
+    const part = range === undefined ? { start: 0, length: e.size } : rangeWithin(range, e.size, `${rel} in archive ${this.file}`);
+    return { stream: this.rangeStream(e, part), size: part.length };
   }
 
   /** Closes the descriptor (which frees a spill file). Idempotent. */

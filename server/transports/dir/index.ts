@@ -29,7 +29,7 @@ class DirImageSource implements ImageSource {
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
-    return this.files.open(blobFileName(request.digest));
+    return this.files.open(blobFileName(request.digest), request.range);
   }
 
   /** signature-N for the top-level manifest, HEX.signature-N for an instance, as skopeo writes them. */

@@ -15,6 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { BlobNotFoundError, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest, sha256Digest } from '../../image/digest';
 import { MAX_CONFIG_SIZE, MediaTypes } from '../../image/manifest';
+import { bufferRange, rangeWithin, skipAndTake } from '../../image/range';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest } from '../../image/types';
 import { requireGzipOrNone } from '../archive/compression';
 import type { TarArchive } from '../archive/tar-archive';
@@ -151,13 +152,14 @@ export class DockerArchiveSource implements ImageSource {
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
-    if (request.digest === this.configDigest) {
-      return { stream: Readable.from([this.configBytes]), size: this.configBytes.length };
-    }
+    if (request.digest === this.configDigest) return bufferRange(this.configBytes, request.range, `blob ${request.digest}`);
     const layer = this.layers.get(request.digest);
     if (layer === undefined) throw new BlobNotFoundError(`Unknown blob ${request.digest}`);
-    const raw = this.archive.rangeStream(layer.entry);
-    return { stream: layer.gzipped ? gunzipped(raw) : raw, size: layer.size };
+    const part = request.range === undefined ? { start: 0, length: layer.size } : rangeWithin(request.range, layer.size, `blob ${request.digest}`);
+    if (!layer.gzipped) return { stream: this.archive.rangeStream(layer.entry, part), size: part.length };
+    const whole = gunzipped(this.archive.rangeStream(layer.entry));
+    // A gzip stream cannot be entered mid-way: a range of a compressed layer tar is decompressed from its start, the bytes before it dropped.
+    return { stream: request.range === undefined ? whole : skipAndTake(whole, part.start, part.length), size: part.length };
   }
 
   close(): Promise<void> {

@@ -23,6 +23,11 @@ export interface ResumableOptions {
   readonly what: string;
   /** Total size if known (Content-Length of the first response), else -1. */
   readonly totalSize: number;
+  /**
+   * Deliver at most this many bytes, then end and drop the connection: a registry that answers
+   * a range request with the whole blob (200) runs on past the range.
+   */
+  readonly limit?: number | undefined;
   /** No byte for this long while the consumer waits: the connection is given up and resumed. */
   readonly stallTimeoutMs: number;
   /** Reconnects in a row that deliver nothing before the download fails. */
@@ -127,6 +132,11 @@ export class ResumableBlobStream extends Readable {
         return;
       }
     }
+    const limit = this.options.limit;
+    if (limit !== undefined && this.delivered + chunk.length > limit) {
+      this.endAtLimit(chunk.subarray(0, limit - this.delivered));
+      return;
+    }
     if (this.options.totalSize >= 0 && this.delivered + chunk.length > this.options.totalSize) {
       this.fail(new RetryableError(`${this.options.what}: the registry sent more than the ${this.options.totalSize} bytes it announced`));
       return;
@@ -140,6 +150,15 @@ export class ResumableBlobStream extends Readable {
       this.clearStallTimer();
       body.pause();
     }
+  }
+
+  /** The last wanted bytes arrived in a body that goes on: they are delivered, the body dropped, the stream ended. */
+  private endAtLimit(last: Buffer): void {
+    this.clearStallTimer();
+    this.detach(true);
+    this.delivered += last.length;
+    if (last.length > 0) this.push(last);
+    this.push(null);
   }
 
   private onEnd(body: Readable): void {

@@ -4,20 +4,23 @@
  * network faults, 429 (Retry-After) and 5xx, redirects followed with Authorization kept only
  * on the registry's own origin, and 401s answered by fetching a fresh token once.
  */
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import {
   AccessDeniedError, CancelledError, InternalError, LayerpipeError, RetryableError, errorMessage, isTransient,
 } from '../../../protocol/errors';
 import type { Logger } from '../../log';
 import { MAX_MANIFEST_SIZE, MediaTypes } from '../../image/manifest';
+import type { ByteRange } from '../../image/range';
 import type { BlobReader, RawManifest } from '../../image/types';
 import {
   parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenCache, type TokenRequest,
 } from './auth';
+import { rangeAnswer, rangeHeader, wantedRange, type RangeAnswer } from './blob-range';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
 import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
 import {
-  contentLength, rangeStart, readLimited, responseError, simplifyContentType, statusError, withContext, type Response,
+  contentLength, readLimited, responseError, simplifyContentType, statusError, withContext, type Response,
 } from './responses';
 import { backoffMs, Deadline, retryAfterMs, sleep } from './retry';
 import { SharedOperation } from './shared';
@@ -168,42 +171,64 @@ export class RegistryClient {
     });
   }
 
-  /** Opens a blob as a stream that resumes with Range requests when the connection is cut or stalls. */
-  async getBlob(repository: string, digest: string, signal: AbortSignal): Promise<BlobReader> {
+  /**
+   * One page of a repository's tag list: `pathAndQuery` is "/v2/REPO/tags/list?…" (the first
+   * page's, or the path and query of the previous page's Link), always sent to this registry.
+   */
+  async getTagListPage(repository: string, pathAndQuery: string, limit: number, signal: AbortSignal): Promise<{ body: Buffer; link: string | undefined }> {
+    await this.ping(signal);
+    const what = `listing tags of ${this.endpoint.registry}/${repository}`;
+    return this.send(this.url(pathAndQuery), { what, signal, scope: pullScope(repository), headers: { accept: 'application/json' } }, async (res) => {
+      if (res.statusCode !== 200) throw await responseError(res, what, 'manifest');
+      const body = await readLimited(res, limit, `the tag list of ${this.endpoint.registry}/${repository}`);
+      const link = res.headers.link;
+      return { body, link: Array.isArray(link) ? link[0] : link };
+    });
+  }
+
+  /**
+   * Opens a blob (or a range of it, with Range requests; see blob-range.ts) as a stream that
+   * resumes with Range requests when the connection is cut or stalls.
+   */
+  async getBlob(repository: string, digest: string, signal: AbortSignal, range?: ByteRange): Promise<BlobReader> {
     await this.ping(signal);
     const url = this.url(`/v2/${repository}/blobs/${digest}`);
     const what = `fetching blob ${digest} from ${this.endpoint.registry}/${repository}`;
-    const first = await this.send(url, { what, signal, scope: pullScope(repository), bodyTimeoutMs: 0 }, async (res) => {
-      if (res.statusCode !== 200) throw await responseError(res, what, 'blob');
-      return res;
+    // An empty range still asks from its offset, so that an offset past the end is refused.
+    const wanted = range === undefined ? { start: 0, last: undefined } : wantedRange(range.length === 0 ? { offset: range.offset } : range);
+    const request = (delivered: number, requestSignal: AbortSignal, attempts?: number) => this.send(url, {
+      what, signal: requestSignal, scope: pullScope(repository), bodyTimeoutMs: 0, attempts,
+      headers: range === undefined && delivered === 0 ? {} : { range: rangeHeader(wanted, delivered) },
+    }, async (res): Promise<RangeAnswer | undefined> => {
+      if (range === undefined && delivered === 0) {
+        if (res.statusCode !== 200) throw await responseError(res, what, 'blob');
+        return { opened: { body: res.body, skip: 0 }, size: contentLength(res.headers) };
+      }
+      return rangeAnswer(res, wanted, delivered, what);
     });
-    const size = contentLength(first.headers);
-    const stream = new ResumableBlobStream({ body: first.body, skip: 0 }, {
+    const first = await request(0, signal);
+    if (first === undefined || range?.length === 0) {
+      first?.opened.body.destroy();
+      return { stream: Readable.from([]), size: 0 };
+    }
+    const stream = new ResumableBlobStream(first.opened, {
       what,
-      totalSize: size,
+      totalSize: first.size,
+      limit: wanted.last === undefined ? undefined : wanted.last + 1 - wanted.start,
       stallTimeoutMs: this.settings.stallTimeoutMs,
       maxAttemptsWithoutProgress: this.settings.attempts,
       maxResumes: 100,
       backoffMs: (n) => this.retryDelay(n),
       signal,
-      onResume: (offset, reason) => this.settings.logger?.debug(`${what}: resuming at byte ${offset} (${reason})`),
+      onResume: (offset, reason) => this.settings.logger?.debug(`${what}: resuming at byte ${wanted.start + offset} (${reason})`),
       // Each reopen is one try: the stream's own loop does the retrying and the counting.
-      reopen: (offset, reopenSignal) => this.send(url, {
-        what, signal: reopenSignal, scope: pullScope(repository), bodyTimeoutMs: 0, attempts: 1, headers: { range: `bytes=${offset}-` },
-      }, async (res): Promise<OpenedBody> => {
-        if (res.statusCode === 206) {
-          const start = rangeStart(res.headers['content-range']);
-          if (start !== offset) {
-            res.body.destroy();
-            throw new RetryableError(`${what}: asked for bytes from ${offset}, the registry sent a range starting at ${start ?? 'an unknown offset'}`);
-          }
-          return { body: res.body, skip: 0 };
-        }
-        if (res.statusCode === 200) return { body: res.body, skip: offset };
-        throw await responseError(res, what, 'blob');
-      }),
+      reopen: async (delivered, reopenSignal): Promise<OpenedBody> => {
+        const answer = await request(delivered, reopenSignal, 1);
+        if (answer === undefined) throw new RetryableError(`${what}: the registry says the blob ends at byte ${wanted.start + delivered}, before the size it announced`);
+        return answer.opened;
+      },
     });
-    return { stream, size };
+    return { stream, size: first.size };
   }
 
   private async fetchToken(req: TokenRequest, signal: AbortSignal): Promise<IssuedToken> {

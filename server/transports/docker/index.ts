@@ -5,6 +5,7 @@ import {
   parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, type DockerReference,
 } from '../../reference/docker-reference';
 import { DockerImageSource, openDockerImage } from './source';
+import { listRegistryTags } from './tags';
 
 export class DockerImageReference implements ImageReference {
   constructor(
@@ -41,4 +42,5 @@ export const dockerTransport: Transport = {
     }
     return new DockerImageReference(dockerTransport, parseDockerReference(reference.slice(2)));
   },
+  listTags: listRegistryTags,
 };

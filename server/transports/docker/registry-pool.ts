@@ -1,8 +1,8 @@
 /**
  * Everything the docker:// transport keeps beyond one image, owned by the SystemContext's
  * resources (one proxy session today; a service may share one between sessions on purpose):
- * registry clients (their pings and challenges), keep-alive connections, bearer tokens, the
- * parsed system CA bundle and auth files that can be read only once. Two contexts with their
+ * registry clients (their pings and challenges), keep-alive connections, bearer tokens,
+ * manifests read by digest, the parsed system CA bundle and auth files that can be read only once. Two contexts with their
  * own resources share none of it; closing one pool closes its connections only.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +11,7 @@ import type { ClosableResource, SystemContext } from '../../image/types';
 import { TokenCache, type AuthIdentity } from './auth';
 import { RegistryClient, type ClientSettings, type Endpoint } from './client';
 import { ConnectionPool } from './http';
+import { ManifestCache } from './manifest-cache';
 
 /** The key of the pool in SystemContext.resources. */
 export const REGISTRY_POOL_KEY = 'docker-registry-pool';
@@ -19,6 +20,7 @@ export class RegistryPool implements ClosableResource {
   readonly connections = new ConnectionPool();
   readonly tokens = new TokenCache();
   readonly authFiles = new ReadOnceFiles();
+  readonly manifests = new ManifestCache();
   private readonly clients = new Map<string, RegistryClient>();
   /** Loggers are objects, not values: each gets a number so that clients of two loggers stay apart. */
   private readonly loggerIds = new WeakMap<object, number>();
@@ -44,6 +46,7 @@ export class RegistryPool implements ClosableResource {
   async close(): Promise<void> {
     this.clients.clear();
     this.tokens.clear();
+    this.manifests.clear();
     await this.connections.close();
   }
 

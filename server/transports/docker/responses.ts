@@ -31,13 +31,6 @@ export function contentLength(headers: IncomingHttpHeaders): number {
   return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : -1;
 }
 
-/** The first byte of a Content-Range ("bytes 100-199/200"), or undefined. */
-export function rangeStart(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  const m = text === undefined ? null : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(text.trim());
-  return m === null ? undefined : Number(m[1]);
-}
-
 /** "application/json; charset=utf-8" -> "application/json". */
 export function simplifyContentType(value: string | string[] | undefined): string {
   const text = Array.isArray(value) ? value[0] : value;

@@ -48,7 +48,7 @@ async function identityFor(
   return { credentials, registryToken };
 }
 
-function checkRegistryOptions(ctx: SystemContext): void {
+export function checkRegistryOptions(ctx: SystemContext): void {
   const opts = ctx.registry;
   if (opts.credentials !== undefined && opts.credentials.username === '') {
     throw new InvalidArgumentError('a registry password was given without a user name (--password needs --username)');
@@ -77,18 +77,45 @@ export interface OpenedSource {
   readonly manifest: RawManifest;
 }
 
-async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
-  const physical = physicalReference(source, named);
+/**
+ * The client for the registry `physical` names, with the credentials and TLS files for it
+ * (`named` is what the user asked for: command-line credentials apply to its registry only).
+ */
+export async function registryClientFor(
+  ctx: SystemContext, named: DockerReference, physical: DockerReference, insecure: boolean, config: RegistriesConfig, signal: AbortSignal,
+): Promise<RegistryClient> {
   const identity = await identityFor(ctx, named, physical, config, signal);
   const files = await tlsFilesFor(physical.registry, { certDir: ctx.registry.certDir });
-  const verify = ctx.registry.tlsVerify ?? !source.insecure;
+  const verify = ctx.registry.tlsVerify ?? !insecure;
   const tls: TlsSettings = { verify, ca: files.ca, cert: files.cert, key: files.key };
   const endpoint = { registry: physical.registry, host: endpointHost(physical.registry), tls, allowHttp: !verify };
-  const client = RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
-  const selector = manifestSelector(physical);
-  const manifest = await client.getManifest(physical.repository, selector, signal);
-  if (physical.digest !== undefined) verifyBytes(manifest.bytes, physical.digest, `manifest ${physical.digest} from ${nameOf(physical)}`);
+  return RegistryPool.of(ctx).client(endpoint, identity, clientSettings(ctx));
+}
+
+async function openAt(ctx: SystemContext, named: DockerReference, source: PullSource, config: RegistriesConfig, signal: AbortSignal): Promise<OpenedSource> {
+  const physical = physicalReference(source, named);
+  const client = await registryClientFor(ctx, named, physical, source.insecure, config, signal);
+  const manifest = physical.digest !== undefined
+    ? await manifestByDigest(ctx, client, physical, physical.digest, signal)
+    : await client.getManifest(physical.repository, manifestSelector(physical), signal);
   return { client, physical, manifest };
+}
+
+/**
+ * The one way a manifest is read by digest: from the pool's cache (shared by a service's
+ * sessions), else from the registry, verified, then cached.
+ */
+async function manifestByDigest(ctx: SystemContext, client: RegistryClient, physical: DockerReference, digest: string, signal: AbortSignal): Promise<RawManifest> {
+  const cache = RegistryPool.of(ctx).manifests;
+  const cached = cache.get(client, physical.repository, digest);
+  if (cached !== undefined) {
+    ctx.log.debug(`manifest ${digest} of ${nameOf(physical)}: cached`);
+    return cached;
+  }
+  const manifest = await client.getManifest(physical.repository, digest, signal);
+  verifyBytes(manifest.bytes, digest, `manifest ${digest} from ${nameOf(physical)}`);
+  cache.putVerified(client, physical.repository, digest, manifest);
+  return manifest;
 }
 
 /** Tries mirrors then the primary; the error of the primary (its class too) decides, with the mirrors' noted. */
@@ -162,14 +189,12 @@ export class DockerImageSource implements ImageSource {
   async getManifest(instanceDigest: string | undefined, signal: AbortSignal): Promise<RawManifest> {
     if (instanceDigest === undefined) return this.opened.manifest;
     parseDigest(instanceDigest);
-    const m = await this.opened.client.getManifest(this.opened.physical.repository, instanceDigest, signal);
-    verifyBytes(m.bytes, instanceDigest, `manifest ${instanceDigest} from ${nameOf(this.opened.physical)}`);
-    return m;
+    return manifestByDigest(this.ctx, this.opened.client, this.opened.physical, instanceDigest, signal);
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
     parseDigest(request.digest);
-    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal);
+    return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal, request.range);
   }
 
   /**

@@ -15,11 +15,12 @@
  * socket, a directory) is refused before a byte is read, and opening it cannot block.
  */
 import { close as closeFd, createReadStream, promises as fsp, read as readFd } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   BlobNotFoundError, CancelledError, clipInput, InvalidArgumentError, LayerpipeError, UnsafeContentError, UnsupportedError, systemCode,
   systemErrorText,
 } from '../../../protocol/errors';
+import { rangeWithin, type ByteRange, type ResolvedRange } from '../../image/range';
 import { native, type BeneathFile, type BeneathResolver, type FileKind } from '../../../protocol/seqpacket/native';
 
 export interface OpenedFile {
@@ -156,12 +157,25 @@ export class ConfinedDirectory {
     }
   }
 
-  /** Opens a regular file inside the directory for streaming. */
-  async open(rel: string): Promise<OpenedFile> {
+  /** Opens a regular file inside the directory for streaming, whole or a byte range of it. */
+  async open(rel: string, range?: ByteRange): Promise<OpenedFile> {
     const file = await this.openFile(rel);
-    // The stream owns the descriptor from here and closes it at its end or when destroyed.
-    const stream = createReadStream('', { fd: file.fd, autoClose: true, start: 0, highWaterMark: STREAM_CHUNK });
-    return { stream, size: file.size };
+    let part: ResolvedRange;
+    try {
+      part = range === undefined ? { start: 0, length: file.size } : rangeWithin(range, file.size, this.shown(rel));
+    } catch (err) {
+      await closeQuietly(file.fd);
+      throw err;
+    }
+    if (part.length === 0 && range !== undefined) {
+      await closeQuietly(file.fd);
+      return { stream: Readable.from([]), size: 0 };
+    }
+    // The stream owns the descriptor from here and closes it at its end or when destroyed. A
+    // whole file is read to its end (it may have grown: the verifier reports that); a range stops at its own.
+    const end = range === undefined ? undefined : part.start + part.length - 1;
+    const stream = createReadStream('', { fd: file.fd, autoClose: true, start: part.start, end, highWaterMark: STREAM_CHUNK });
+    return { stream, size: part.length };
   }
 
   /** Reads a whole small file, refusing more than `limit` bytes (also if it grows while read). */

@@ -8,7 +8,7 @@
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { TarArchive } from '../archive/tar-archive';
 import { LocalPathReference, pathAndParents } from '../local/policy-scope';
-import { openLayoutSource, splitLayoutReference } from '../oci/layout';
+import { layoutPathToList, layoutRefNames, openLayoutSource, splitLayoutReference } from '../oci/layout';
 
 /** The layout's files are extracted by a real untar in skopeo, so link chains are followed (within the archive). */
 const MAX_LINK_HOPS = 8;
@@ -37,5 +37,13 @@ export const ociArchiveTransport: Transport = {
   parseReference(reference: string): ImageReference {
     const { path: file, ref } = splitLayoutReference(reference, 'oci-archive');
     return new OciArchiveReference(ociArchiveTransport, file, ref);
+  },
+  async listTags(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
+    const archive = await TarArchive.open(layoutPathToList(reference, 'oci-archive'), ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
+    try {
+      return await layoutRefNames(archive);
+    } finally {
+      await archive.close();
+    }
   },
 };

@@ -2,7 +2,7 @@
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
 import { LocalPathReference, pathAndParents } from '../local/policy-scope';
-import { openLayoutSource, splitLayoutReference } from './layout';
+import { layoutPathToList, layoutRefNames, openLayoutSource, splitLayoutReference } from './layout';
 
 /** The policy scope is the layout directory alone: "DIR:REF" and "DIR:" may name the same image, so REF cannot narrow it. */
 class OciReference extends LocalPathReference implements ImageReference {
@@ -29,5 +29,13 @@ export const ociTransport: Transport = {
   parseReference(reference: string): ImageReference {
     const { path: dir, ref } = splitLayoutReference(reference, 'oci');
     return new OciReference(ociTransport, dir, ref);
+  },
+  async listTags(reference: string): Promise<string[]> {
+    const files = await ConfinedDirectory.open(layoutPathToList(reference, 'oci'));
+    try {
+      return await layoutRefNames(files);
+    } finally {
+      await files.close();
+    }
   },
 };

@@ -5,13 +5,15 @@
 import { clipInput, ImageNotFoundError, InvalidArgumentError, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest, verifyBytes } from '../../image/digest';
 import { MAX_MANIFEST_SIZE, MediaTypes, parseManifestList } from '../../image/manifest';
+import type { ByteRange } from '../../image/range';
 import type { BlobReader, BlobRequest, Descriptor, ImageReference, ImageSource, RawManifest } from '../../image/types';
 import type { OpenedFile } from '../local/confined-dir';
 
 /** The files of a layout, wherever they are kept. Paths are relative to the layout's root. */
 export interface LayoutFiles {
   read(rel: string, limit: number): Promise<Buffer>;
-  open(rel: string): Promise<OpenedFile>;
+  /** A file, or a byte range of it (the size is then the range's). */
+  open(rel: string, range?: ByteRange): Promise<OpenedFile>;
 }
 
 const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -94,7 +96,23 @@ export async function resolveLayoutDescriptor(files: LayoutFiles, ref: string, w
   }
 }
 
-/** An ImageSource over a layout, fixed to one top-level descriptor. */
+/**
+ * The ref names of a layout (ListTags on oci: and oci-archive:): the ref.name annotations of
+ * index.json's entries, in order, each once. Nested indexes are not looked into.
+ */
+export async function layoutRefNames(files: LayoutFiles): Promise<string[]> {
+  const names = (await readIndex(files, undefined)).map((d) => d.annotations?.[REF_NAME_ANNOTATION]);
+  return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
+}
+
+/** Splits a reference to list the ref names of: a path, without a ref. */
+export function layoutPathToList(reference: string, transport: string): string {
+  const { path, ref } = splitLayoutReference(reference, transport);
+  if (ref !== '') throw new InvalidArgumentError(`${transport}: no ref allowed in a layout reference to list tags of: ${clipInput(ref)}`);
+  return path;
+}
+
+
 /**
  * The source of the image `ref` names in a layout whose files are open (a directory, an
  * archive): the files are closed with the source, or at once when the ref resolves to nothing.
@@ -127,7 +145,7 @@ class LayoutImageSource implements ImageSource {
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
-    const file = await this.files.open(blobPath(request.digest));
+    const file = await this.files.open(blobPath(request.digest), request.range);
     return { stream: file.stream, size: file.size };
   }
 

@@ -6,7 +6,7 @@
 import { errorMessage, InvalidArgumentError, systemCode } from '../../../protocol/errors';
 import { MAX_MESSAGE_SIZE } from '../../../protocol/methods';
 import { native } from '../../../protocol/seqpacket/native';
-import { SeqpacketSocket, type Packet } from '../../../protocol/seqpacket/socket';
+import type { Packet, SeqpacketSocket } from '../../../protocol/seqpacket/socket';
 import type { Logger } from '../../log';
 import type { Session } from '../../service/session';
 import { decodeRequest, encodeReply } from './codec';
@@ -31,9 +31,13 @@ function peerGone(err: unknown): boolean {
   return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_SOCKET_CLOSED';
 }
 
-export function serveSkopeoWire(fd: number, session: Session, log: Logger): Promise<WireEnd> {
+/**
+ * Serves the wire on `socket` (which it then owns), starting with `first` when the connection's
+ * first packet was already read to choose the wire (server/wires/detect.ts). The socket may read
+ * packets longer than MAX_MESSAGE_SIZE: those get the same error reply as a truncated one.
+ */
+export function serveSkopeoSocket(socket: SeqpacketSocket, session: Session, log: Logger, first?: Packet): Promise<WireEnd> {
   return new Promise<WireEnd>((resolve, reject) => {
-    const socket = new SeqpacketSocket(fd, MAX_MESSAGE_SIZE);
     let replies: Promise<void> = Promise.resolve();
     let pending = 0;
     let ended = false;
@@ -45,7 +49,7 @@ export function serveSkopeoWire(fd: number, session: Session, log: Logger): Prom
     };
 
     const run = (packet: Packet): { label: string; outcome: Promise<Outcome> } => {
-      if (packet.truncated) {
+      if (packet.truncated || packet.data.length > MAX_MESSAGE_SIZE) {
         return { label: '?', outcome: Promise.reject(new InvalidArgumentError(`invalid request: message larger than ${MAX_MESSAGE_SIZE} bytes`)) };
       }
       let request;
@@ -62,7 +66,7 @@ export function serveSkopeoWire(fd: number, session: Session, log: Logger): Prom
       return { label: method, outcome };
     };
 
-    socket.on('packet', (packet: Packet) => {
+    const onPacket = (packet: Packet): void => {
       for (const received of packet.fds) native.close(received); // clients send none; drop strays
       if (++pending >= PENDING_HIGH) socket.pause();
       const { label, outcome } = run(packet);
@@ -94,7 +98,10 @@ export function serveSkopeoWire(fd: number, session: Session, log: Logger): Prom
         if (peerGone(err)) finish('eof');
         else if (!ended) reject(err);
       });
-    });
+    };
+    if (first !== undefined) onPacket(first);
+    socket.on('packet', onPacket);
+    socket.resume();
     socket.on('end', () => finish('eof'));
     socket.on('error', (err: Error) => {
       if (!ended) reject(err);

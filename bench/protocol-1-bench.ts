@@ -1,0 +1,138 @@
+/**
+ * Protocol 1.0 throughput: one image (default 4 x 64 MiB of incompressible layers in an oci:
+ * layout) through each 1.0 delivery (fd, fifo and stream on the socketpair; stream and fifo on
+ * stdio) against 0.2.x fd, same run, the client hashing every byte. Targets (issue 14): fd and
+ * fifo within 5% of 0.2.x, stream at least 60%. Run by hand:
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2]
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { ImageProxy, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport } from '../clients/typescript';
+import type { PayloadKind } from '../protocol/jsonrpc';
+import { randomLayer, writeOciImage } from '../test/harness/oci-builder';
+import { num, type Layer } from './throughput';
+
+const ARGS = ['--insecure-policy'];
+
+interface Way {
+  readonly label: string;
+  /** Fetches every layer serially through a fresh proxy; returns seconds and the proxy's peak RSS. */
+  run(ref: string, layers: readonly Layer[]): Promise<{ seconds: number; peakRssMiB: number }>;
+}
+
+async function drainVerified(stream: Readable, layer: Layer): Promise<void> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  if (`sha256:${hash.digest('hex')}` !== layer.digest || bytes !== layer.size) throw new Error(`client check failed for ${layer.digest}`);
+}
+
+function peakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? NaN : Number(m[1]) / 1024;
+}
+
+const wire02: Way = {
+  label: '0.2.x fd (socketpair)',
+  async run(ref, layers) {
+    const proxy = await ImageProxy.spawn({ args: ARGS });
+    await proxy.initialize();
+    const image = await proxy.openImage(ref);
+    const started = process.hrtime.bigint();
+    for (const layer of layers) {
+      const blob = await proxy.getBlob(image, layer.digest, layer.size);
+      await Promise.all([drainVerified(blob.stream, layer), blob.finish()]);
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const rss = peakRssMiB(proxy.pid);
+    await proxy.shutdown();
+    return { seconds, peakRssMiB: rss };
+  },
+};
+
+function wire1(label: string, payload: PayloadKind, connect: () => Promise<RpcTransport>): Way {
+  return {
+    label,
+    async run(ref, layers) {
+      const proxy = await RpcImageProxy.connect(await connect(), { payloads: [payload] });
+      if (proxy.payload !== payload) throw new Error(`${label}: the proxy chose ${proxy.payload}`);
+      const image = await proxy.openImage(ref);
+      const started = process.hrtime.bigint();
+      for (const layer of layers) {
+        const blob = await proxy.getBlob(image, layer.digest, layer.size);
+        await Promise.all([drainVerified(blob.stream, layer), blob.finish()]);
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const rss = peakRssMiB(proxy.pid);
+      await proxy.shutdown();
+      return { seconds, peakRssMiB: rss };
+    },
+  };
+}
+
+const WAYS: readonly Way[] = [
+  wire02,
+  wire1('1.0 fd (socketpair)', 'fd', () => spawnPacketTransport({ args: ARGS })),
+  wire1('1.0 fifo (socketpair)', 'fifo', () => spawnPacketTransport({ args: ARGS })),
+  wire1('1.0 stream (socketpair)', 'stream', () => spawnPacketTransport({ args: ARGS })),
+  wire1('1.0 fifo (stdio)', 'fifo', () => spawnStdioTransport({ args: ARGS })),
+  wire1('1.0 stream (stdio)', 'stream', () => spawnStdioTransport({ args: ARGS })),
+];
+
+function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number } {
+  const opts = { layers: 4, layerMiB: 64, rounds: 2 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const value = Number(argv[i + 1]);
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`bad value for ${argv[i]}`);
+    if (argv[i] === '--layers') opts.layers = value;
+    else if (argv[i] === '--layer-mib') opts.layerMiB = value;
+    else if (argv[i] === '--rounds') opts.rounds = value;
+    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N)`);
+  }
+  return opts;
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-rpc-bench-'));
+  try {
+    const built = Array.from({ length: opts.layers }, (_, i) => randomLayer(opts.layerMiB * 1024 * 1024, `layer-${i}.bin`));
+    writeOciImage(dir, { layers: built }, 'bench');
+    const layers: Layer[] = built.map((l) => ({ digest: l.digest, size: l.compressed.length }));
+    built.length = 0;
+    for (const l of layers) readFileSync(path.join(dir, 'blobs', 'sha256', l.digest.slice(7))); // warm the page cache
+    const totalMB = layers.reduce((n, l) => n + l.size, 0) / 1e6;
+    const ref = `oci:${dir}:bench`;
+    const best = new Map<string, { seconds: number; peakRssMiB: number }>();
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const way of WAYS) {
+        const r = await way.run(ref, layers);
+        console.log(`round ${round}: ${way.label.padEnd(26)} ${num(totalMB / r.seconds)} MB/s, peak RSS ${num(r.peakRssMiB)} MiB`);
+        const previous = best.get(way.label);
+        if (previous === undefined || r.seconds < previous.seconds) best.set(way.label, r);
+      }
+    }
+    const base = best.get(wire02.label)!;
+    console.log(`\n${opts.layers} layers, ${num(totalMB)} MB; best of ${opts.rounds}; serial GetBlob, client verifies sha256`);
+    console.log(`${'delivery'.padEnd(26)}${'MB/s'.padEnd(10)}${'vs 0.2.x'.padEnd(10)}peak RSS (MiB)`);
+    for (const way of WAYS) {
+      const r = best.get(way.label)!;
+      console.log(`${way.label.padEnd(26)}${num(totalMB / r.seconds).padEnd(10)}${num(base.seconds / r.seconds, 2).padEnd(10)}${num(r.peakRssMiB)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exitCode = 1;
+});

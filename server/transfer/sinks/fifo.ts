@@ -1,0 +1,203 @@
+/**
+ * FIFO sinks: the consumer gets a path to open for reading, in a private directory (0700) of
+ * the session's own, made on first use and removed with everything in it when the session
+ * closes. A FIFO leaves the filesystem as soon as both ends are open, or when its transfer
+ * ends first.
+ *
+ * Opening a FIFO for writing blocks until a reader comes, so the write end is opened
+ * O_NONBLOCK and retried on ENXIO (no reader yet) with a short backoff, on the event loop,
+ * until a reader comes or the open timeout passes; then the fd is wrapped in a net.Socket as
+ * the pipe sink does, so the copy is backpressured without a thread per transfer.
+ */
+import { closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { BrokenPipeError, CancelledError, LayerpipeError, systemCode } from '../../../protocol/errors';
+import { native } from '../../../protocol/seqpacket/native';
+import type { Sink } from '../sink';
+
+/** How long a FIFO waits for its reader unless told otherwise. */
+export const DEFAULT_FIFO_OPEN_TIMEOUT_MS = 60_000;
+/** Retry delays while nobody has opened the FIFO: short at first (the client usually opens at once), then capped. */
+const FIRST_RETRY_MS = 1;
+const MAX_RETRY_MS = 25;
+/** Non-blocking, and a symlink planted at the path is refused rather than followed. */
+const WRITE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW;
+
+export interface SessionFifosOptions {
+  /** Where the private directory is made; default: $XDG_RUNTIME_DIR when usable, else os.tmpdir(). */
+  readonly parent?: string;
+  /** How long each FIFO waits for a reader; default DEFAULT_FIFO_OPEN_TIMEOUT_MS. */
+  readonly openTimeoutMs?: number;
+  /** The session's signal: when it aborts, the directory is removed and no FIFO is made any more. */
+  readonly signal?: AbortSignal;
+}
+
+/** $XDG_RUNTIME_DIR when it is a directory of ours we can write to (the XDG spec's conditions), else the temp directory. */
+export function privateParentDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  const runtime = env.XDG_RUNTIME_DIR;
+  if (runtime !== undefined && path.isAbsolute(runtime)) {
+    try {
+      const st = statSync(runtime);
+      if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o700) === 0o700) return runtime;
+    } catch {
+      // Missing or unreadable: the temp directory does as well.
+    }
+  }
+  return tmpdir();
+}
+
+/** One session's FIFOs, in one private directory. */
+export class SessionFifos {
+  private directory: string | undefined;
+  private nextId = 0;
+  private closed = false;
+  private readonly openTimeoutMs: number;
+
+  constructor(private readonly options: SessionFifosOptions = {}) {
+    this.openTimeoutMs = options.openTimeoutMs ?? DEFAULT_FIFO_OPEN_TIMEOUT_MS;
+    const { signal } = options;
+    if (signal?.aborted === true) this.close();
+    else signal?.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** The private directory, once a FIFO has been made. */
+  get directoryPath(): string | undefined {
+    return this.directory;
+  }
+
+  /** A new FIFO (mode 0600) for one transfer: the sink writing it, and the path the client opens. */
+  openFifoSink(what: string): { sink: FifoSink; path: string } {
+    if (this.closed) throw new CancelledError('session closed');
+    // mkdtemp makes the directory 0700 whatever the umask.
+    this.directory ??= mkdtempSync(path.join(this.options.parent ?? privateParentDirectory(), 'layerpipe-fifo-'));
+    const fifoPath = path.join(this.directory, `transfer-${++this.nextId}`);
+    native.mkfifo(fifoPath, 0o600);
+    return { sink: new FifoSink(fifoPath, what, this.openTimeoutMs), path: fifoPath };
+  }
+
+  /** Removes the directory and every FIFO left in it; sinks already open keep their fds. Idempotent. */
+  close(): void {
+    this.closed = true;
+    if (this.directory === undefined) return;
+    rmSync(this.directory, { recursive: true, force: true });
+    this.directory = undefined;
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone (the directory was removed, or the FIFO was unlinked when opened).
+  }
+}
+
+/**
+ * The write side of a FIFO: waits (without blocking) for a reader, then writes through a
+ * net.Socket on the fd. A chunk written before the reader came waits for it.
+ */
+class FifoWriter extends Writable {
+  private socket: Socket | undefined;
+  private waiting: { chunk: Buffer; callback: (err?: Error | null) => void } | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private delayMs = FIRST_RETRY_MS;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly fifoPath: string,
+    private readonly what: string,
+    private readonly timeoutMs: number,
+  ) {
+    super({ decodeStrings: true });
+    this.deadline = Date.now() + timeoutMs;
+    this.tryOpen();
+  }
+
+  private tryOpen(): void {
+    this.retry = undefined;
+    if (this.destroyed) return;
+    let fd: number;
+    try {
+      fd = openSync(this.fifoPath, WRITE_FLAGS);
+    } catch (err) {
+      if (systemCode(err) !== 'ENXIO') {
+        unlinkQuietly(this.fifoPath);
+        this.destroy(err instanceof Error ? err : new Error(String(err)));
+      } else if (Date.now() >= this.deadline) {
+        unlinkQuietly(this.fifoPath);
+        this.destroy(new LayerpipeError(`nobody opened the FIFO ${this.fifoPath} (${this.what}) within ${Math.round(this.timeoutMs / 1000)} s`));
+      } else {
+        this.retry = setTimeout(() => this.tryOpen(), this.delayMs);
+        this.delayMs = Math.min(this.delayMs * 2, MAX_RETRY_MS);
+      }
+      return;
+    }
+    // Both ends are open: the name has served its purpose.
+    unlinkQuietly(this.fifoPath);
+    if (!fstatSync(fd).isFIFO()) {
+      closeSync(fd);
+      this.destroy(new LayerpipeError(`${this.fifoPath} was replaced by something that is not a FIFO`));
+      return;
+    }
+    this.socket = new Socket({ fd, readable: false, writable: true });
+    this.socket.on('error', (err) => this.destroy(err));
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting !== undefined) this.socket.write(waiting.chunk, waiting.callback);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.socket === undefined) this.waiting = { chunk, callback };
+    else this.socket.write(chunk, callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.retry = undefined;
+    if (this.socket !== undefined) {
+      this.socket.destroy();
+    } else {
+      this.wakeBlockedReader();
+      unlinkQuietly(this.fifoPath);
+    }
+    callback(err);
+  }
+
+  /**
+   * A reader that opened the FIFO in blocking mode is stuck in open() until a writer comes:
+   * opening and closing the write end lets it through, to read the end of data at once.
+   */
+  private wakeBlockedReader(): void {
+    try {
+      closeSync(openSync(this.fifoPath, WRITE_FLAGS));
+    } catch {
+      // ENXIO: nobody is waiting; ENOENT: already gone.
+    }
+  }
+}
+
+/** A FIFO as a sink: closing it before a reader came removes the FIFO and releases a reader stuck opening it. */
+export class FifoSink implements Sink {
+  readonly writable: Writable;
+
+  constructor(
+    readonly path: string,
+    private readonly what: string,
+    openTimeoutMs: number,
+  ) {
+    this.writable = new FifoWriter(path, what, openTimeoutMs);
+    // Failures are reported through the copy; an unheard 'error' must not crash the process.
+    this.writable.on('error', () => undefined);
+  }
+
+  describeFailure(err: Error): Error {
+    return systemCode(err) === 'EPIPE' ? new BrokenPipeError(this.what, { cause: err }) : err;
+  }
+
+  close(): void {
+    this.writable.destroy();
+  }
+}

@@ -1,0 +1,29 @@
+/** Protocol 1.0 on its two framings: a SOCK_SEQPACKET connection, and a byte stream pair (stdio). */
+import type { Readable, Writable } from 'node:stream';
+import { MAX_STREAM_CHUNK } from '../../../protocol/jsonrpc';
+import type { Packet, SeqpacketSocket } from '../../../protocol/seqpacket/socket';
+import type { Logger } from '../../log';
+import type { Session } from '../../service/session';
+import type { WireEnd } from '../skopeo/wire';
+import { serveJsonRpc, type JsonRpcWireOptions } from './connection';
+import { TransferHandouts } from './handouts';
+import { SEQPACKET_STREAM_CHUNK, SeqpacketMessageReader, SeqpacketMessageWriter } from './seqpacket';
+import { ContentLengthMessageReader, StdioMessageWriter } from './stdio';
+
+/** Serves 1.0 on `socket` (which it then owns), starting with `first`, the packet that chose the wire. */
+export function serveJsonRpcSeqpacket(socket: SeqpacketSocket, first: Packet | undefined, session: Session, log: Logger, options: JsonRpcWireOptions): Promise<WireEnd> {
+  const handouts = new TransferHandouts();
+  const writer = new SeqpacketMessageWriter(socket, handouts);
+  const refuse = (response: Parameters<SeqpacketMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
+  const reader = new SeqpacketMessageReader(socket, first, refuse, log);
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk: SEQPACKET_STREAM_CHUNK, close: () => socket.close() }, session, log, options);
+}
+
+/** Serves 1.0 with Content-Length framing on `input`/`output` (stdin/stdout): stream payloads, or FIFOs when offered. */
+export function serveJsonRpcStdio(input: Readable, output: Writable, session: Session, log: Logger, options: JsonRpcWireOptions): Promise<WireEnd> {
+  const handouts = new TransferHandouts();
+  const writer = new StdioMessageWriter(output, handouts);
+  const refuse = (response: Parameters<StdioMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
+  const reader = new ContentLengthMessageReader(input, refuse, log);
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['stream'], streamChunk: MAX_STREAM_CHUNK, close: () => input.pause() }, session, log, options);
+}
