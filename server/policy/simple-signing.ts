@@ -129,7 +129,7 @@ export async function verifySimpleSignature(blob: Buffer, keys: readonly openpgp
 
 /** What a simple-signing blob says, read without verifying it: for reports, never for a verdict. */
 export interface UnverifiedSimpleSignature {
-  /** The signer as the signature names it: its key's fingerprint, else its key ID (upper-case hex). */
+  /** The signer's key ID as the signature names it (16 upper-case hex digits). */
   readonly keyId: string | undefined;
   /** The claimed docker reference; null when the message or its payload cannot be read. */
   readonly dockerReference: string | null;
@@ -142,9 +142,7 @@ export async function readUnverifiedSimpleSignature(blob: Buffer): Promise<Unver
   } catch {
     return { keyId: undefined, dockerReference: null };
   }
-  const packet = message.packets.filterByTag(openpgp.enums.packet.signature)[0] as openpgp.SignaturePacket | undefined;
-  const fingerprint = packet?.issuerFingerprint;
-  const keyId = fingerprint ? Buffer.from(fingerprint).toString('hex').toUpperCase() : message.getSigningKeyIDs()[0]?.toHex().toUpperCase();
+  const keyId = message.getSigningKeyIDs()[0]?.toHex().toUpperCase();
   let dockerReference: string | null = null;
   try {
     const data = message.getLiteralData();
