@@ -69,17 +69,17 @@ export async function inspectImage(name: string, ctx: SystemContext): Promise<In
     const report: InspectReport = {
       Name: image.source.reference.toString(),
       Digest: image.manifestDigest,
+      ...(image.listDigest === undefined ? {} : { ListDigest: image.listDigest }),
       ManifestType: image.manifestType,
+      ...(typeof config.created === 'string' ? { Created: config.created } : {}),
       Os: String(config.os ?? ''),
       Architecture: String(config.architecture ?? ''),
+      ...(typeof config.variant === 'string' ? { Variant: config.variant } : {}),
       Config: (config.config as Record<string, unknown> | undefined) ?? {},
       Layers: image.layerInfos().map((l) => ({ digest: l.digest, size: l.size, mediaType: l.media_type })),
       ...(await signaturesOf(ctx, unparsed)),
       Policy,
     };
-    if (image.listDigest !== undefined) report.ListDigest = image.listDigest;
-    if (typeof config.created === 'string') report.Created = config.created;
-    if (typeof config.variant === 'string') report.Variant = config.variant;
     return { report, refusal: undefined };
   } finally {
     await unparsed.source.close();
