@@ -1,9 +1,10 @@
 /**
  * Deciding whether an image may be used: the requirements of the most specific scope that
  * names it (scopes.ts) must all accept it; a signedBy or sigstoreSigned requirement accepts
- * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage, before anything of the image is
- * resolved or served (open.ts turns a refusal into PolicyDeniedError); reasons are containers/image's.
- * The per-signature checks are exported for report.ts, which lists every signature's verdict.
+ * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage,
+ * before anything of the image is resolved or served (open.ts turns a refusal into
+ * PolicyDeniedError); reasons are containers/image's. The per-signature checks are exported
+ * for report.ts, which lists every signature's verdict.
  */
 import type * as openpgp from 'openpgp';
 import type { UnparsedImage } from '../image/unparsed';

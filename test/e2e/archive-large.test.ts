@@ -24,8 +24,8 @@ describe('a 1 GiB oci-archive', { skip }, () => {
     assert.ok(archive.bytes > GiB);
     const runResult = await openAndStreamAll(`oci-archive:${archive.file}:big`);
     assert.equal(runResult.bytes, 4 * 256 * MiB);
-    // Indexing reads a few header blocks; a read of the bodies would take seconds.
-    assert.ok(runResult.openMs < 1500, `OpenImage took ${runResult.openMs.toFixed(0)} ms`);
+    // Indexing reads a few header blocks, not the GiB of bodies (counted, not timed: a loaded machine is slow, not wrong).
+    assert.ok(runResult.openReadBytes < 16 * MiB, `OpenImage read ${runResult.openReadBytes} bytes`);
     assert.ok(runResult.peakRss < 160 * MiB, `proxy peak RSS ${(runResult.peakRss / MiB).toFixed(0)} MiB while serving 1 GiB`);
     assert.ok(runResult.peakRss - runResult.rssAfterOpen < 96 * MiB, `RSS grew by ${((runResult.peakRss - runResult.rssAfterOpen) / MiB).toFixed(0)} MiB while streaming`);
     process.stdout.write(`# 1 GiB oci-archive: open ${runResult.openMs.toFixed(0)} ms, open+stream ${runResult.totalMs.toFixed(0)} ms, peak RSS ${(runResult.peakRss / MiB).toFixed(0)} MiB (RSS after OpenImage ${(runResult.rssAfterOpen / MiB).toFixed(0)} MiB)\n`);

@@ -96,8 +96,16 @@ async function drain(stream: Readable): Promise<number> {
   return n;
 }
 
+/** Bytes a process has read through read(2) and friends so far (rchar of /proc/PID/io). */
+function bytesReadBy(pid: number): number {
+  const m = /^rchar:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return m === null ? NaN : Number(m[1]);
+}
+
 export interface StreamRun {
   readonly openMs: number;
+  /** Bytes the proxy read during OpenImage (any file or socket). */
+  readonly openReadBytes: number;
   readonly totalMs: number;
   readonly bytes: number;
   /** The proxy's peak RSS (VmHWM) at the end, and its RSS just after OpenImage. */
@@ -115,8 +123,10 @@ export async function openAndStreamAll(imageRef: string, command?: string, args:
     await proxy.initialize();
     const pid = proxy.pid!;
     const t0 = performance.now();
+    const readBefore = bytesReadBy(pid);
     const id = await proxy.openImage(imageRef);
     const openMs = performance.now() - t0;
+    const openReadBytes = bytesReadBy(pid) - readBefore;
     const rssAfterOpen = memoryOf(pid).rss;
     const { bytes } = await proxy.getManifest(id);
     const manifest = JSON.parse(bytes.toString('utf8')) as { layers: { digest: string; size: number }[] };
@@ -130,7 +140,7 @@ export async function openAndStreamAll(imageRef: string, command?: string, args:
     const totalMs = performance.now() - t0;
     const { peak } = memoryOf(pid);
     await proxy.closeImage(id);
-    return { openMs, totalMs, bytes: total, peakRss: peak, rssAfterOpen };
+    return { openMs, openReadBytes, totalMs, bytes: total, peakRss: peak, rssAfterOpen };
   } finally {
     await proxy.close();
   }

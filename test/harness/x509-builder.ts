@@ -4,7 +4,7 @@
  * SAN) and every way to get one wrong (expired, not a CA, wrong key usage, unknown critical
  * extension…). Written independently of the server's DER reader, so each checks the other.
  */
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomInt, sign, type KeyObject } from 'node:crypto';
 
 const der = (tag: number, content: Buffer): Buffer => {
   const n = content.length;
@@ -125,8 +125,6 @@ export interface BuiltCert {
   readonly sha256: string;
 }
 
-let serialCounter = 1000;
-
 export function buildCertificate(spec: CertSpec): BuiltCert {
   const signer = spec.issuer?.privateKey ?? spec.selfKey;
   if (signer === undefined) throw new Error('a certificate needs an issuer or a self-signing key');
@@ -134,7 +132,7 @@ export function buildCertificate(spec: CertSpec): BuiltCert {
   const extensions = spec.extensions.map((e) => asn1.seq(asn1.oid(e.oid), ...(e.critical ? [asn1.bool(true)] : []), asn1.octets(e.value)));
   const tbs = asn1.seq(
     asn1.explicit(0, asn1.int(2)),
-    asn1.int(spec.serial ?? serialCounter++),
+    asn1.int(spec.serial ?? randomInt(1, 2 ** 47)),
     alg,
     name(spec.issuer?.name ?? spec.subject),
     asn1.seq(asn1.time(spec.notBefore), asn1.time(spec.notAfter)),

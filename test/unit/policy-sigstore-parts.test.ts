@@ -90,6 +90,14 @@ describe('PEM as Go decodes it', () => {
     assert.equal(decodePem(Buffer.from(`-----BEGIN A-----\n!!!!\n-----END A-----\n`)), undefined);
     assert.equal(decodePem(Buffer.from(`-----BEGIN A-----\n${body}\n-----END A-----\n`))!.rest.length, 0);
   });
+
+  it('stays linear on hostile text: many BEGIN lines, one END far away', () => {
+    const started = Date.now();
+    assert.equal(decodePem(Buffer.from(`${'-----BEGIN A-----\n'.repeat(200_000)}-----END B-----\n`)), undefined);
+    const same = decodePem(Buffer.from(`${'-----BEGIN A-----\n'.repeat(200_000)}-----END A-----\n`));
+    assert.equal(same?.bytes.length, 0);
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+  });
 });
 
 describe('canonical JSON (RFC 8785)', () => {

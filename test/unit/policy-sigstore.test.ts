@@ -4,15 +4,22 @@
  * purpose. Every case is a verdict with a reason, never an exception.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { sha256Digest } from '../../server/image/digest';
 import type { ImageSignature } from '../../server/image/signatures';
+import { PolicyDeniedError } from '../../protocol/errors';
+import { openImageByName } from '../../server/image/open';
+import { parsePolicy } from '../../server/policy/parse';
 import { sigstoreSignedRefusal } from '../../server/policy/sigstore/requirement';
 import type { PemSource, SigstoreTrust } from '../../server/policy/types';
 import { ANNOTATIONS, EMAIL, ISSUER, keyPairs, payloadFor, publicKeyPem, rekorSet, signPayload, SIGSTORE_MEDIA_TYPE, TestFulcio } from '../harness/sigstore-signing';
+import { closeTestContext, neverAborted, testContext } from '../harness/context';
+import { makeLayer, writeOciImage } from '../harness/oci-builder';
+import { findProgram } from '../harness/registry-tools';
 import { ext, OIDS, type KeyPair } from '../harness/x509-builder';
 
 const MANIFEST = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}');
@@ -242,5 +249,39 @@ describe('sigstoreSigned with Fulcio', () => {
       assert.notEqual(why, 'accepted');
     }
     assert.equal(await verdict(fulcioTrust({ ca: 'no certificates here' }), [keyless(fulcio.leaf(signer.publicKey).pem)]), 'error loading Fulcio CA certificates');
+  });
+});
+
+describe('sigstoreSigned on a dir: image, through the one open path', { skip: findProgram('skopeo') === undefined ? 'skopeo is missing' : false }, () => {
+  it('a signature-1 file in containers/image\'s sigstore format is verified; a tampered manifest is refused', async () => {
+    const layout = path.join(tmp, 'layout');
+    writeOciImage(layout, { layers: [makeLayer({ 'a.txt': 'dir sigstore\n' })] }, 'v1');
+    const dir = path.join(tmp, 'dir-image');
+    execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', `oci:${layout}:v1`, `dir:${dir}`]);
+    const manifest = readFileSync(path.join(dir, 'manifest.json'));
+    const payload = payloadFor(sha256Digest(manifest), 'registry.example.com/app:v1');
+    const stored = JSON.stringify({ mimeType: SIGSTORE_MEDIA_TYPE, payload: payload.toString('base64'), annotations: { [ANNOTATIONS.signature]: signPayload(keys.ed25519.privateKey, payload) } });
+    writeFileSync(path.join(dir, 'signature-1'), Buffer.concat([Buffer.from('\x00sigstore-json\n'), Buffer.from(stored)]));
+    const policy = (key: KeyPair) => parsePolicy(JSON.stringify({ default: [{
+      type: 'sigstoreSigned', keyData: Buffer.from(publicKeyPem(key.publicKey)).toString('base64'),
+      signedIdentity: { type: 'exactRepository', dockerRepository: 'registry.example.com/app' },
+    }] }));
+    const open = async (key: KeyPair): Promise<string> => {
+      const ctx = testContext({ policy: policy(key) });
+      try {
+        const image = await openImageByName(`dir:${dir}`, ctx, neverAborted());
+        await image.close();
+        return 'accepted';
+      } catch (err) {
+        assert.ok(err instanceof PolicyDeniedError, String(err));
+        return err.message;
+      } finally {
+        await closeTestContext(ctx);
+      }
+    };
+    assert.equal(await open(keys.ed25519), 'accepted');
+    assert.match(await open(keys.p256), /cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature/);
+    writeFileSync(path.join(dir, 'manifest.json'), Buffer.concat([manifest, Buffer.from('\n')]));
+    assert.match(await open(keys.ed25519), /^Signature for digest sha256:[0-9a-f]{64} does not match$/);
   });
 });

@@ -170,9 +170,13 @@ export function parseCertificate(der: Buffer): Certificate {
   };
 }
 
+/** Whether `parent` names the issuer of `child`: the only candidates whose signature is checked. */
+function namesIssuer(child: Certificate, parent: Certificate): boolean {
+  return child.issuer.equals(parent.subject);
+}
+
 /** Whether `parent` may have signed `child`, and did (Go's CheckSignatureFrom). */
 function signedBy(child: Certificate, parent: Certificate): boolean {
-  if (!child.issuer.equals(parent.subject)) return false;
   if (parent.version === 3 && parent.basicConstraints?.ca !== true) return false;
   if (parent.keyUsage !== undefined && parent.keyUsage.some(Boolean) && parent.keyUsage[5] !== true) return false;
   if (!SIGNATURE_ALGORITHMS.has(child.signatureAlgorithm)) return false;
@@ -215,14 +219,14 @@ export function verifyChain(leaf: Certificate, intermediates: readonly Certifica
   const extend = (chain: Certificate[]): boolean => {
     const last = chain[chain.length - 1]!;
     for (const root of roots) {
-      if (++checks > 100 || !signedBy(last, root)) continue;
+      if (!namesIssuer(last, root) || ++checks > 100 || !signedBy(last, root)) continue;
       const problem = chainProblem([...chain, root], time);
       if (problem === undefined) return true;
       problems.push(problem);
     }
     if (chain.length > 8) return false;
     for (const next of intermediates) {
-      if (chain.includes(next) || ++checks > 100 || !signedBy(last, next)) continue;
+      if (chain.includes(next) || !namesIssuer(last, next) || ++checks > 100 || !signedBy(last, next)) continue;
       if (extend([...chain, next])) return true;
     }
     return false;

@@ -24,36 +24,66 @@ export interface PemBlock {
   readonly rest: Buffer;
 }
 
-const BEGIN = /(?:^|\n)-----BEGIN ([^\n]*?)-----[ \t]*\r?\n/g;
+/** A PEM block found in a text, and the offset just after it. */
+interface FoundBlock {
+  readonly type: string;
+  readonly bytes: Buffer;
+  readonly end: number;
+}
 
-/** The first well-formed PEM block of `data` (headers skipped), or undefined; like Go's pem.Decode. */
-export function decodePem(data: Buffer): PemBlock | undefined {
-  const text = data.toString('latin1');
-  BEGIN.lastIndex = 0;
-  for (let m = BEGIN.exec(text); m !== null; m = BEGIN.exec(text)) {
+const BEGIN_LINE = /-----BEGIN ([^\n]*?)-----[ \t]*\r?\n/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** More certificates than this in one signature's annotation is not a chain anyone means. */
+const MAX_CERTIFICATES = 64;
+/** A CA file may be a whole system bundle. */
+const MAX_CA_CERTIFICATES = 4096;
+
+/**
+ * The first well-formed PEM block of `text` at or after `from` (headers skipped), like Go's
+ * pem.Decode. Linear in the text: the END line searched for is remembered across BEGIN lines,
+ * so a text of many BEGIN lines and no END costs one scan, not one per line.
+ */
+function findPem(text: string, from: number): FoundBlock | undefined {
+  // A block may begin right at `from` (Go decodes the rest as a text of its own), or after any newline.
+  const atStart = new RegExp(BEGIN_LINE.source, 'y');
+  atStart.lastIndex = from;
+  const afterNewline = new RegExp(`\\n${BEGIN_LINE.source}`, 'g');
+  afterNewline.lastIndex = from;
+  let nextEnd = -2;
+  let nextBegin = -2;
+  for (let m = atStart.exec(text) ?? afterNewline.exec(text); m !== null; m = afterNewline.exec(text)) {
     const type = m[1]!;
     const bodyStart = m.index + m[0].length;
+    if (nextEnd !== -1 && nextEnd < bodyStart - 1) nextEnd = text.indexOf('\n-----END ', bodyStart - 1);
+    if (nextEnd === -1) return undefined;
     const endMarker = `-----END ${type}-----`;
-    const end = text.indexOf(endMarker, bodyStart);
-    if (end < 0) continue;
-    let body = text.slice(bodyStart, end);
+    if (!text.startsWith(endMarker, nextEnd + 1)) continue;
+    // Another BEGIN line before the END: this body is not base64, and is not copied to find that out.
+    if (nextBegin !== -1 && nextBegin < bodyStart) nextBegin = text.indexOf('\n-----BEGIN ', bodyStart - 1);
+    if (nextBegin !== -1 && nextBegin < nextEnd) continue;
+    let body = text.slice(bodyStart, nextEnd + 1);
     // Optional "Name: value" headers end at the first empty line.
-    const lines = body.split('\n');
-    if (lines[0]?.includes(':')) {
-      const blank = lines.findIndex((l) => l.trim() === '');
+    if (/^[^\n]*:/.test(body)) {
+      const blank = body.search(/\n[ \t\r]*\n/);
       if (blank < 0) continue;
-      body = lines.slice(blank + 1).join('\n');
+      body = body.slice(body.indexOf('\n', blank + 1) + 1);
     }
     const b64 = body.replace(/\r?\n/g, '');
-    if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(b64)) continue;
-    if (end > 0 && text[end - 1] !== '\n') continue;
-    let after = end + endMarker.length;
-    const eol = /^[ \t]*(?:\r?\n|$)/.exec(text.slice(after));
-    if (eol === null) continue;
-    after += eol[0].length;
-    return { type, bytes: Buffer.from(b64, 'base64'), rest: data.subarray(after) };
+    if (!BASE64.test(b64)) continue;
+    const after = nextEnd + 1 + endMarker.length;
+    const eol = /[ \t]*(?:\r?\n|$)/y;
+    eol.lastIndex = after;
+    const tail = eol.exec(text);
+    if (tail === null) continue;
+    return { type, bytes: Buffer.from(b64, 'base64'), end: after + tail[0].length };
   }
   return undefined;
+}
+
+/** The first well-formed PEM block of `data`, or undefined; like Go's pem.Decode. */
+export function decodePem(data: Buffer): PemBlock | undefined {
+  const found = findPem(data.toString('latin1'), 0);
+  return found === undefined ? undefined : { type: found.type, bytes: found.bytes, rest: data.subarray(found.end) };
 }
 
 /** A public key from PEM as cryptoutils.UnmarshalPEMToPublicKey reads it (the first block only). */
@@ -81,11 +111,6 @@ function checkKeyType(key: KeyObject): void {
   throw new KeyMaterialError(`unsupported public key type ${type ?? 'unknown'}${type === 'ec' ? ` (curve ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'})` : ''}`);
 }
 
-/** The DER SubjectPublicKeyInfo of a key, as Go's MarshalPKIXPublicKey writes it. */
-export function spkiDer(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' });
-}
-
 /** Verifies `signature` over `payload` with sigstore's SHA-256 rules for the key's type. */
 export function verifyWithKey(key: KeyObject, payload: Buffer, signature: Buffer): boolean {
   try {
@@ -104,27 +129,30 @@ export function verifyWithKey(key: KeyObject, payload: Buffer, signature: Buffer
   }
 }
 
-/** Every certificate in a PEM text, in order; CertificateError-free: malformed input is KeyMaterialError. */
+/** Every certificate in a PEM text, in order, as sigstore's cryptoutils reads a chain; malformed input is KeyMaterialError. */
 export function certificatesFromPem(pem: Buffer, what: string): Certificate[] {
+  // Trimmed once, as cryptoutils does: text before or between blocks is skipped, text after the last is an error.
+  const text = pem.toString('latin1').trim();
   const out: Certificate[] = [];
-  let rest = Buffer.from(pem.toString('latin1').trim(), 'latin1');
-  while (rest.length > 0) {
-    const block = decodePem(rest);
+  for (let pos = 0; pos < text.length;) {
+    if (out.length === MAX_CERTIFICATES) throw new KeyMaterialError(`${what}: more than ${MAX_CERTIFICATES} certificates`);
+    const block = findPem(text, pos);
     if (block === undefined) throw new KeyMaterialError(`${what}: error during PEM decoding`);
     try {
       out.push(parseCertificate(block.bytes));
     } catch (err) {
       throw new KeyMaterialError(`${what}: x509: ${(err as Error).message}`);
     }
-    rest = Buffer.from(block.rest.toString('latin1').trim(), 'latin1');
+    pos = block.end;
   }
   return out;
 }
 
 /** CA certificates as Go's CertPool.AppendCertsFromPEM takes them: CERTIFICATE blocks, the unparsable skipped. */
 export function caCertificatesFromPem(pem: Buffer): Certificate[] {
+  const text = pem.toString('latin1');
   const out: Certificate[] = [];
-  for (let block = decodePem(pem); block !== undefined; block = decodePem(block.rest)) {
+  for (let block = findPem(text, 0); block !== undefined && out.length < MAX_CA_CERTIFICATES; block = findPem(text, block.end)) {
     if (block.type !== 'CERTIFICATE') continue;
     try {
       out.push(parseCertificate(block.bytes));

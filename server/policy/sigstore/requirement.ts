@@ -12,7 +12,7 @@ import { SIGSTORE_SIGNATURE_MEDIA_TYPE, type ImageSignature } from '../../image/
 import { SignatureRejected } from '../simple-signing';
 import type { PemSource, SigstoreTrust } from '../types';
 import { verifyFulcioCertificate, type FulcioRoots } from './fulcio';
-import { caCertificatesFromPem, KeyMaterialError, loadPublicKeys, readPemSource, spkiDer, verifyWithKey } from './keys';
+import { caCertificatesFromPem, KeyMaterialError, loadPublicKeys, readPemSource, verifyWithKey } from './keys';
 import { parseSigstorePayload } from './payload';
 import { decodeBase64, verifyRekorSet } from './rekor';
 
@@ -72,8 +72,8 @@ function annotation(sig: SigstoreSignature, key: string): string {
   return v;
 }
 
-const pemOf = (key: KeyObject): Buffer =>
-  Buffer.from(`-----BEGIN PUBLIC KEY-----\n${spkiDer(key).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END PUBLIC KEY-----\n`);
+/** The key re-encoded (SubjectPublicKeyInfo PEM), as containers/image compares it with the SET's. */
+const pemOf = (key: KeyObject): Buffer => Buffer.from(key.export({ type: 'spki', format: 'pem' }));
 
 /** The keys that may have signed `sig`, after its Rekor and certificate checks. */
 function signersOf(trust: PreparedTrust, sig: SigstoreSignature, base64Signature: string): readonly KeyObject[] {
@@ -99,13 +99,22 @@ function signersOf(trust: PreparedTrust, sig: SigstoreSignature, base64Signature
   throw new SignatureRejected(`No public key verified against the RekorSET: ${failures.join(', ')}`);
 }
 
+/** What sigstore's verifier for the key's type says when a signature does not verify. */
+function verificationFailure(key: KeyObject): string {
+  switch (key.asymmetricKeyType) {
+    case 'ec': return 'invalid signature when validating ASN.1 encoded signature';
+    case 'rsa': return 'crypto/rsa: verification error';
+    default: return 'failed to verify signature';
+  }
+}
+
 /** Checks one sigstore signature; SignatureRejected with the reason unless it is accepted. */
 export function verifySigstoreSignature(trust: PreparedTrust, sig: SigstoreSignature, rules: SigstoreAcceptanceRules): void {
   const base64Signature = annotation(sig, ANNOTATION.signature);
   const keys = signersOf(trust, sig, base64Signature);
   const signature = decodeBase64(base64Signature, 'base64 decoding');
   if (!keys.some((key) => verifyWithKey(key, sig.payload, signature))) {
-    throw new SignatureRejected(`cryptographic signature verification failed: ${keys.map(() => 'invalid signature').join(', ')}`);
+    throw new SignatureRejected(`cryptographic signature verification failed: ${keys.map(verificationFailure).join(', ')}`);
   }
   const claims = parseSigstorePayload(sig.payload);
   try {

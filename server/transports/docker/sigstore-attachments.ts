@@ -35,15 +35,19 @@ function annotationsOf(layer: Descriptor, where: string): Map<string, string> {
   return out;
 }
 
-/** Reads one layer, refusing more than `limit` bytes and a digest or size other than the descriptor's. */
-async function readLayer(client: RegistryClient, repository: string, layer: Descriptor, limit: number, where: string, signal: AbortSignal): Promise<Buffer> {
+/**
+ * Reads one layer, never more than MAX_SIGNATURE_SIZE bytes nor more than its descriptor
+ * says, and refuses a digest or size other than the descriptor's.
+ */
+async function readLayer(client: RegistryClient, repository: string, layer: Descriptor, where: string, signal: AbortSignal): Promise<Buffer> {
   const { stream } = await client.getBlob(repository, layer.digest, signal);
   const chunks: Buffer[] = [];
   let got = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       got += chunk.length;
-      if (got > limit) throw tooLargeSignature(where);
+      if (got > MAX_SIGNATURE_SIZE) throw tooLargeSignature(where);
+      if (layer.size >= 0 && got > layer.size) throw new UnsafeContentError(`${where}: more than the ${layer.size} bytes its descriptor says`);
       chunks.push(chunk);
     }
   } finally {
@@ -95,7 +99,7 @@ export async function readSigstoreAttachments(
     const annotations = annotationsOf(layer, where);
     let payload: Buffer;
     try {
-      payload = await readLayer(client, repository, layer, MAX_SIGNATURE_SIZE, where, signal);
+      payload = await readLayer(client, repository, layer, where, signal);
     } catch (err) {
       if (err instanceof LayerpipeError) throw err;
       throw new LayerpipeError(`reading ${where}: ${errorMessage(err)}`, { cause: err });
