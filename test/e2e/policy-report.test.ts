@@ -106,7 +106,7 @@ describe('signature report: GetSignatures and inspect', { skip, timeout: 180_000
     const { gpg, key, fulcio } = byKind(sigs);
     assert.equal(key.verified, true);
     assert.equal(fulcio.verified, false);
-    assert.equal(fulcio.reason, 'cryptographic signature verification failed: invalid signature');
+    assert.match(fulcio.reason ?? '', /^cryptographic signature verification failed: invalid signature/);
     assert.match(gpg.reason ?? '', /no signedBy requirement/);
   });
 
