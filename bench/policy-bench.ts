@@ -1,108 +1,103 @@
 /**
- * What signature verification adds to OpenImage: one image in a loopback registry, signed with
- * simple signing (GnuPG, file:// lookaside) and with sigstore (a P-256 key, a key with a Rekor
- * SET, a Fulcio-like certificate), opened in-process N times under each policy; prints the
- * median and 90th-percentile milliseconds per OpenImage (manifest read, signatures fetched and
- * verified, image resolved) next to insecureAcceptAnything's. Run by hand:
+ * What a signature policy costs at OpenImage (issue 10, item 7): one image in a loopback
+ * registry, signed with `skopeo copy --sign-by` (lookaside) and with a sigstore ".sig"
+ * attachment (a P-256 key signature and a test Fulcio one), opened through
+ * `layerpipe experimental-image-proxy` under insecureAcceptAnything, signedBy,
+ * sigstoreSigned with a key and sigstoreSigned with Fulcio + Rekor. One proxy per policy,
+ * all alive together; the rounds take the policies in turn, so that drift on a busy machine
+ * hits each alike. Prints the median and 90th percentile of OpenImage, and the verification
+ * cost: the median's difference to insecureAcceptAnything. Run by hand:
  *
  *   npx tsc -p tsconfig.json && node dist/bench/policy-bench.js [--rounds 30]
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openImageByName } from '../server/image/open';
-import { parsePolicy } from '../server/policy/parse';
-import { closeTestContext, neverAborted, testContext } from '../test/harness/context';
-import { makeLayer } from '../test/harness/oci-builder';
-import { startRegistry } from '../test/harness/registry';
-import { pushImage, rawManifest } from '../test/harness/registry-images';
-import { pushSigstoreAttachment } from '../test/harness/registry-push';
+import { ImageProxy } from '../clients/typescript';
 import { INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
-import { createTestKeys, standaloneSign } from '../test/harness/signing';
-import { ANNOTATIONS, EMAIL, ISSUER, keyPairs, payloadFor, publicKeyPem, rekorSet, signPayload, TestFulcio } from '../test/harness/sigstore-signing';
+import { makeSignedRegistryImage, type SignedRegistryImage } from '../test/harness/signed-registry-image';
 
-function roundsFrom(argv: readonly string[]): number {
-  if (argv.length === 0) return 30;
-  const n = Number(argv[1]);
-  if (argv[0] !== '--rounds' || !Number.isInteger(n) || n <= 0 || argv.length !== 2) throw new Error('usage: policy-bench [--rounds N]');
-  return n;
+interface Case {
+  readonly label: string;
+  readonly requirement: (fx: SignedRegistryImage) => Record<string, unknown>;
+  /** Where this policy's signatures are: each reads only its own kind, as a host configured for it would. */
+  readonly registriesD: (fx: SignedRegistryImage) => string;
+}
+
+const CASES: readonly Case[] = [
+  { label: 'insecureAcceptAnything', requirement: () => ({ type: 'insecureAcceptAnything' }), registriesD: (fx) => fx.registriesD.both },
+  { label: 'signedBy (GnuPG, file:// lookaside)', requirement: (fx) => fx.requirement.signedBy, registriesD: (fx) => fx.registriesD.lookaside },
+  { label: 'sigstoreSigned (P-256 key, .sig)', requirement: (fx) => fx.requirement.sigstoreKey, registriesD: (fx) => fx.registriesD.attachments },
+  { label: 'sigstoreSigned (Fulcio + Rekor, .sig)', requirement: (fx) => fx.requirement.sigstoreFulcio, registriesD: (fx) => fx.registriesD.attachments },
+];
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes a positive integer`);
+  return v;
 }
 
 function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** One OpenImage (then CloseImage, untimed), in milliseconds. */
+async function timeOpen(proxy: ImageProxy, ref: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  const id = await proxy.openImage(ref);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  await proxy.closeImage(id);
+  return ms;
+}
+
 async function main(): Promise<void> {
   const missing = missingRegistryTools();
   if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: ${INSTALL_HINT}`);
-  const rounds = roundsFrom(process.argv.slice(2));
+  const rounds = option('rounds', 30);
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-policy-bench-'));
-  const registry = await startRegistry();
-  const keys = createTestKeys(tmp);
+  const fx = await makeSignedRegistryImage(tmp);
+  const proxies: ImageProxy[] = [];
   try {
-    const pushed = await pushImage(registry, 'bench/app:v1', { layers: [makeLayer({ 'a.txt': 'bench\n' })] });
-    const identity = `${registry.host}/bench/app:v1`;
-    const lookaside = path.join(tmp, 'lookaside');
-    const sigDir = path.join(lookaside, `bench/app@${pushed.manifestDigest.replace(':', '=')}`);
-    mkdirSync(sigDir, { recursive: true });
-    const manifestFile = path.join(tmp, 'manifest.json');
-    writeFileSync(manifestFile, await rawManifest(registry, 'bench/app:v1'));
-    standaloneSign(keys, manifestFile, identity, keys.a.fingerprint, path.join(sigDir, 'signature-1'));
-
-    const key = keyPairs.p256();
-    const rekor = keyPairs.p256();
-    const keyless = keyPairs.p256();
-    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-    const fulcio = new TestFulcio(now);
-    const payload = payloadFor(pushed.manifestDigest, identity);
-    const keySig = signPayload(key.privateKey, payload);
-    const keySet = rekorSet(rekor.privateKey, { signerPem: publicKeyPem(key.publicKey), base64Signature: keySig, payload, integratedTime: now.getTime() / 1000 });
-    const cert = fulcio.leaf(keyless.publicKey).pem;
-    const keylessSig = signPayload(keyless.privateKey, payload);
-    const certSet = rekorSet(rekor.privateKey, { signerPem: cert, base64Signature: keylessSig, payload, integratedTime: now.getTime() / 1000 + 10 });
-    await pushSigstoreAttachment(registry, 'bench/app', pushed.manifestDigest, [
-      { payload, annotations: { [ANNOTATIONS.signature]: keySig, [ANNOTATIONS.bundle]: keySet } },
-      { payload, annotations: { [ANNOTATIONS.signature]: keylessSig, [ANNOTATIONS.bundle]: certSet, [ANNOTATIONS.certificate]: cert, [ANNOTATIONS.chain]: fulcio.chainPem() } },
-    ]);
-    const registriesD = path.join(tmp, 'registries.d');
-    mkdirSync(registriesD);
-    writeFileSync(path.join(registriesD, 'd.yaml'), `default-docker:\n  lookaside: file://${lookaside}\n  use-sigstore-attachments: true\n`);
-
-    const b64 = (s: string): string => Buffer.from(s).toString('base64');
-    const sigstore = (extra: Record<string, unknown>) => ({ type: 'sigstoreSigned', signedIdentity: { type: 'matchRepoDigestOrExact' }, ...extra });
-    const policies: Record<string, unknown> = {
-      insecureAcceptAnything: { type: 'insecureAcceptAnything' },
-      'signedBy (GPG, lookaside)': { type: 'signedBy', keyType: 'GPGKeys', keyPath: keys.a.binary },
-      'sigstoreSigned key': sigstore({ keyData: b64(publicKeyPem(key.publicKey)) }),
-      'sigstoreSigned key + Rekor': sigstore({ keyData: b64(publicKeyPem(key.publicKey)), rekorPublicKeyData: b64(publicKeyPem(rekor.publicKey)) }),
-      'sigstoreSigned Fulcio + Rekor': sigstore({ fulcio: { caData: b64(fulcio.root.pem), oidcIssuer: ISSUER, subjectEmail: EMAIL }, rekorPublicKeyData: b64(publicKeyPem(rekor.publicKey)) }),
-    };
-    console.log(`OpenImage of ${identity}, ${rounds} rounds each (in-process, loopback registry, warm connections)`);
-    for (const [name, requirement] of Object.entries(policies)) {
-      const ctx = testContext({ policy: parsePolicy(JSON.stringify({ default: [requirement] })), registry: { registriesDir: registriesD, tlsVerify: false } });
-      const times: number[] = [];
-      try {
-        for (let i = 0; i <= rounds; i++) {
-          const started = process.hrtime.bigint();
-          const image = await openImageByName(pushed.ref, ctx, neverAborted());
-          await image.close();
-          // The first round opens connections and loads modules: not counted.
-          if (i > 0) times.push(Number(process.hrtime.bigint() - started) / 1e6);
-        }
-      } finally {
-        await closeTestContext(ctx);
-      }
-      times.sort((a, b) => a - b);
-      console.log(`${name.padEnd(32)} median ${quantile(times, 0.5).toFixed(2)} ms   p90 ${quantile(times, 0.9).toFixed(2)} ms`);
+    for (const [i, c] of CASES.entries()) {
+      const policy = path.join(tmp, `policy-${i}.json`);
+      writeFileSync(policy, JSON.stringify({ default: [c.requirement(fx)] }));
+      const proxy = await ImageProxy.spawn({ args: ['--policy', policy, '--registries.d', c.registriesD(fx), '--tls-verify=false'] });
+      await proxy.initialize();
+      proxies.push(proxy);
     }
+    // The first opens set up connections and caches; they are not what a policy costs.
+    const first: number[] = [];
+    for (const proxy of proxies) first.push(await timeOpen(proxy, fx.ref));
+    for (const proxy of proxies) await timeOpen(proxy, fx.ref);
+    const samples: number[][] = CASES.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < proxies.length; k++) {
+        const i = (r + k) % proxies.length;
+        samples[i]!.push(await timeOpen(proxies[i]!, fx.ref));
+      }
+    }
+    const medians = samples.map((s) => quantile([...s].sort((a, b) => a - b), 0.5));
+    const rows = CASES.map((c, i) => {
+      const sorted = [...samples[i]!].sort((a, b) => a - b);
+      const cost = i === 0 ? '' : `+${(medians[i]! - medians[0]!).toFixed(2)}`;
+      return [c.label, first[i]!.toFixed(1), medians[i]!.toFixed(2), quantile(sorted, 0.9).toFixed(2), cost];
+    });
+    const header = ['policy', 'first ms', 'median ms', 'p90 ms', 'cost ms'];
+    const widths = header.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j]!.length)));
+    const line = (cells: readonly string[]): string => cells.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]!) : cell.padStart(widths[j]!))).join('  ');
+    console.log(`OpenImage of ${fx.ref} (${fx.digest.slice(0, 19)}…), ${rounds} rounds per policy, Node ${process.version}, ${os.cpus().length} CPUs`);
+    console.log(line(header));
+    for (const row of rows) console.log(line(row));
   } finally {
-    keys.stopAgent();
-    await registry.stop();
+    for (const proxy of proxies) await proxy.shutdown();
+    await fx.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
 main().catch((err: unknown) => {
   console.error(err);
-  process.exitCode = 1;
+  process.exit(1);
 });

@@ -1,7 +1,7 @@
 /** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server, or 1.0 by its first packet), serve (protocol 1.0) and inspect. */
 import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../../protocol/errors';
+import { errorMessage, PolicyDeniedError } from '../../protocol/errors';
 import { createLogger, type Logger } from '../log';
 import { loadPolicy } from '../policy/load';
 import { ResourcePool } from '../service/resources';
@@ -30,7 +30,7 @@ function usage(): string {
     '  experimental-image-proxy   serve the skopeo image-proxy wire, or protocol 1.0, on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
     '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
     '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
-    '  inspect IMAGE              show the digest, platform, config and layers of IMAGE',
+    '  inspect IMAGE              show the digest, platform, config, layers, signatures and policy verdict of IMAGE',
     '  version                    print the version',
     '',
     'experimental-image-proxy flags:',
@@ -124,8 +124,10 @@ async function runInspect(argv: readonly string[]): Promise<number> {
   const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const resources = new ResourcePool();
   try {
-    const report = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources, policy));
+    const { report, refusal } = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources, policy));
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    // The report shows why; the status still says the image may not be used.
+    if (refusal !== undefined) throw new PolicyDeniedError(refusal);
   } finally {
     await resources.close();
   }

@@ -141,7 +141,7 @@ describe('UnparsedImage', () => {
 
   it('signatures() is [] for a source that cannot store any', async () => {
     const source = (await fakeImage({ top: arm }).newImageSource()) as FakeSource;
-    assert.deepEqual(await (await UnparsedImage.read(source, neverAborted())).signatures(neverAborted()), []);
+    assert.deepEqual(await (await UnparsedImage.read(source, neverAborted())).signatures(), []);
   });
 
   it('signatures() asks the source for the top-level manifest\'s signatures', async () => {
@@ -151,9 +151,25 @@ describe('UnparsedImage', () => {
       asked.push(instance);
       return [simpleSigning(Buffer.from('sig'))];
     };
-    const sigs = await (await UnparsedImage.read(source, neverAborted())).signatures(neverAborted());
+    const unparsed = await UnparsedImage.read(source, neverAborted());
+    const sigs = await unparsed.signatures();
     assert.deepEqual(sigs, [{ format: 'simple-signing', blob: Buffer.from('sig') }]);
     assert.deepEqual(asked, [undefined]);
+    assert.equal(await unparsed.signatures(), sigs);
+    assert.deepEqual(asked, [undefined], 'read once');
+  });
+
+  it('signatures() that failed to be read are read again when next asked', async () => {
+    const source = (await fakeImage({ top: arm }).newImageSource()) as FakeSource;
+    let calls = 0;
+    source.getSignatures = async () => {
+      if (++calls === 1) throw new Error('lookaside down');
+      return [simpleSigning(Buffer.from('sig'))];
+    };
+    const unparsed = await UnparsedImage.read(source, neverAborted());
+    await assert.rejects(unparsed.signatures(), /lookaside down/);
+    assert.equal((await unparsed.signatures()).length, 1);
+    assert.equal(calls, 2);
   });
 });
 
