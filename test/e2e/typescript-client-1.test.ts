@@ -94,6 +94,7 @@ describe('TypeScript client, protocol 1.0', () => {
               assert.equal(bytes.length, layer.size);
               assert.equal(sha256(bytes), layer.digest);
             }
+            assert.deepEqual(await proxy.getSignatures(image), [], 'an unsigned image has no signatures');
             await proxy.closeImage(image);
           });
         }

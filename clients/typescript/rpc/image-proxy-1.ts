@@ -18,7 +18,7 @@ import {
 } from 'vscode-jsonrpc/node';
 import {
   DEFAULT_STREAM_WINDOW, Notifications1, PROTOCOL_VERSION_1, Requests1, RpcErrorCodes,
-  type Instance, type Layer, type Method1, type ParamsOf1, type PayloadKind, type Platform, type ResultOf1,
+  type Instance, type Layer, type SignatureInfo, type Method1, type ParamsOf1, type PayloadKind, type Platform, type ResultOf1,
   type RpcError, type TransferProgressParams, type TransferResult,
 } from '../../../protocol/jsonrpc';
 import { ProxyClosedError } from '../errors';
@@ -181,6 +181,11 @@ export class RpcImageProxy {
 
   async getLayerInfo(image: number): Promise<readonly Layer[]> {
     return (await this.request('GetLayerInfo', { image })).layers;
+  }
+
+  /** The image's signatures, each with what it claims and whether the proxy's policy accepts it. */
+  async getSignatures(image: number): Promise<readonly SignatureInfo[]> {
+    return (await this.request('GetSignatures', { image })).signatures;
   }
 
   /** A verified blob: its size and digest are checked as it goes by; finish() reports a mismatch. */
