@@ -19,6 +19,7 @@ import type { Sink } from '../../transfer/sink';
 import { InBandSink } from '../../transfer/sinks/in-band';
 import { openPipeSink } from '../../transfer/sinks/fd-pipe';
 import type { Transfer } from '../../transfer/table';
+import { Base64Chunk } from './base64-chunk';
 import { rpcErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
 
@@ -96,7 +97,8 @@ export class TransferDelivery {
       session.cancelTransfer(id).catch(() => undefined); // nobody knows its id: free it now
       return;
     }
-    stream?.start((chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: chunk.toString('base64') }));
+    // The writer encodes a Base64Chunk into the message itself; on the wire `data` is the base64 string the type says.
+    stream?.start((chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: new Base64Chunk(chunk) as unknown as string }));
     const stopProgress = progress ? this.reportProgress(transfer) : undefined;
     void transfer.outcome.then((err) => {
       // Unlike 0.2.x's FinishPipe, the reader sees the end as soon as the copy ends; FinishTransfer still reports how.
