@@ -1,7 +1,7 @@
 /** The `layerpipe` command: experimental-image-proxy (the skopeo-compatible server, or 1.0 by its first packet), serve (protocol 1.0) and inspect. */
 import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../../protocol/errors';
+import { errorMessage, PolicyDeniedError } from '../../protocol/errors';
 import { createLogger, type Logger } from '../log';
 import { loadPolicy } from '../policy/load';
 import { ResourcePool } from '../service/resources';
@@ -32,7 +32,7 @@ function usage(): string {
     '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
     '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
     '  serve --listen ws://H:P    serve protocol 1.0 on a token-protected WebSocket (browsers, WebAssembly hosts); repeatable',
-    '  inspect IMAGE              show the digest, platform, config and layers of IMAGE',
+    '  inspect IMAGE              show the digest, platform, config, layers, signatures and policy verdict of IMAGE',
     '  version                    print the version',
     '',
     'experimental-image-proxy flags:',
@@ -116,14 +116,14 @@ async function runService(options: ProxyOptions, target: ListenTarget | undefine
   const services: RunningService[] = [];
   let disposeWebSockets = (): void => undefined;
   try {
-    if (target !== undefined) services.push(startUnixService(target, serviceOptions));
-    if (options.webSocketListens.length > 0) {
+    await serveUntilSignalled(services, async (started) => {
+      if (target !== undefined) started.push(startUnixService(target, serviceOptions));
+      if (options.webSocketListens.length === 0) return;
       const settings = { ...options, listens: options.webSocketListens };
-      const started = await startWebSockets(settings, serviceOptions, (text) => process.stderr.write(`${text}\n`));
-      services.push(...started.services);
-      disposeWebSockets = started.dispose;
-    }
-    await serveUntilSignalled(services, serviceOptions);
+      const webSockets = await startWebSockets(settings, serviceOptions, (text) => process.stderr.write(`${text}\n`));
+      started.push(...webSockets.services);
+      disposeWebSockets = webSockets.dispose;
+    }, serviceOptions);
   } finally {
     await Promise.all(services.map((s) => s.stop()));
     disposeWebSockets();
@@ -138,8 +138,10 @@ async function runInspect(argv: readonly string[]): Promise<number> {
   const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const resources = new ResourcePool();
   try {
-    const report = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources, policy));
+    const { report, refusal } = await inspectImage(positionals[0]!, systemContextFrom(options, createLogger(options.debug), resources, policy));
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    // The report shows why; the status still says the image may not be used.
+    if (refusal !== undefined) throw new PolicyDeniedError(refusal);
   } finally {
     await resources.close();
   }

@@ -1,6 +1,6 @@
 /**
- * containers-registries.d(5): where the simple-signing signatures of docker images are kept
- * (a "lookaside" URL per registry namespace). Every *.yaml file of one directory is read:
+ * containers-registries.d(5): where the signatures of docker images are kept: a "lookaside" URL
+ * for simple signing, and whether to read sigstore attachments, per registry namespace. Every *.yaml file of one directory is read:
  * --registries.d DIR, else the user's $HOME/.config/containers/registries.d when it exists
  * (it replaces the system one), else /etc/containers/registries.d. A missing directory means
  * no configuration. Read when signatures are needed, so edits apply to the next image.
@@ -15,11 +15,13 @@ export const SYSTEM_REGISTRIES_D = '/etc/containers/registries.d';
 /** A registries.d file is a few lines; this is far beyond any real one. */
 const MAX_FILE_SIZE = 1024 * 1024;
 
-/** One entry (default-docker, or a docker: namespace): the URLs it names for reading signatures. */
+/** One entry (default-docker, or a docker: namespace): what it says about reading signatures. */
 export interface LookasideEntry {
   readonly lookaside: string | undefined;
   /** The older name of lookaside; lookaside wins when both are given. */
   readonly sigstore: string | undefined;
+  /** use-sigstore-attachments; undefined when the entry does not say. */
+  readonly useSigstoreAttachments: boolean | undefined;
 }
 
 export interface RegistriesDConfig {
@@ -51,11 +53,21 @@ function optionalString(v: unknown, file: string, what: string): string | undefi
   return v;
 }
 
+function optionalBoolean(v: unknown, file: string, what: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') bad(file, `${what} must be true or false`);
+  return v;
+}
+
 function entryOf(v: unknown, file: string, what: string): LookasideEntry {
-  if (v === null || v === undefined) return { lookaside: undefined, sigstore: undefined };
+  if (v === null || v === undefined) return { lookaside: undefined, sigstore: undefined, useSigstoreAttachments: undefined };
   if (typeof v !== 'object' || Array.isArray(v)) bad(file, `${what} must be a mapping`);
   const o = v as Record<string, unknown>;
-  return { lookaside: optionalString(o.lookaside, file, `${what}.lookaside`), sigstore: optionalString(o.sigstore, file, `${what}.sigstore`) };
+  return {
+    lookaside: optionalString(o.lookaside, file, `${what}.lookaside`),
+    sigstore: optionalString(o.sigstore, file, `${what}.sigstore`),
+    useSigstoreAttachments: optionalBoolean(o['use-sigstore-attachments'], file, `${what}.use-sigstore-attachments`),
+  };
 }
 
 /** Reads every *.yaml file of `dir` (sorted); a namespace or default-docker defined twice is an error, as in containers/image. */
@@ -116,4 +128,16 @@ export function lookasideFor(config: RegistriesDConfig, scopes: readonly string[
     if (url !== undefined) return url;
   }
   return urlOf(config.defaultDocker);
+}
+
+/**
+ * Whether sigstore attachments are read for an image: the first of its scopes whose entry sets
+ * use-sigstore-attachments decides, else default-docker's, else no (containers/image's order).
+ */
+export function useSigstoreAttachmentsFor(config: RegistriesDConfig, scopes: readonly string[]): boolean {
+  for (const scope of scopes) {
+    const use = config.docker.get(scope)?.useSigstoreAttachments;
+    if (use !== undefined) return use;
+  }
+  return config.defaultDocker?.useSigstoreAttachments ?? false;
 }

@@ -43,7 +43,8 @@ export class OpenedImage {
   private readonly others = new Map<string, ImageInstance>();
 
   private constructor(
-    readonly source: ImageSource,
+    /** The image before resolution: the top-level manifest and its signatures (read once). */
+    readonly unparsed: UnparsedImage,
     private readonly signal: AbortSignal,
     readonly top: TopManifest,
     /** The instance OpenImage chose (the top manifest itself when it is not a list). */
@@ -54,10 +55,14 @@ export class OpenedImage {
   static async resolve(unparsed: UnparsedImage, ctx: SystemContext, signal: AbortSignal): Promise<OpenedImage> {
     const { source, manifest, manifestType, manifestDigest } = unparsed;
     const top: TopManifest = { digest: manifestDigest, bytes: manifest.bytes, mediaType: manifestType };
-    if (!isListType(manifestType)) return new OpenedImage(source, signal, top, new ImageInstance(source, signal, manifestDigest, manifest.bytes, manifestType));
+    if (!isListType(manifestType)) return new OpenedImage(unparsed, signal, top, new ImageInstance(source, signal, manifestDigest, manifest.bytes, manifestType));
     const list = parseManifestList(manifest.bytes, manifestType);
     const instance = await readInstance(source, signal, chooseInstance(list, wantedPlatforms(ctx)));
-    return new OpenedImage(source, signal, top, instance);
+    return new OpenedImage(unparsed, signal, top, instance);
+  }
+
+  get source(): ImageSource {
+    return this.unparsed.source;
   }
 
   /** Digest of the chosen manifest's bytes as stored (the instance, for a list). */

@@ -12,6 +12,7 @@ import type { Logger } from '../log';
 import type { Policy } from '../policy/types';
 import type { DockerReference } from '../reference/docker-reference';
 import type { ByteRange } from './range';
+import type { ImageSignature } from './signatures';
 
 /** Settings for one proxy run that transports may need. Built once from the command line. */
 export interface SystemContext {
@@ -128,10 +129,10 @@ export interface ImageSource {
   getBlob(request: BlobRequest): Promise<BlobReader>;
   /**
    * The signatures stored with the image (simple-signing blobs as containers-signature(5)
-   * describes them), for the top-level manifest or one instance. Absent when the transport
-   * cannot store any; an empty list when it could but has none.
+   * describes them, sigstore payloads), for the top-level manifest or one instance. Absent
+   * when the transport cannot store any; an empty list when it could but has none.
    */
-  getSignatures?(instanceDigest: string | undefined, signal: AbortSignal): Promise<Buffer[]>;
+  getSignatures?(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]>;
   /** Releases files, sockets and temporary state. Idempotent. */
   close(): Promise<void>;
 }

@@ -1,30 +1,57 @@
 /**
  * Deciding whether an image may be used: the requirements of the most specific scope that
- * names it (scopes.ts) must all accept it; a signedBy requirement accepts when at least one of
- * the image's signatures passes. Runs on the UnparsedImage, before anything of the image is
- * resolved or served. Refusals are PolicyDeniedError with containers/image's reasons.
+ * names it (scopes.ts) must all accept it; a signedBy or sigstoreSigned requirement accepts
+ * when at least one of the image's signatures of its kind passes. Runs on the UnparsedImage,
+ * before anything of the image is resolved or served (open.ts turns a refusal into
+ * PolicyDeniedError); reasons are containers/image's. The per-signature checks are exported
+ * for report.ts, which lists every signature's verdict.
  */
-import { PolicyDeniedError } from '../../protocol/errors';
+import type * as openpgp from 'openpgp';
 import type { UnparsedImage } from '../image/unparsed';
 import type { Logger } from '../log';
 import { identityMatches } from './identity';
 import { KeyringError, loadKeys } from './keyring';
 import { requirementsFor } from './scopes';
-import { SignatureRejected, verifySimpleSignature } from './simple-signing';
-import type { Policy, Requirement } from './types';
+import { SignatureRejected, verifySimpleSignature, type AcceptanceRules } from './simple-signing';
+import { sigstoreSignedRefusal } from './sigstore/requirement';
+import type { IdentityMatch, Policy, Requirement } from './types';
 
-/** The image's signatures, fetched at most once however many requirements need them. */
-class SignatureCache {
-  private pending: Promise<Buffer[]> | undefined;
-  constructor(private readonly image: UnparsedImage, private readonly signal: AbortSignal) {}
-  get(): Promise<Buffer[]> {
-    this.pending ??= this.image.signatures(this.signal);
-    return this.pending;
+const NO_SIGNATURE = 'A signature was required, but no signature exists';
+
+type SignedBy = Extract<Requirement, { type: 'signedBy' }>;
+
+/** What a signature's claims must satisfy for `image` under a requirement's signedIdentity. */
+export function acceptanceRules(identity: IdentityMatch, image: UnparsedImage): AcceptanceRules {
+  const dockerReference = image.reference.dockerReference;
+  return { manifest: image.manifest.bytes, identityAccepted: (signed) => identityMatches(identity, dockerReference, signed) };
+}
+
+/** The keys a signedBy requirement trusts, or why it can accept no signature at all. */
+export async function signedByKeys(req: SignedBy): Promise<{ readonly keys: readonly openpgp.Key[] } | { readonly refusal: string }> {
+  if (req.keyType !== 'GPGKeys') return { refusal: `Unimplemented "keyType" value ${JSON.stringify(req.keyType)}` };
+  let keys: openpgp.Key[];
+  try {
+    keys = await loadKeys(req.keys);
+  } catch (err) {
+    if (err instanceof KeyringError) return { refusal: err.message };
+    throw err;
+  }
+  return keys.length === 0 ? { refusal: 'No public keys imported' } : { keys };
+}
+
+/** Why one simple-signing signature is not accepted by `keys` under `rules`; undefined when it is. */
+export async function simpleSignatureRefusal(blob: Buffer, keys: readonly openpgp.Key[], rules: AcceptanceRules): Promise<string | undefined> {
+  try {
+    await verifySimpleSignature(blob, keys, rules);
+    return undefined;
+  } catch (err) {
+    if (err instanceof SignatureRejected) return err.message;
+    throw err;
   }
 }
 
 /** Why `req` refuses the image, or undefined when it accepts it. */
-async function refusal(req: Requirement, image: UnparsedImage, sigs: SignatureCache): Promise<string | undefined> {
+async function refusal(req: Requirement, image: UnparsedImage): Promise<string | undefined> {
   switch (req.type) {
     case 'insecureAcceptAnything':
       return undefined;
@@ -33,51 +60,46 @@ async function refusal(req: Requirement, image: UnparsedImage, sigs: SignatureCa
     case 'signedBaseLayer':
       return 'signedBaseLayer not implemented yet!';
     case 'sigstoreSigned':
-      return 'sigstoreSigned requirements are not supported yet: layerpipe verifies simple signing (signedBy) only';
+      return sigstoreSignedRefusal(req.trust, await image.signatures(), acceptanceRules(req.signedIdentity, image));
     case 'signedBy':
-      return signedByRefusal(req, image, await sigs.get());
+      // Only simple-signing signatures count here, as containers/image's Signatures() returns only those.
+      return signedByRefusal(req, image, (await image.signatures()).flatMap((s) => (s.format === 'simple-signing' ? [s.blob] : [])));
   }
 }
 
-async function signedByRefusal(req: Extract<Requirement, { type: 'signedBy' }>, image: UnparsedImage, signatures: Buffer[]): Promise<string | undefined> {
-  if (req.keyType !== 'GPGKeys') return `Unimplemented "keyType" value ${JSON.stringify(req.keyType)}`;
-  if (signatures.length === 0) return 'A signature was required, but no signature exists';
-  let keys;
-  try {
-    keys = await loadKeys(req.keys);
-  } catch (err) {
-    if (err instanceof KeyringError) return err.message;
-    throw err;
-  }
-  if (keys.length === 0) return 'No public keys imported';
-  const dockerReference = image.reference.dockerReference;
-  const rules = {
-    manifest: image.manifest.bytes,
-    identityAccepted: (signed: string) => identityMatches(req.signedIdentity, dockerReference, signed),
-  };
+async function signedByRefusal(req: SignedBy, image: UnparsedImage, signatures: Buffer[]): Promise<string | undefined> {
+  // An unusable keyType is reported even without signatures; keys are read only when there are some.
+  if (signatures.length === 0 && req.keyType === 'GPGKeys') return NO_SIGNATURE;
+  const trusted = await signedByKeys(req);
+  if ('refusal' in trusted) return trusted.refusal;
+  const rules = acceptanceRules(req.signedIdentity, image);
   const reasons: string[] = [];
   for (const blob of signatures) {
-    try {
-      await verifySimpleSignature(blob, keys, rules);
-      return undefined;
-    } catch (err) {
-      if (!(err instanceof SignatureRejected)) throw err;
-      reasons.push(err.message);
-    }
+    const why = await simpleSignatureRefusal(blob, trusted.keys, rules);
+    if (why === undefined) return undefined;
+    reasons.push(why);
   }
   return reasons.length === 1 ? reasons[0] : `None of the signatures were accepted, reasons: ${reasons.join('; ')}`;
 }
 
+/** The policy's decision on one image: the scope that applied, its requirements, and why it refuses (undefined: accepted). */
+export interface PolicyVerdict {
+  readonly scope: string;
+  readonly requirements: readonly Requirement[];
+  readonly refusal: string | undefined;
+}
+
 /**
- * Throws PolicyDeniedError unless `policy` accepts `image`. Errors reading signatures (a
- * lookaside server that does not answer) are thrown as they are: they are no verdict.
+ * Evaluates `policy` for `image`: the first requirement that refuses gives the reason. Errors
+ * reading signatures (a lookaside server that does not answer) are thrown as they are: they
+ * are no verdict.
  */
-export async function checkImagePolicy(policy: Policy, image: UnparsedImage, log: Logger, signal: AbortSignal): Promise<void> {
+export async function evaluatePolicy(policy: Policy, image: UnparsedImage, log: Logger): Promise<PolicyVerdict> {
   const { requirements, scope } = requirementsFor(policy.transports, policy.default, image.reference);
   log.debug(`policy for ${image.reference.toString()}: ${scope} (${requirements.map((r) => r.type).join(', ')})`);
-  const sigs = new SignatureCache(image, signal);
   for (const req of requirements) {
-    const why = await refusal(req, image, sigs);
-    if (why !== undefined) throw new PolicyDeniedError(why);
+    const why = await refusal(req, image);
+    if (why !== undefined) return { scope, requirements, refusal: why };
   }
+  return { scope, requirements, refusal: undefined };
 }

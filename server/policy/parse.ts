@@ -8,7 +8,7 @@ import { isValidDomain } from '../reference/grammar';
 import { parseNormalizedNamed } from '../reference/docker-reference';
 import { scopeProblem } from './scopes';
 import { exactMembers, jsonTypeOf, parseStrictJson, strictMembers, JsonSyntaxError, type JsonValue } from './strict-json';
-import type { IdentityMatch, KeySource, Policy, Requirement } from './types';
+import type { FulcioTrust, IdentityMatch, KeySource, PemSource, Policy, Requirement, SigstoreTrust } from './types';
 
 /** What is wrong with a policy document; the loader adds the file name. */
 export class PolicyFormatError extends Error {}
@@ -127,16 +127,75 @@ function parseSignedBy(v: JsonValue): Requirement {
   return { type: 'signedBy', keyType, keys, signedIdentity };
 }
 
-/** sigstoreSigned is checked for shape only: evaluating it is a later phase, and it always rejects. */
+/** A JSON array of strings that must not be empty (keyPaths, rekorPublicKeyPaths). */
+function nonEmptyStrings(v: JsonValue, field: string): string[] {
+  const list = arrayValue(v, `"${field}"`).map((p, i) => stringValue(p, `"${field}"[${i}]`));
+  if (list.length === 0) fail(`"${field}" contains no entries`);
+  return list;
+}
+
+function nonEmptyBase64s(v: JsonValue, field: string): Buffer[] {
+  const list = arrayValue(v, `"${field}"`).map((d, i) => base64Value(d, `"${field}"[${i}]`));
+  if (list.length === 0) fail(`"${field}" contains no entries`);
+  return list;
+}
+
+/**
+ * One PEM source of a sigstoreSigned requirement from the members named `prefix`Path,
+ * …Paths, …Data, …Datas; undefined when none is given. As in containers/image, an empty
+ * path and a null value count as absent.
+ */
+function pemSource(m: Map<string, JsonValue>, prefix: string, tooMany: string): PemSource | undefined {
+  const found: PemSource[] = [];
+  const get = (suffix: string): JsonValue | undefined => {
+    const v = m.get(prefix + suffix);
+    return v === null ? undefined : v;
+  };
+  const p = get('Path');
+  if (p !== undefined && stringValue(p, `"${prefix}Path"`) !== '') found.push({ kind: 'path', path: p as string });
+  const ps = get('Paths');
+  if (ps !== undefined) found.push({ kind: 'paths', paths: nonEmptyStrings(ps, `${prefix}Paths`) });
+  const d = get('Data');
+  if (d !== undefined) found.push({ kind: 'data', data: base64Value(d, `"${prefix}Data"`) });
+  const ds = get('Datas');
+  if (ds !== undefined) found.push({ kind: 'datas', datas: nonEmptyBase64s(ds, `${prefix}Datas`) });
+  if (found.length > 1) fail(tooMany);
+  return found[0];
+}
+
+function parseFulcio(v: JsonValue): FulcioTrust {
+  const m = strictMembers(v, '"fulcio"', (k) => ['caPath', 'caData', 'oidcIssuer', 'subjectEmail'].includes(k), fail);
+  const caPath = m.has('caPath') ? stringValue(m.get('caPath'), '"caPath"') : '';
+  const caData = m.has('caData') && m.get('caData') !== null ? base64Value(m.get('caData')!, '"caData"') : undefined;
+  if (caPath !== '' && caData !== undefined) fail('caPath and caData cannot be used simultaneously');
+  if (caPath === '' && caData === undefined) fail('At least one of caPath and caData must be specified');
+  const oidcIssuer = m.has('oidcIssuer') ? stringValue(m.get('oidcIssuer'), '"oidcIssuer"') : '';
+  if (oidcIssuer === '') fail('oidcIssuer not specified');
+  const subjectEmail = m.has('subjectEmail') ? stringValue(m.get('subjectEmail'), '"subjectEmail"') : '';
+  if (subjectEmail === '') fail('subjectEmail not specified');
+  return { ca: caData !== undefined ? { kind: 'data', data: caData } : { kind: 'path', path: caPath }, oidcIssuer, subjectEmail };
+}
+
+/** sigstoreSigned, checked as containers/image checks it: exactly one trust root, Rekor keys where they make sense. */
 function parseSigstoreSigned(v: JsonValue): Requirement {
   const known = ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', 'pki', 'rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas', 'signedIdentity'];
   const m = strictMembers(v, 'a sigstoreSigned requirement', (k) => known.includes(k), fail);
-  const sources = ['keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', 'pki'].filter((k) => m.has(k));
-  if (sources.length !== 1) fail('exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki must be specified');
+  const exactlyOne = 'exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki must be specified';
+  const keys = pemSource(m, 'key', exactlyOne);
+  const fulcio = m.has('fulcio') ? parseFulcio(m.get('fulcio')!) : undefined;
+  const pki = m.has('pki');
+  if ([keys !== undefined, fulcio !== undefined, pki].filter(Boolean).length !== 1) fail(exactlyOne);
+  const rekorKeys = pemSource(m, 'rekorPublicKey', 'at most one of rekorPublickeyPath, rekorPublicKeyPaths, rekorPublickeyData and rekorPublicKeyDatas can be used simultaneously');
+  if (fulcio !== undefined && rekorKeys === undefined) fail('At least one of rekorPublickeyPath, rekorPublicKeyPaths, rekorPublickeyData and rekorPublicKeyDatas must be specified if fulcio is used');
+  if (pki && rekorKeys !== undefined) fail('rekorPublickeyPath, rekorPublicKeyPaths, rekorPublickeyData and rekorPublicKeyDatas are not supported for pki');
   const si = m.get('signedIdentity');
   if (si === undefined) fail('signedIdentity not specified');
-  parseIdentityMatch(si);
-  return { type: 'sigstoreSigned' };
+  const signedIdentity = parseIdentityMatch(si);
+  let trust: SigstoreTrust;
+  if (keys !== undefined) trust = { kind: 'keys', keys, rekorKeys };
+  else if (fulcio !== undefined) trust = { kind: 'fulcio', fulcio, rekorKeys: rekorKeys! };
+  else trust = { kind: 'pki' };
+  return { type: 'sigstoreSigned', trust, signedIdentity };
 }
 
 export function parseRequirement(v: JsonValue): Requirement {

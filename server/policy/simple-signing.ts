@@ -126,3 +126,29 @@ export async function verifySimpleSignature(blob: Buffer, keys: readonly openpgp
   if (!rules.identityAccepted(claims.dockerReference)) reject(`Signature for identity ${claims.dockerReference} is not accepted`);
   return { ...claims, keyFingerprint: fingerprint };
 }
+
+/** What a simple-signing blob says, read without verifying it: for reports, never for a verdict. */
+export interface UnverifiedSimpleSignature {
+  /** The signer's key ID as the signature names it (16 upper-case hex digits). */
+  readonly keyId: string | undefined;
+  /** The claimed docker reference; null when the message or its payload cannot be read. */
+  readonly dockerReference: string | null;
+}
+
+export async function readUnverifiedSimpleSignature(blob: Buffer): Promise<UnverifiedSimpleSignature> {
+  let message: openpgp.Message<Uint8Array>;
+  try {
+    message = (await openpgp.readMessage({ binaryMessage: new Uint8Array(blob) })).unwrapCompressed();
+  } catch {
+    return { keyId: undefined, dockerReference: null };
+  }
+  const keyId = message.getSigningKeyIDs()[0]?.toHex().toUpperCase();
+  let dockerReference: string | null = null;
+  try {
+    const data = message.getLiteralData();
+    if (data instanceof Uint8Array) dockerReference = parsePayload(Buffer.from(data)).dockerReference;
+  } catch {
+    // An unreadable payload claims nothing.
+  }
+  return { keyId, dockerReference };
+}

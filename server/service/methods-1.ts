@@ -4,12 +4,13 @@
  * pending body and its value's `size`, and the wire adds the transfer id (and FIFO path) once it
  * has chosen the sink. Initialize and Shutdown belong to the wire (they set up and end it).
  */
-import { ImageNotFoundError, UnsupportedError } from '../../protocol/errors';
+import { ImageNotFoundError } from '../../protocol/errors';
 import type { ManifestResult, Method1, ParamsOf1, Platform, ResultOf1 } from '../../protocol/jsonrpc';
 import { BlobVerifier, parseDigest, sha256Digest } from '../image/digest';
 import type { ListedInstance, OpenedImage } from '../image/image';
 import { MediaTypes } from '../image/manifest';
 import { openImageByName } from '../image/open';
+import { describeSignatures } from '../policy/report';
 import { listTagsByName } from '../transports/all';
 import type { PendingBody, Session } from './session';
 
@@ -42,10 +43,6 @@ async function openImage(session: Session, name: string, signal: AbortSignal): P
     signal.removeEventListener('abort', onRequestAbort);
   }
 }
-
-const notYet = (what: string): never => {
-  throw new UnsupportedError(`${what} is not implemented yet`);
-};
 
 /** A list entry's platform as protocol 1.0 shows it: os, architecture and a variant only when there is one. */
 function platformOf(p: ListedInstance['platform']): Platform | null {
@@ -96,7 +93,8 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
   GetLayerInfo: async (session, { image: id }) => ({
     layers: session.image(id).image.layerInfos().map((l) => ({ digest: l.digest, size: l.size, mediaType: l.media_type })),
   }),
-  GetSignatures: async () => notYet('GetSignatures'),
+  // Read with the image's lifetime (once per image, shared with the policy check at OpenImage).
+  GetSignatures: async (session, { image: id }) => ({ signatures: await describeSignatures(session.ctx.policy, session.image(id).image.unparsed) }),
   GetBlob: async (session, { image: id, digest, size, progress }) => {
     const { image, lifetime } = session.image(id);
     const parsed = parseDigest(digest);
@@ -115,7 +113,7 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
     return { size: blob.size, pending: { body, owner: lifetime.signal }, progress: false };
   },
   FinishTransfer: async (session, { transfer }) => {
-    await session.finishTransfer(transfer);
+    await session.finishTransfer(transfer, (id) => `no transfer ${id}`);
     return null;
   },
   CancelTransfer: async (session, { transfer }) => {

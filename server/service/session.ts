@@ -150,15 +150,21 @@ export class Session {
       pending.body.stream.destroy();
       throw new InvalidArgumentError(`too many transfers in progress (${MAX_HELD_TRANSFERS}): finish the ones already started before starting more`);
     }
-    const handout = openSink();
+    let handout: H;
+    try {
+      handout = openSink();
+    } catch (err) {
+      pending.body.stream.destroy(); // no pipe or FIFO could be made (EMFILE, ENOSPC): release the source
+      throw err;
+    }
     const lifetime = new Lifetime(pending.owner);
     const transfer = this.transfers.start(pending.body, handout.sink, { lifetime, finishable });
     return { transfer, handout };
   }
 
   /** Waits for a finishable transfer's end and throws its error (FinishPipe, FinishTransfer). */
-  finishTransfer(id: number): Promise<void> {
-    return this.transfers.finish(id);
+  finishTransfer(id: number, unknown?: (id: number) => string): Promise<void> {
+    return this.transfers.finish(id, unknown);
   }
 
   /** Stops a finishable transfer: its source is released, its sink closed, its id forgotten (CancelTransfer). */

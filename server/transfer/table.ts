@@ -80,9 +80,9 @@ export class TransferTable {
   }
 
   /** Waits for the copy, closes the sink, and throws the copy's error. */
-  async finish(id: number): Promise<void> {
+  async finish(id: number, unknown: (id: number) => string = (n) => `finishpipe: no active pipe ${n}`): Promise<void> {
     const transfer = this.finishable.get(id);
-    if (transfer === undefined) throw new InvalidArgumentError(`finishpipe: no active pipe ${id}`);
+    if (transfer === undefined) throw new InvalidArgumentError(unknown(id));
     this.forget(id);
     const err = await transfer.outcome;
     transfer.sink.close();

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pipeReadable, readAll } from '../../clients/typescript';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../protocol/jsonrpc';
 import { frame, LAYERPIPE, RpcTestClient, type Response } from '../harness/jsonrpc-client';
 import { within } from '../harness/method-suite';
@@ -155,6 +156,58 @@ print(json.dumps(out))
     assert.notEqual(exact.error.code, RpcErrorCodes.InvalidRequest);
     assert.equal((out.after as { error: { code: number } }).error.code, RpcErrorCodes.MethodNotFound);
     assert.equal(out.status, 0);
+  });
+});
+
+describe('1.0 request ids', () => {
+  it('an id already used by a request in progress is refused; once answered it may be used again', async () => {
+    const c = RpcTestClient.spawnSeqpacket();
+    try {
+      await c.initialize(['fd']);
+      const { image } = await c.request<{ image: number }>('OpenImage', { reference: `oci:${ociDir}:latest` });
+      const r = await c.call('GetBlob', { image, digest: big.digest, size: big.compressed.length });
+      const transfer = (r.result as { transfer: number }).transfer;
+      const pending = c.call('FinishTransfer', { transfer }, 'dup');
+      const e = await refusal(c, JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'GetLayerInfo', params: { image } }));
+      assert.equal(e.code, RpcErrorCodes.InvalidRequest);
+      assert.match(e.message, /id "dup" is already used by a request in progress/);
+      const [bytes, finished] = await Promise.all([readAll(pipeReadable(r.fds[0]!)), pending]);
+      assert.equal(bytes.length, big.compressed.length);
+      assert.equal(finished.result, null);
+      assert.equal((await c.call('GetLayerInfo', { image }, 'dup')).error, undefined);
+    } finally {
+      c.kill();
+      await c.exited;
+    }
+  });
+});
+
+describe('1.0 flow control', () => {
+  it('a client that sends and never reads is not read from until it reads; then every request is answered', async () => {
+    const c = RpcTestClient.spawnSeqpacket();
+    try {
+      await c.initialize(['fd']);
+      c.pauseReading();
+      const total = 5000;
+      let accepted = 0;
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < total; i++) sends.push(c.sendMessage({ jsonrpc: '2.0', id: 10_000 + i, method: 'Nope' }).then(() => { accepted++; }));
+      await sleep(1_500);
+      const stalledAt = accepted;
+      await sleep(500);
+      assert.equal(accepted, stalledAt, 'the server stopped reading');
+      // Kernel buffers on both sides hold some hundreds; the server's own queue at most 256.
+      assert.ok(stalledAt < total / 2, `${stalledAt} of ${total} requests taken while no answer was read`);
+      c.resumeReading();
+      await within(60_000, Promise.all(sends), 'every request sent');
+      await within(60_000, (async () => {
+        while (c.received.filter((m) => typeof m.message.id === 'number' && (m.message.id as number) >= 10_000).length < total) await sleep(20);
+      })(), 'every answer');
+      process.stdout.write(`# requests taken while the client read nothing: ${stalledAt}\n`);
+    } finally {
+      c.kill();
+      await c.exited;
+    }
   });
 });
 

@@ -20,6 +20,9 @@ import { makeLayer, randomLayer, sha256, writeOciImage, type BuiltLayer, type Wr
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-jsonrpc-'));
 const ociDir = path.join(tmp, 'oci');
 const corruptDir = path.join(tmp, 'corrupt');
+const labelsDir = path.join(tmp, 'labels');
+/** Runtime configs whose label makes GetConfig's answer about 400 KiB, and about 1.3 MiB. */
+const LABEL_SIZES = { mid: 300 * 1024, huge: 1000 * 1024 } as const;
 const layers: BuiltLayer[] = [makeLayer({ 'hello.txt': 'hello\n' }), randomLayer(3 * 1024 * 1024, 'a.bin'), randomLayer(600 * 1024 + 5, 'b.bin')];
 let oci: WrittenManifest;
 const ref = (): string => `oci:${ociDir}:latest`;
@@ -27,6 +30,9 @@ const ref = (): string => `oci:${ociDir}:latest`;
 before(() => {
   oci = writeOciImage(ociDir, { layers }, 'latest');
   writeOciImage(corruptDir, { layers: [layers[1]!] }, 'latest');
+  for (const [name, size] of Object.entries(LABEL_SIZES)) {
+    writeOciImage(path.join(labelsDir, name), { layers: [layers[0]!], runtimeConfig: { Labels: { big: 'x'.repeat(size) } } }, 'latest');
+  }
   const bad = Buffer.from(layers[1]!.compressed);
   bad[5000] = bad[5000]! ^ 0xff;
   writeFileSync(path.join(corruptDir, 'blobs', 'sha256', layers[1]!.digest.slice(7)), bad);
@@ -84,7 +90,7 @@ describe('1.0 Initialize', () => {
       assert.equal((await c.initialize(['fd'], { window: 2 ** 40 })).window, MAX_STREAM_WINDOW);
     });
     await withClient(async (c) => {
-      assert.equal((await c.request<{ payload: string }>('Initialize', { protocolVersion: '1' })).payload, 'fifo', 'stdio offers fifo, then stream');
+      assert.equal((await c.request<{ payload: string }>('Initialize', { protocolVersion: '1' })).payload, 'stream', 'unasked, stdio chooses stream (its client may be remote)');
       assert.match(errorOf(await c.call('Initialize', { protocolVersion: '1', payloads: ['fd'] })).message, /already initialized/);
     }, () => RpcTestClient.spawnStdio());
     await withClient(async (c) => {
@@ -275,6 +281,31 @@ describe('1.0 stream transfers', () => {
       assert.equal(c.streamBuffered(transfer), MIN_STREAM_WINDOW, 'nothing past the window was sent');
       assert.ok('digest' in (await c.request<object>('GetManifest', { image })));
     });
+  });
+});
+
+describe('1.0 answers too large to travel', () => {
+  it('become a -32603 error naming the size: over the socket buffer on SEQPACKET, over 1 MiB on stdio', async () => {
+    const configOf = async (c: RpcTestClient, name: string): Promise<Response> => {
+      const { image } = await c.request<{ image: number }>('OpenImage', { reference: `oci:${path.join(labelsDir, name)}:latest` });
+      return c.call('GetConfig', { image });
+    };
+    await withClient(async (c) => {
+      await c.initialize(['fd']);
+      const e = errorOf(await configOf(c, 'mid'));
+      assert.equal(e.code, RpcErrorCodes.InternalError);
+      assert.match(e.message, /the response \(\d+ bytes\) is larger than this socket carries in one packet/);
+      assert.ok('layers' in (await c.request<object>('GetLayerInfo', { image: 1 })), 'still serving');
+    });
+    await withClient(async (c) => {
+      await c.initialize(['stream']);
+      const mid = await configOf(c, 'mid');
+      const config = JSON.parse(b64((mid.result as { data: string }).data).toString()) as { Labels: { big: string } };
+      assert.equal(config.Labels.big.length, LABEL_SIZES.mid);
+      const e = errorOf(await configOf(c, 'huge'));
+      assert.equal(e.code, RpcErrorCodes.InternalError);
+      assert.match(e.message, /the response \(\d+ bytes\) is larger than the 1048576-byte message limit/);
+    }, () => RpcTestClient.spawnStdio());
   });
 });
 

@@ -298,13 +298,16 @@ describe('signature policy, compared with skopeo', { skip, timeout: 300_000 }, (
     }
   });
 
-  it('layerpipe inspect refuses what the policy refuses', () => {
+  it('layerpipe inspect refuses what the policy refuses, reporting why', () => {
     const policy = policyFile(only(signedBy(keys.a.binary)));
     const args = ['inspect', '--policy', policy, '--registries.d', registriesD, '--tls-verify=false'];
     const refused = spawnSync(BIN, [...args, registry.ref('app/unsigned:v1')], { encoding: 'utf8' });
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /A signature was required, but no signature exists/);
-    assert.equal(refused.stdout, '');
+    const report = JSON.parse(refused.stdout) as { Layers?: unknown; Signatures: unknown[]; Policy: unknown };
+    assert.equal(report.Layers, undefined, 'a refused image is not resolved');
+    assert.deepEqual(report.Signatures, []);
+    assert.deepEqual(report.Policy, { verdict: 'rejected', scope: 'default', reason: 'A signature was required, but no signature exists' });
     const served = spawnSync(BIN, [...args, registry.ref('app/signed:v1')], { encoding: 'utf8' });
     assert.equal(served.status, 0, served.stderr);
     assert.equal((JSON.parse(served.stdout) as { Digest: string }).Digest, digests.get('app/signed'));

@@ -25,6 +25,8 @@ let reference: string;
 let big: BuiltLayer;
 let small: BuiltLayer;
 let service: RunningService;
+/** The service's descriptors with no connection (after a first one: some are opened once, on first use, and kept). */
+let baseline: number;
 
 before(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'service-clients-'));
@@ -38,6 +40,7 @@ before(async () => {
   await fetchBlob(warmUp, await warmUp.openImage(reference), small.digest, small.compressed.length);
   await warmUp.close();
   await sleep(200);
+  baseline = service.openFds();
 });
 after(async () => {
   if (service.running) assert.equal((await stopService(service)).code, 0, service.stderr);
@@ -52,7 +55,7 @@ async function settledFds(expected: number): Promise<number> {
 
 describe('serve --listen: connections', { timeout: 120_000 }, () => {
   it('serves two clients at once; killing one mid-transfer leaves the other whole, and frees the killed one\'s descriptors', async () => {
-    const idle = service.openFds();
+    const idle = baseline;
     const victim = spawn(process.execPath, [CHILD_CLIENT, service.socketPath, reference, big.digest, String(big.compressed.length)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -78,7 +81,7 @@ describe('serve --listen: connections', { timeout: 120_000 }, () => {
   });
 
   it('releases a connection\'s images and unfinished transfers when it closes', async () => {
-    const idle = service.openFds();
+    const idle = baseline;
     const proxy = await service.connect();
     const image = await proxy.openImage(reference);
     const transfers = await Promise.all([0, 1, 2].map(() => proxy.getBlob(image, big.digest, big.compressed.length)));
@@ -107,16 +110,31 @@ describe('serve --listen: connections', { timeout: 120_000 }, () => {
     assert.deepEqual(replies.map((r) => (JSON.parse(r) as { success: boolean }).success), [true, false, false]);
     rogue.close();
     await proxy.close();
+    assert.equal(await settledFds(baseline), baseline);
   });
 
   it('a connection that never speaks blocks nobody, and its end is noticed', async () => {
-    const before = service.openFds();
+    const before = baseline;
     const silent = await service.connectFd();
     const proxy = await service.connect();
     assert.ok((await fetchBlob(proxy, await proxy.openImage(reference), small.digest, small.compressed.length)).equals(small.compressed));
     await proxy.close();
     native.close(silent);
     assert.equal(await settledFds(before), before);
+  });
+
+  it('Shutdown from a client (0.2.x or 1.0) ends its own connection only', async () => {
+    const legacy = await service.connect();
+    const rpc = await service.connectRpc();
+    await rpc.request('Initialize', { protocolVersion: '1.0', payloads: ['fd'] });
+    assert.equal(await rpc.request('Shutdown', {}), null);
+    await legacy.shutdown();
+    await sleep(200);
+    assert.ok(service.running, 'the service is still running');
+    const other = await service.connect();
+    assert.ok((await fetchBlob(other, await other.openImage(reference), small.digest, small.compressed.length)).equals(small.compressed));
+    await other.close();
+    rpc.close();
   });
 
   it('speaks 1.0 with fd and fifo payloads beside 0.2.x, each connection with a FIFO directory of its own', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  connectUnixTransport, defaultProxyCommand, ImageProxy, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
+  connectUnixTransport, defaultProxyCommand, ImageProxy, ProxyClosedError, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
 } from '../../clients/typescript';
 import { RpcErrorCodes, type PayloadKind } from '../../protocol/jsonrpc';
 import { makeLayer, randomLayer, sha256, writeDirImage, writeOciImage, type BuiltLayer } from '../harness/oci-builder';
@@ -94,6 +94,7 @@ describe('TypeScript client, protocol 1.0', () => {
               assert.equal(bytes.length, layer.size);
               assert.equal(sha256(bytes), layer.digest);
             }
+            assert.deepEqual(await proxy.getSignatures(image), [], 'an unsigned image has no signatures');
             await proxy.closeImage(image);
           });
         }
@@ -129,6 +130,17 @@ describe('TypeScript client, protocol 1.0', () => {
           // The connection keeps serving.
           assert.equal((await proxy.getLayerInfo(image)).length, 2);
         });
+      });
+
+      it('rejects calls with ProxyClosedError once the proxy is gone, and never crashes', async () => {
+        const proxy = await RpcImageProxy.connect(await mode.connect(), { payloads: [mode.payload] });
+        const image = await proxy.openImage(ociRef);
+        const blob = await proxy.getBlob(image, large.digest, large.compressed.length);
+        process.kill(proxy.pid!, 'SIGKILL');
+        const [, outcome] = await Promise.all([readAll(blob.stream).catch(() => Buffer.alloc(0)), blob.finish().then(() => undefined, (err: unknown) => err)]);
+        assert.ok(outcome instanceof Error, 'an interrupted transfer does not finish well');
+        for (let i = 0; i < 3; i++) await assert.rejects(proxy.getLayerInfo(image), ProxyClosedError);
+        await proxy.close();
       });
 
       it('cancels a transfer and an aborted call, and keeps serving', async () => {

@@ -45,6 +45,9 @@ interface StreamState {
 /** Framing: how bytes go out and whole messages come back. */
 interface Framing {
   send(data: Buffer): Promise<void>;
+  /** Stops and restarts reading what the server sends (it then blocks on its own writes). */
+  pause(): void;
+  resume(): void;
   onMessage(handler: (data: Buffer, fds: number[]) => void): void;
   onEnd(handler: () => void): void;
   close(): void;
@@ -53,6 +56,8 @@ interface Framing {
 function seqpacketFraming(socket: SeqpacketSocket): Framing {
   return {
     send: (data) => socket.send(data),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
     onMessage: (handler) => socket.on('packet', (p) => handler(p.data, p.fds)),
     onEnd: (handler) => {
       socket.on('end', handler);
@@ -81,6 +86,8 @@ function stdioFraming(child: ChildProcess): Framing {
   child.stdin!.on('error', () => undefined);
   return {
     send: (data) => new Promise<void>((resolve, reject) => child.stdin!.write(data, (err) => (err ? reject(err) : resolve()))),
+    pause: () => child.stdout!.pause(),
+    resume: () => child.stdout!.resume(),
     onMessage: (handler) => {
       handle = handler;
     },
@@ -191,6 +198,14 @@ export class RpcTestClient {
 
   get connectionEnded(): boolean {
     return this.ended;
+  }
+
+  pauseReading(): void {
+    this.framing.pause();
+  }
+
+  resumeReading(): void {
+    this.framing.resume();
   }
 
   /** Closes our end (EOF for the server). */

@@ -118,7 +118,7 @@ export async function startService(opts: StartServiceOptions): Promise<RunningSe
       } catch {
         return false;
       }
-    });
+    }, 30_000); // a loaded machine can take seconds to start node and load the server
   } catch (err) {
     service.kill();
     throw err;

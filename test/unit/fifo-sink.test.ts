@@ -13,8 +13,10 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { BrokenPipeError, CancelledError, LayerpipeError } from '../../protocol/errors';
 import type { TransferBody } from '../../server/transfer/body';
+import { Session } from '../../server/service/session';
 import { copyBody } from '../../server/transfer/copy';
 import { privateParentDirectory, SessionFifos } from '../../server/transfer/sinks/fifo';
+import { closeTestContext, testContext } from '../harness/context';
 
 const parent = mkdtempSync(path.join(os.tmpdir(), 'fifo-sink-test-'));
 after(() => rmSync(parent, { recursive: true, force: true }));
@@ -143,5 +145,18 @@ describe('FIFO sink', () => {
     assert.equal(readdirSync('/proc/self/fd').length, before);
     // The addon's own descriptors are untouched: a plain open/close still works.
     closeSync(openSync(parent, 'r'));
+  });
+
+  it('a FIFO that cannot be made fails the request and releases the transfer\'s source', async () => {
+    const ctx = testContext();
+    const session = new Session({ ctx, guard: undefined });
+    const fifos = new SessionFifos({ parent, signal: session.signal });
+    fifos.close(); // as when the session is already closing
+    const source = Readable.from([Buffer.from('bytes')]);
+    const pending = { body: { stream: source, size: 5, verifier: undefined, what: 'blob' }, owner: new AbortController().signal };
+    assert.throws(() => session.startTransfer(pending, () => fifos.openFifoSink('blob'), true), CancelledError);
+    assert.equal(source.destroyed, true);
+    await session.close();
+    await closeTestContext(ctx);
   });
 });

@@ -13,6 +13,7 @@ import { ociConfigBytes } from '../../server/image/config';
 import { readAll } from '../../server/image/image';
 import { MAX_CONFIG_SIZE, MediaTypes } from '../../server/image/manifest';
 import { openImage, openImageByName } from '../../server/image/open';
+import { simpleSigning, type ImageSignature } from '../../server/image/signatures';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../server/image/types';
 import { UnparsedImage } from '../../server/image/unparsed';
 import { neverAborted, testContext } from '../harness/context';
@@ -24,7 +25,7 @@ class FakeSource implements ImageSource {
   readonly manifestCalls: (string | undefined)[] = [];
   readonly blobCalls: BlobRequest[] = [];
   closed = 0;
-  getSignatures?: (instanceDigest: string | undefined, signal: AbortSignal) => Promise<Buffer[]>;
+  getSignatures?: (instanceDigest: string | undefined, signal: AbortSignal) => Promise<ImageSignature[]>;
 
   constructor(
     readonly reference: ImageReference,
@@ -140,7 +141,7 @@ describe('UnparsedImage', () => {
 
   it('signatures() is [] for a source that cannot store any', async () => {
     const source = (await fakeImage({ top: arm }).newImageSource()) as FakeSource;
-    assert.deepEqual(await (await UnparsedImage.read(source, neverAborted())).signatures(neverAborted()), []);
+    assert.deepEqual(await (await UnparsedImage.read(source, neverAborted())).signatures(), []);
   });
 
   it('signatures() asks the source for the top-level manifest\'s signatures', async () => {
@@ -148,11 +149,27 @@ describe('UnparsedImage', () => {
     const asked: (string | undefined)[] = [];
     source.getSignatures = async (instance) => {
       asked.push(instance);
-      return [Buffer.from('sig')];
+      return [simpleSigning(Buffer.from('sig'))];
     };
-    const sigs = await (await UnparsedImage.read(source, neverAborted())).signatures(neverAborted());
-    assert.deepEqual(sigs.map(String), ['sig']);
+    const unparsed = await UnparsedImage.read(source, neverAborted());
+    const sigs = await unparsed.signatures();
+    assert.deepEqual(sigs, [{ format: 'simple-signing', blob: Buffer.from('sig') }]);
     assert.deepEqual(asked, [undefined]);
+    assert.equal(await unparsed.signatures(), sigs);
+    assert.deepEqual(asked, [undefined], 'read once');
+  });
+
+  it('signatures() that failed to be read are read again when next asked', async () => {
+    const source = (await fakeImage({ top: arm }).newImageSource()) as FakeSource;
+    let calls = 0;
+    source.getSignatures = async () => {
+      if (++calls === 1) throw new Error('lookaside down');
+      return [simpleSigning(Buffer.from('sig'))];
+    };
+    const unparsed = await UnparsedImage.read(source, neverAborted());
+    await assert.rejects(unparsed.signatures(), /lookaside down/);
+    assert.equal((await unparsed.signatures()).length, 1);
+    assert.equal(calls, 2);
   });
 });
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Key } from 'openpgp';
 import { UnsafeContentError } from '../../protocol/errors';
 import { sha256Digest } from '../../server/image/digest';
-import { MAX_SIGNATURE_SIZE, MAX_SIGNATURES } from '../../server/image/signatures';
+import { MAX_SIGNATURE_SIZE, MAX_SIGNATURES, type ImageSignature } from '../../server/image/signatures';
 import { loadKeys } from '../../server/policy/keyring';
 import { SignatureRejected, verifySimpleSignature } from '../../server/policy/simple-signing';
 import { parseImageName } from '../../server/transports/all';
@@ -118,7 +118,7 @@ describe('signature stores over their bounds', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function dirSignatures(files: Record<string, Buffer>): Promise<Buffer[]> {
+  async function dirSignatures(files: Record<string, Buffer>): Promise<ImageSignature[]> {
     const img = path.join(dir, `img-${Math.random().toString(36).slice(2)}`);
     mkdirSync(img);
     writeFileSync(path.join(img, 'manifest.json'), MANIFEST);
@@ -135,7 +135,7 @@ describe('signature stores over their bounds', () => {
 
   it('dir: signature-1, -2 … up to the first missing one', async () => {
     const sigs = await dirSignatures({ 'signature-1': Buffer.from('one'), 'signature-2': Buffer.from('two'), 'signature-4': Buffer.from('four') });
-    assert.deepEqual(sigs.map(String), ['one', 'two']);
+    assert.deepEqual(sigs.map((s) => (s.format === 'simple-signing' ? String(s.blob) : s.format)), ['one', 'two']);
     assert.deepEqual(await dirSignatures({}), []);
   });
 

@@ -16,7 +16,7 @@ from .blobs import BlobReader
 from .connection import PendingCall, RpcConnection
 from .errors import ProxyError, UnsupportedMethodError
 from .proxy import ImageHandle, OpenedImage, _image_id
-from .session1 import Endpoint, open_endpoint
+from .session1 import Endpoint, open_endpoint, service_path
 from .handout1 import TransferOpener
 from .transfers import ProgressCallback, TransferRouter
 
@@ -78,7 +78,11 @@ class ImageProxy1:
         die_with_parent: bool = True,
         capture_stderr: bool = True,
         shutdown_timeout: Optional[float] = 30.0,
+        stall_seconds: Optional[float] = None,
     ) -> None:
+        # stall_seconds is accepted so that 0.2.x code only adds protocol="1.0"; 1.0 needs no
+        # stall guard (FinishTransfer is already pending, and a failed transfer ends the reads).
+        del stall_seconds
         if wire not in ("socketpair", "stdio", "unix"):
             raise ValueError(f"wire must be socketpair, stdio or unix, not {wire!r}")
         if payloads is not None and not jsonrpc.KIND_CHECKS["payloads"](payloads):
@@ -317,11 +321,10 @@ class ImageProxy1:
         return opener.reader(handout, params["digest"], description, asked_size)
 
 
-def connect(address: str, *, payloads: Optional[Sequence[str]] = None, window: Optional[int] = None) -> ImageProxy1:
-    """A started 1.0 session with a running `layerpipe serve --listen unix:PATH`.
-    Closing it (or leaving its `with` block) ends only this connection."""
-    if not address.startswith("unix:"):
-        raise ValueError(f"address must be unix:PATH, not {address!r}")
-    proxy = ImageProxy1(wire="unix", address=address[len("unix:"):], payloads=payloads, window=window)
+def connect(address: str = "unix:", *, payloads: Optional[Sequence[str]] = None, window: Optional[int] = None) -> ImageProxy1:
+    """A started 1.0 session with a running `layerpipe serve --listen`: "unix:PATH", or
+    "unix:" for its default socket under $XDG_RUNTIME_DIR. Closing it (or leaving its `with`
+    block) ends only this connection."""
+    proxy = ImageProxy1(wire="unix", address=service_path(address), payloads=payloads, window=window)
     proxy.start()
     return proxy

@@ -6,9 +6,10 @@ speaking Content-Length frames on its stdio (`serve --stdio`), or a connection t
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 from .connection import RpcConnection
 from .errors import ProxyError, ProxyExitError
@@ -84,6 +85,20 @@ class Endpoint:
             raise ProxyExitError(
                 f"proxy {process.argv[0]} {process.exit_description()}", process.popen.returncode, process.stderr_text()
             )
+
+
+def service_path(address: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The socket of "unix:PATH"; "unix:" alone is the service's default,
+    $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock (as `serve --listen unix:` chooses it)."""
+    if not address.startswith("unix:"):
+        raise ValueError(f"address must be unix:PATH, not {address!r}")
+    path = address[len("unix:"):]
+    if path:
+        return path
+    runtime = (environ if environ is not None else os.environ).get("XDG_RUNTIME_DIR", "")
+    if not runtime:
+        raise ValueError("unix: with no path needs $XDG_RUNTIME_DIR (the service's default socket lives there)")
+    return os.path.join(runtime, "layerpipe", "layerpipe.sock")
 
 
 def open_endpoint(

@@ -89,6 +89,14 @@ class _TransferRaw(io.RawIOBase):
     def _release(self) -> None:
         raise NotImplementedError
 
+    def __del__(self) -> None:
+        # Never talk to the server from a finaliser (it may run in the reader thread, or
+        # inside a send): let go of what is held here; the session's end frees the rest.
+        try:
+            self._release()
+        except Exception:
+            pass
+
 
 class PipeTransferRaw(_TransferRaw):
     """`fd` (a pipe's read end) or `fifo` (a path we open) payloads."""
@@ -145,12 +153,6 @@ class PipeTransferRaw(_TransferRaw):
     def _release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-            self._fd = None
-
-    def __del__(self) -> None:
-        # Never talk to the server from a finaliser; just let go of the fd.
-        if getattr(self, "_fd", None) is not None:
-            os.close(self._fd)  # type: ignore[arg-type]
             self._fd = None
 
 
@@ -275,7 +277,8 @@ class TransferRouter:
     """Routes the server's transfer notifications to stream states and progress callbacks."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a blob's finaliser may forget its transfer while this thread holds it.
+        self._lock = threading.RLock()
         self.streams: Dict[int, StreamState] = {}
         self.progress: Dict[int, ProgressCallback] = {}
         # Notifications for transfers nobody is reading any more (late data after a cancel).

@@ -5,6 +5,8 @@ Answers must equal the 0.2.x client's on the same images. Skipped when the proxy
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -310,6 +312,39 @@ class TestStreamCredit(unittest.TestCase):
                 self.assertEqual((fa.read(), fb.read()), (a.blob, b.blob))
             for state in states:
                 self.assertLessEqual(state.high_water, proxy.window)
+
+
+class TestServerDeath(unittest.TestCase):
+    """The proxy killed mid-transfer: reads and calls end with an error naming its death,
+    nothing hangs, and close() reports the signal."""
+
+    def check(self, payload: str) -> None:
+        proxy = ImageProxy(ARGV, ARGS, protocol="1.0", payloads=[payload])
+        proxy.start()
+        img = proxy.open_image(FIXTURE.image.imageref)
+        big = FIXTURE.big
+
+        def run() -> None:
+            with self.assertRaises(ProxyError) as caught:
+                with proxy.get_blob(img, big.digest, big.size) as f:
+                    self.assertEqual(f.read(1000), big.blob[:1000])
+                    os.kill(proxy.pid, signal.SIGKILL)
+                    while f.read(65536):
+                        pass
+            self.assertIn("SIGKILL", str(caught.exception))
+            with self.assertRaises(ProxyError):
+                proxy.get_manifest(img)
+
+        support.run_with_deadline(self, 60, run)
+        with self.assertRaises(ProxyError) as closed:
+            proxy.close()
+        self.assertIn("SIGKILL", str(closed.exception))
+
+    def test_fd_payload(self) -> None:
+        self.check("fd")
+
+    def test_stream_payload(self) -> None:
+        self.check("stream")
 
 
 class TestCancelPendingCall(unittest.TestCase):

@@ -20,6 +20,7 @@ from layerpipe import ProxyError, RpcError
 from layerpipe.connection import RpcConnection
 from layerpipe.framing import SeqpacketChannel, StreamChannel, encode_frame, read_frame
 from layerpipe.jsonrpc import CANCEL_REQUEST, MAX_MESSAGE_SIZE
+from layerpipe.session1 import service_path
 from layerpipe.transfers import StreamState, StreamTransferRaw, TransferRouter
 
 
@@ -89,6 +90,15 @@ class TestSeqpacketChannel(unittest.TestCase):
         self.theirs.close()
         with self.assertRaises(EOFError):
             self.channel.receive()
+
+
+class TestServiceAddress(unittest.TestCase):
+    def test_paths(self) -> None:
+        self.assertEqual(service_path("unix:/run/x.sock"), "/run/x.sock")
+        self.assertEqual(service_path("unix:", {"XDG_RUNTIME_DIR": "/run/user/7"}), "/run/user/7/layerpipe/layerpipe.sock")
+        for bad, env in (("unix:", {}), ("tcp:1.2.3.4:5", {}), ("/run/x.sock", {})):
+            with self.subTest(address=bad), self.assertRaises(ValueError):
+                service_path(bad, env)
 
 
 class ScriptedPeer:

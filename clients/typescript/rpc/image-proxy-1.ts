@@ -13,12 +13,15 @@
 import { open } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
-import { CancellationTokenSource, createMessageConnection, ResponseError, type MessageConnection, type MessageReader, type MessageWriter } from 'vscode-jsonrpc/node';
+import {
+  CancellationTokenSource, ConnectionError, createMessageConnection, ErrorCodes, ResponseError, type Message, type MessageConnection, type MessageReader, type MessageWriter,
+} from 'vscode-jsonrpc/node';
 import {
   DEFAULT_STREAM_WINDOW, Notifications1, PROTOCOL_VERSION_1, Requests1, RpcErrorCodes,
-  type Instance, type Layer, type Method1, type ParamsOf1, type PayloadKind, type Platform, type ResultOf1,
+  type Instance, type Layer, type SignatureInfo, type Method1, type ParamsOf1, type PayloadKind, type Platform, type ResultOf1,
   type RpcError, type TransferProgressParams, type TransferResult,
 } from '../../../protocol/jsonrpc';
+import { ProxyClosedError } from '../errors';
 import { pipeReadable } from '../pipes';
 import { ProxyRpcError, rpcErrorFrom } from './errors';
 import { InBandStream, InBandStreams } from './in-band';
@@ -86,16 +89,24 @@ export class RpcImageProxy {
   private window = DEFAULT_STREAM_WINDOW;
   private closed: Promise<number | null> | undefined;
   private serverVersion = '';
+  /** The connection closed: every call fails with ProxyClosedError. */
+  private gone = false;
 
   private constructor(private readonly transport: RpcTransport) {
-    this.connection = createMessageConnection(transport.reader, transport.writer);
+    this.connection = createMessageConnection(transport.reader, writerThatNeverRejects(transport.writer));
     this.connection.onNotification(Notifications1.TransferData, (p) => this.streams.data(p));
     this.connection.onNotification(Notifications1.TransferEnd, (p) => {
       this.streams.end(p);
       this.progress.delete(p.transfer);
     });
     this.connection.onNotification(Notifications1.TransferProgress, (p: TransferProgressParams) => this.progress.get(p.transfer)?.(p.bytes, p.total));
-    this.connection.onClose(() => this.streams.abandonAll({ code: RpcErrorCodes.BrokenPipe, message: 'the connection to the proxy closed' }));
+    this.connection.onClose(() => {
+      this.gone = true;
+      this.streams.abandonAll({ code: RpcErrorCodes.BrokenPipe, message: 'the connection to the proxy closed' });
+      // Rejects every call still waiting for its answer, after vscode-jsonrpc has handled the
+      // messages that arrived before the end (it queues them for a later turn).
+      setImmediate(() => this.connection.dispose());
+    });
     this.connection.listen();
   }
 
@@ -172,6 +183,11 @@ export class RpcImageProxy {
     return (await this.request('GetLayerInfo', { image })).layers;
   }
 
+  /** The image's signatures, each with what it claims and whether the proxy's policy accepts it. */
+  async getSignatures(image: number): Promise<readonly SignatureInfo[]> {
+    return (await this.request('GetSignatures', { image })).signatures;
+  }
+
   /** A verified blob: its size and digest are checked as it goes by; finish() reports a mismatch. */
   async getBlob(image: number, digest: string, size?: number, options: BlobOptions = {}): Promise<RpcBlob> {
     const params = { image, digest, ...(size === undefined ? {} : { size }), ...(options.onProgress === undefined ? {} : { progress: true }) };
@@ -191,7 +207,8 @@ export class RpcImageProxy {
     try {
       await this.request('Shutdown', {});
     } catch (err) {
-      if (!(err instanceof ProxyRpcError) || err.rpcCode !== RpcErrorCodes.BrokenPipe) throw err;
+      // The proxy may close the connection as its answer is on its way: it is going, as asked.
+      if (!(err instanceof ProxyClosedError) && !(err instanceof ProxyRpcError && err.rpcCode === RpcErrorCodes.BrokenPipe)) throw err;
     }
     return this.close();
   }
@@ -241,6 +258,7 @@ export class RpcImageProxy {
   private async request<M extends Method1>(method: M, params: ParamsOf1<M>, options: CallOptions = {}): Promise<ResultOf1<M>> {
     const { signal } = options;
     signal?.throwIfAborted();
+    if (this.gone || this.closed !== undefined) throw new ProxyClosedError(`${method}: the connection to the proxy is closed`);
     const source = new CancellationTokenSource();
     const onAbort = (): void => source.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -248,6 +266,9 @@ export class RpcImageProxy {
       const type = Requests1[method] as unknown as Parameters<MessageConnection['sendRequest']>[0];
       return (await this.connection.sendRequest(type as never, params as never, source.token)) as ResultOf1<M>;
     } catch (err) {
+      if ((err instanceof ResponseError && err.code === ErrorCodes.PendingResponseRejected) || err instanceof ConnectionError) {
+        throw new ProxyClosedError(`${method}: the connection to the proxy closed before it answered`, { cause: err });
+      }
       if (err instanceof ResponseError) throw rpcErrorFrom(method, { code: err.code, message: err.message, data: err.data as RpcError['data'] });
       if (signal?.aborted === true) throw signal.reason;
       throw err;
@@ -256,4 +277,19 @@ export class RpcImageProxy {
       source.dispose();
     }
   }
+}
+
+/**
+ * vscode-jsonrpc 8.2 turns a writer's rejection into an unhandled rejection (sendRequest throws
+ * inside a promise executor). A failed write means the proxy is gone, which the reader reports
+ * as the connection's close; so the write is reported as an error event and not rejected.
+ */
+function writerThatNeverRejects(writer: MessageWriter): MessageWriter {
+  return {
+    onError: writer.onError,
+    onClose: writer.onClose,
+    write: (message: Message) => writer.write(message).catch(() => undefined),
+    end: () => writer.end(),
+    dispose: () => writer.dispose(),
+  };
 }

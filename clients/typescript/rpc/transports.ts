@@ -17,9 +17,10 @@ const RPC_MAX_PACKET = 1024 * 1024 + 4096;
 /** A connected packet Channel (its peer already running) as a 1.0 transport; it takes the channel. */
 export function packetTransport(channel: Channel): RpcTransport {
   const fds = new ReceivedFds();
+  const reader = new PacketMessageReader(channel, fds);
   return {
-    reader: new PacketMessageReader(channel, fds),
-    writer: new PacketMessageWriter(channel),
+    reader,
+    writer: new PacketMessageWriter(channel, (err) => reader.lost(err)),
     payloads: ['fd', 'fifo', 'stream'],
     ...(channel.process?.pid === undefined ? {} : { pid: channel.process.pid }),
     fds,

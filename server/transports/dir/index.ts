@@ -5,7 +5,7 @@
 import { BlobNotFoundError, InvalidArgumentError, systemCode, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
-import { MAX_SIGNATURE_SIZE, readNumberedSignatures, tooLargeSignature } from '../../image/signatures';
+import { MAX_SIGNATURE_SIZE, readNumberedSignatures, signatureFromStoredBlob, tooLargeSignature, type ImageSignature } from '../../image/signatures';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
 import { LocalPathReference, parentDirectories } from '../local/policy-scope';
@@ -33,9 +33,9 @@ class DirImageSource implements ImageSource {
   }
 
   /** signature-N for the top-level manifest, HEX.signature-N for an instance, as skopeo writes them. */
-  async getSignatures(instanceDigest: string | undefined, _signal: AbortSignal): Promise<Buffer[]> {
+  async getSignatures(instanceDigest: string | undefined, _signal: AbortSignal): Promise<ImageSignature[]> {
     const prefix = instanceDigest === undefined ? '' : `${parseDigest(instanceDigest).hex}.`;
-    return readNumberedSignatures(this.reference.toString(), async (index) => {
+    const blobs = await readNumberedSignatures(this.reference.toString(), async (index) => {
       try {
         return await this.files.read(`${prefix}signature-${index}`, MAX_SIGNATURE_SIZE);
       } catch (err) {
@@ -44,6 +44,7 @@ class DirImageSource implements ImageSource {
         throw err;
       }
     });
+    return blobs.map((blob, i) => signatureFromStoredBlob(blob, `${this.reference.toString()} signature-${i + 1}`));
   }
 
   close(): Promise<void> {

@@ -9,8 +9,10 @@ import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
 import { CancelledError, ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
 import { parseDigest, sha256Digest, verifyBytes } from '../../image/digest';
-import { loadRegistriesD, lookasideFor, registriesDirectory } from '../../config/registries-d';
+import { loadRegistriesD, lookasideFor, registriesDirectory, useSigstoreAttachmentsFor } from '../../config/registries-d';
+import { checkSignatureBounds, simpleSigning, type ImageSignature } from '../../image/signatures';
 import { readLookasideSignatures } from './lookaside';
+import { readSigstoreAttachments } from './sigstore-attachments';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { AuthIdentity } from './auth';
 import type { RegistryClient } from './client';
@@ -196,21 +198,29 @@ export class DockerImageSource implements ImageSource {
   }
 
   /**
-   * Simple-signing signatures from the lookaside registries.d names for the place the image is
-   * read from; none when no lookaside is configured. (The registry API's own signature
-   * extension and sigstore attachments are not read.)
+   * Signatures of the place the image is read from: simple-signing ones from the lookaside
+   * registries.d names (none when it names none), then sigstore attachments when registries.d
+   * enables them. (The registry API's own signature extension is not read.)
    */
-  async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<Buffer[]> {
+  async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]> {
     const config = await loadRegistriesD(await registriesDirectory(this.ctx.registry.registriesDir));
     const physical = this.opened.physical;
-    const base = lookasideFor(config, [policyIdentityOf(physical), ...policyNamespacesOf(physical)]);
-    if (base === undefined) {
-      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no signatures`);
-      return [];
-    }
+    const scopes = [policyIdentityOf(physical), ...policyNamespacesOf(physical)];
     const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
-    // The layout names the repository path only, without the registry host.
-    return readLookasideSignatures(base, physical.repository, digest, signal);
+    const out: ImageSignature[] = [];
+    const base = lookasideFor(config, scopes);
+    if (base === undefined) {
+      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no simple-signing signatures`);
+    } else {
+      // The layout names the repository path only, without the registry host.
+      const blobs = await readLookasideSignatures(base, physical.repository, digest, signal);
+      out.push(...blobs.map(simpleSigning));
+    }
+    if (useSigstoreAttachmentsFor(config, scopes)) {
+      out.push(...(await readSigstoreAttachments(this.opened.client, physical.repository, digest, this.ctx.log, signal)));
+    }
+    checkSignatureBounds(`${nameOf(physical)}@${digest}`, out);
+    return out;
   }
 
   async close(): Promise<void> {

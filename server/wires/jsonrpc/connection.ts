@@ -17,7 +17,7 @@ import type { WireEnd } from '../skopeo/wire';
 import { TransferDelivery, type OpenFifo } from './delivery';
 import { responseErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
-import type { GatedMessageReader } from './message-gate';
+import { CANCEL_METHOD, type GatedMessageReader } from './message-gate';
 import { checkParams } from './params';
 import type { HandoutMessageWriter } from './writer';
 
@@ -35,6 +35,8 @@ export interface RpcTransport {
   readonly handouts: TransferHandouts;
   /** Payloads the framing can carry (`fifo` is added when the options can open FIFOs). */
   readonly payloads: readonly PayloadKind[];
+  /** The preference when Initialize names none; default PAYLOAD_KINDS' order. */
+  readonly defaultPayloads?: readonly PayloadKind[];
   /** Largest decoded chunk of one `transfer/data`. */
   readonly streamChunk: number;
   /**
@@ -55,11 +57,12 @@ export interface RpcTransport {
 }
 
 /**
- * Requests in flight past which the connection is not read (the client then blocks) until the
- * replies bring them down to the low mark: a client that never reads cannot grow the server.
+ * Requests in flight plus messages not yet written, past which the connection is not read (the
+ * client then blocks) until they are down to the low mark: a client that sends and never reads
+ * cannot grow the server.
  */
-const IN_FLIGHT_HIGH = 256;
-const IN_FLIGHT_LOW = 128;
+const LOAD_HIGH = 256;
+const LOAD_LOW = 128;
 
 function isMethod1(method: string): method is Method1 {
   return Object.hasOwn(PARAMS_1, method);
@@ -88,13 +91,39 @@ function rpcLogger(log: Logger): RpcLogger {
 export function serveJsonRpc(transport: RpcTransport, session: Session, log: Logger, options: JsonRpcWireOptions): Promise<WireEnd> {
   return new Promise<WireEnd>((resolve) => {
     const { reader, writer, handouts } = transport;
-    const connection = createMessageConnection(reader, writer, rpcLogger(log));
+    /** Messages vscode-jsonrpc has taken from its queue (reader.messagesAdmitted counts the same ones in). */
+    let dispatched = 0;
+    const connection = createMessageConnection(reader, writer, rpcLogger(log), {
+      messageStrategy: {
+        handleMessage: (message, next) => {
+          if ((message as { method?: unknown }).method !== CANCEL_METHOD) dispatched++;
+          next(message);
+          updateFlow();
+          if (inputEnded) setImmediate(endIfAnswered);
+        },
+      },
+    });
     const offered: readonly PayloadKind[] = PAYLOAD_KINDS.filter((p) => transport.payloads.includes(p) || (p === 'fifo' && options.openFifo !== undefined));
     let delivery: TransferDelivery | undefined;
     let inFlight = 0;
-    let started = 0;
     let inputEnded = false;
     let ended = false;
+    let paused = false;
+
+    /** Received and not yet dispatched, dispatched and not yet answered, answered and not yet written. */
+    const updateFlow = (): void => {
+      const load = reader.messagesAdmitted - dispatched + inFlight + writer.queued;
+      if (!paused && load >= LOAD_HIGH) {
+        paused = true;
+        reader.pause();
+      } else if (paused && load <= LOAD_LOW) {
+        paused = false;
+        reader.resume();
+      }
+    };
+    writer.onQueueChange = updateFlow;
+    writer.onResponse = (id) => reader.answered(id);
+    reader.onAdmit = updateFlow;
 
     const finish = (why: WireEnd): void => {
       if (ended) return;
@@ -108,14 +137,14 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
 
     /** After the input ended: once every request received is answered and written, the wire ends. */
     const endIfAnswered = (): void => {
-      if (!inputEnded || ended || inFlight > 0 || started < reader.requestsAdmitted) return;
+      if (!inputEnded || ended || inFlight > 0 || dispatched < reader.messagesAdmitted) return;
       void writer.flushed().then(() => finish('eof'));
     };
 
     const initialize = (params: InitializeParams): InitializeResult => {
       checkVersion(params.protocolVersion);
       if (session.isInitialized) throw new InvalidArgumentError('Initialize: already initialized');
-      const wanted = params.payloads ?? PAYLOAD_KINDS;
+      const wanted = params.payloads ?? transport.defaultPayloads ?? PAYLOAD_KINDS;
       // The client's order decides; names this server does not know are passed over.
       const payload = wanted.find((p): p is PayloadKind => offered.includes(p as PayloadKind));
       if (payload === undefined) {
@@ -151,8 +180,8 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
     };
 
     connection.onRequest(async (method: string, params: unknown, token: CancellationToken) => {
-      started++;
-      if (++inFlight === IN_FLIGHT_HIGH) reader.pause();
+      inFlight++;
+      updateFlow();
       const cancel = new AbortController();
       const subscription = token.onCancellationRequested(() => cancel.abort(new CancelledError(`${clipInput(method)} cancelled by the client`)));
       if (log.debugEnabled) log.debug(`request ${clipInput(method)} ${JSON.stringify(params)?.slice(0, 500)}`);
@@ -166,8 +195,9 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
         throw error;
       } finally {
         subscription.dispose();
-        if (--inFlight === IN_FLIGHT_LOW) reader.resume();
-        if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has queued this response
+        inFlight--;
+        updateFlow();
+        if (inputEnded) setImmediate(endIfAnswered); // after vscode-jsonrpc has handed over this response
       }
     });
     connection.onNotification(Notifications1.TransferCredit.method, (params: unknown) => {

@@ -8,6 +8,7 @@
  * bytes at once; FinishTransfer tells which. `progress: true` adds `transfer/progress` at most every PROGRESS_INTERVAL_MS.
  */
 import type { MessageConnection, NotificationType } from 'vscode-jsonrpc/node';
+import { InternalError } from '../../../protocol/errors';
 import {
   Notifications1, PROGRESS_INTERVAL_MS, type PayloadKind, type TransferCreditParams, type TransferResult,
 } from '../../../protocol/jsonrpc';
@@ -18,6 +19,7 @@ import type { Sink } from '../../transfer/sink';
 import { InBandSink } from '../../transfer/sinks/in-band';
 import { openPipeSink } from '../../transfer/sinks/fd-pipe';
 import type { Transfer } from '../../transfer/table';
+import { Base64Chunk } from './base64-chunk';
 import { rpcErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
 
@@ -57,7 +59,7 @@ export class TransferDelivery {
     }
     if (payload === 'fifo') {
       const openFifo = this.options.openFifo;
-      if (openFifo === undefined) throw new Error('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
+      if (openFifo === undefined) throw new InternalError('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
       const { transfer, handout } = session.startTransfer(pending, () => openFifo(what), true);
       handouts.add(transfer.id, { fd: undefined, onWritten: (sent) => this.afterResponse(transfer, sent, progress, undefined) });
       return { transfer: transfer.id, size, path: handout.path };
@@ -98,9 +100,10 @@ export class TransferDelivery {
       return;
     }
     const sendStreamChunk = this.options.sendStreamChunk;
+    // The writer encodes a Base64Chunk into the message itself; on the wire `data` is the base64 string the type says.
     stream?.start(sendStreamChunk !== undefined
       ? (chunk) => sendStreamChunk(id, chunk)
-      : (chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: chunk.toString('base64') }));
+      : (chunk) => connection.sendNotification(Notifications1.TransferData, { transfer: id, data: new Base64Chunk(chunk) as unknown as string }));
     const stopProgress = progress ? this.reportProgress(transfer) : undefined;
     void transfer.outcome.then((err) => {
       // Unlike 0.2.x's FinishPipe, the reader sees the end as soon as the copy ends; FinishTransfer still reports how.

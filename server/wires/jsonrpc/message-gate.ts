@@ -18,6 +18,9 @@ export type Admission =
 
 type Id = string | number | null;
 
+/** vscode-jsonrpc's own cancellation notification. */
+export const CANCEL_METHOD = '$/cancelRequest';
+
 function refuse(id: Id, code: number, message: string): Admission {
   return { kind: 'refused', response: { jsonrpc: '2.0', id, error: { code, message } } };
 }
@@ -53,9 +56,9 @@ export function admitParsed(value: unknown): Admission {
     if (!('id' in m)) return { kind: 'dropped', why: `notification ${clipInput(m.method)} with params that are not an object` };
     return refuse(id, RpcErrorCodes.InvalidParams, `${clipInput(m.method)}: params must be an object (by name)`);
   }
-  if (m.method === '$/cancelRequest' && !('id' in m)) {
+  if (m.method === CANCEL_METHOD && !('id' in m)) {
     const params = m.params as Record<string, unknown> | undefined;
-    if (!isId(params?.id)) return { kind: 'dropped', why: '$/cancelRequest without a request id' };
+    if (!isId(params?.id)) return { kind: 'dropped', why: `${CANCEL_METHOD} without a request id` };
   }
   return { kind: 'message', message: m as unknown as Message };
 }
@@ -90,19 +93,27 @@ export function routeAdmission(admission: Admission, routes: AdmissionRoutes): v
 }
 
 /**
- * The 1.0 wire's readers: each frame goes through the gate, and the requests let through are
- * counted, so the connection can tell when every request it received has been answered.
+ * The 1.0 wire's readers: each frame goes through the gate, and what is let through is counted,
+ * so the connection can tell how many messages wait in vscode-jsonrpc's queue (flow control,
+ * and answering everything received before the input's end).
  */
 export abstract class GatedMessageReader extends AbstractMessageReader {
-  private requests = 0;
+  private admitted = 0;
+  /** Ids of requests let through and not yet answered, as vscode-jsonrpc keys them (1 and "1" are one id). */
+  private readonly pendingIds = new Set<string>();
+  /** Called after each message let through. */
+  onAdmit: () => void = () => undefined;
 
   constructor(private readonly refuse: (response: ResponseMessage) => void, private readonly debug: (text: string) => void) {
     super();
   }
 
-  /** Requests passed to vscode-jsonrpc so far. */
-  get requestsAdmitted(): number {
-    return this.requests;
+  /**
+   * Messages passed to vscode-jsonrpc so far, `$/cancelRequest` aside: vscode-jsonrpc acts on
+   * a cancel at once when its request is running, and queues it otherwise.
+   */
+  get messagesAdmitted(): number {
+    return this.admitted;
   }
 
   abstract override listen(callback: DataCallback): Disposable;
@@ -110,14 +121,41 @@ export abstract class GatedMessageReader extends AbstractMessageReader {
   abstract pause(): void;
   abstract resume(): void;
 
+  /** The response to request `id` is out: the id may be used again. */
+  answered(id: string | number): void {
+    this.pendingIds.delete(String(id));
+  }
+
   protected routes(callback: DataCallback): AdmissionRoutes {
     return {
       message: (message) => {
-        if ('id' in message && 'method' in message) this.requests++;
+        if (!this.admit(message)) return;
         callback(message);
+        this.onAdmit();
       },
       refused: this.refuse,
       debug: this.debug,
     };
+  }
+
+  private admit(message: Message): boolean {
+    const { id, method, params } = message as { id?: unknown; method?: unknown; params?: { id?: unknown } };
+    if (method === CANCEL_METHOD) {
+      if (this.pendingIds.has(String(params?.id))) return true;
+      this.debug(`ignored a message: ${CANCEL_METHOD} for ${JSON.stringify(params?.id)?.slice(0, 100)}, no such request in progress`);
+      return false;
+    }
+    if (typeof id === 'string' || typeof id === 'number') {
+      // vscode-jsonrpc would drop one of two queued requests with the same id, and mix up their cancellation.
+      if (this.pendingIds.has(String(id))) {
+        const text = `invalid request: id ${JSON.stringify(id).slice(0, 100)} is already used by a request in progress`;
+        this.debug(`refused a message: ${text}`);
+        this.refuse({ jsonrpc: '2.0', id: null, error: { code: RpcErrorCodes.InvalidRequest, message: text } });
+        return false;
+      }
+      this.pendingIds.add(String(id));
+    }
+    this.admitted++;
+    return true;
   }
 }

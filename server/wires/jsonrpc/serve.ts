@@ -25,5 +25,6 @@ export function serveJsonRpcStdio(input: Readable, output: Writable, session: Se
   const writer = new StdioMessageWriter(output, handouts);
   const refuse = (response: Parameters<StdioMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
   const reader = new ContentLengthMessageReader(input, refuse, log);
-  return serveJsonRpc({ reader, writer, handouts, payloads: ['stream'], streamChunk: MAX_STREAM_CHUNK, answersAfterEnd: true, close: () => input.pause() }, session, log, options);
+  // Unasked, stdio gets `stream`: its client may be on another machine (ssh), where a FIFO path means nothing.
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['stream'], defaultPayloads: ['stream', 'fifo'], streamChunk: MAX_STREAM_CHUNK, answersAfterEnd: true, close: () => input.pause() }, session, log, options);
 }

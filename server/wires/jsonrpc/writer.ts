@@ -6,6 +6,7 @@
  */
 import { AbstractMessageWriter, type Message, type MessageWriter, type ResponseMessage } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_SIZE_1, RpcErrorCodes } from '../../../protocol/jsonrpc';
+import { Base64Chunk } from './base64-chunk';
 import type { TransferHandouts } from './handouts';
 
 export function isResponse(message: Message): message is ResponseMessage {
@@ -23,28 +24,33 @@ export function tooLargeResponse(message: ResponseMessage, length: number, limit
 }
 
 /**
- * A message's bytes. `transfer/data` is nearly all a stream transfer sends, and its data is
- * base64 made by the in-band delivery (ASCII, nothing to escape): it is laid out directly, without JSON.stringify's scan and a UTF-8 pass over
- * hundreds of KiB per message.
+ * A message's bytes. `transfer/data` is nearly all a stream transfer sends: its chunk (a
+ * Base64Chunk) is encoded straight into the message, without a base64 string, JSON.stringify's
+ * scan and a UTF-8 pass over hundreds of KiB per message.
  */
 export function serializeMessage(message: Message): Buffer {
   const m = message as { method?: unknown; params?: { transfer?: unknown; data?: unknown } };
   const data = m.params?.data;
   const transfer = m.params?.transfer;
-  if (m.method !== 'transfer/data' || typeof data !== 'string' || !Number.isSafeInteger(transfer)) {
+  if (m.method !== 'transfer/data' || !(data instanceof Base64Chunk) || !Number.isSafeInteger(transfer)) {
     return Buffer.from(JSON.stringify(message), 'utf8');
   }
   const head = `{"jsonrpc":"2.0","method":"transfer/data","params":{"transfer":${transfer as number},"data":"`;
   const tail = '"}}';
-  const out = Buffer.allocUnsafe(head.length + data.length + tail.length);
+  const out = Buffer.allocUnsafe(head.length + data.encodedLength + tail.length);
   let at = out.write(head, 0, 'latin1');
-  at += out.write(data, at, 'latin1');
+  at = data.encodeInto(out, at);
   out.write(tail, at, 'latin1');
   return out;
 }
 
 export abstract class HandoutMessageWriter extends AbstractMessageWriter implements MessageWriter {
   private last: Promise<void> = Promise.resolve();
+  private queuedMessages = 0;
+  /** Called whenever `queued` changes (the connection's flow control). */
+  onQueueChange: () => void = () => undefined;
+  /** Called as the response to request `id` is written. */
+  onResponse: (id: string | number) => void = () => undefined;
 
   constructor(private readonly handouts: TransferHandouts) {
     super();
@@ -52,6 +58,7 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
 
   write(message: Message): Promise<void> {
     const handout = isResponse(message) ? this.handouts.take(message) : undefined;
+    if (isResponse(message) && message.id !== null) this.onResponse(message.id);
     let out = message;
     let data = serializeMessage(message);
     let fd = handout?.fd;
@@ -61,16 +68,26 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
       this.discard(fd);
       fd = undefined;
     }
+    this.queuedMessages++;
+    this.onQueueChange();
     const writing = this.send(out, data, fd).then(
-      () => handout?.onWritten(true),
+      () => handout?.onWritten(out === message), // a replaced response named no transfer to the client
       (err: unknown) => {
         handout?.onWritten(false);
         this.fireError(err, message, 1);
         throw err;
       },
     );
-    this.last = writing.catch(() => undefined);
+    this.last = writing.catch(() => undefined).then(() => {
+      this.queuedMessages--;
+      this.onQueueChange();
+    });
     return writing;
+  }
+
+  /** Messages handed to write() and not yet out. */
+  get queued(): number {
+    return this.queuedMessages;
   }
 
   /** Resolves once every message written so far has gone out (or failed). */

@@ -28,15 +28,33 @@ export function startUnixService(target: ListenTarget, options: ServiceOptions):
   return service;
 }
 
-/** Serves until a stop signal has been handled; resolves once every service has stopped. */
-export async function serveUntilSignalled(services: readonly RunningService[], options: Pick<ServiceOptions, 'log'>): Promise<void> {
+/**
+ * Starts the services `start` makes (it pushes each into `services` as soon as it listens) and
+ * serves until a stop signal; resolves once every service has stopped. The handlers come first:
+ * a listener accepts connections as soon as it is bound, so a client (or a supervisor) may
+ * signal the service from that moment on. If starting fails, the caller stops what `services` holds.
+ */
+export async function serveUntilSignalled(services: RunningService[], start: (services: RunningService[]) => Promise<void>, options: Pick<ServiceOptions, 'log'>): Promise<void> {
+  let signalled: NodeJS.Signals | undefined;
+  let onStop: () => void = () => undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    signalled = signal;
+    onStop();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  try {
+    await start(services);
+  } catch (err) {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    throw err;
+  }
   await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    onStop = () => {
       const connections = services.reduce((n, s) => n + s.connectionCount, 0);
-      options.log.debug(`${signal}: stopping (${connections} connection(s))`);
+      options.log.debug(`${signalled ?? 'signal'}: stopping (${connections} connection(s))`);
       void Promise.all(services.map((s) => s.stop())).then(() => resolve());
     };
-    for (const s of STOP_SIGNALS) process.on(s, onSignal);
+    if (signalled !== undefined) onStop();
   });
 }

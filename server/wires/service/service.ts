@@ -9,6 +9,7 @@
  * holds a transfer any more, or the grace period is over; then every remaining connection is
  * shut down and its session closed.
  */
+import { readlinkSync } from 'node:fs';
 import { errorMessage } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
 import type { SystemContext } from '../../image/types';
@@ -42,10 +43,33 @@ export interface ServiceOptions {
 interface Connection {
   readonly id: number;
   readonly fd: number;
-  /** The wire closes `fd` when it stops serving: after that the number may belong to another file. */
-  wireServing: boolean;
+  /** "socket:[INODE]": the wire closes `fd` when it stops, and the number may then name another file. */
+  readonly identity: string | undefined;
   readonly session: Session;
   done: Promise<void>;
+}
+
+/** What an fd of this process refers to ("socket:[123]"), or undefined once it is closed. */
+function fdIdentity(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Ends the connection under the wire's feet if the fd is still its socket: the wire reads the
+ * end and closes it, and the client sees the connection closed. A number that now names
+ * another file is left alone.
+ */
+function shutDownConnection(connection: Connection, log: Logger): void {
+  if (connection.identity === undefined || fdIdentity(connection.fd) !== connection.identity) return;
+  try {
+    native.shutdownSocket(connection.fd);
+  } catch (err) {
+    log.warn(`connection ${connection.id}: shutdown: ${errorMessage(err)}`);
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -85,18 +109,19 @@ export class SeqpacketService {
     const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
     const wire = { serverVersion: this.options.serverVersion, openFifo: (what: string) => fifos.openFifoSink(what) };
     log.debug(`connection ${id}: accepted`);
-    const connection: Connection = { id, fd, wireServing: true, session, done: Promise.resolve() };
+    const connection: Connection = { id, fd, identity: fdIdentity(fd), session, done: Promise.resolve() };
     this.connections.set(id, connection);
     connection.done = Promise.resolve()
       .then(() => serveConnection(fd, session, log, wire))
       .then(
         (why) => log.debug(`connection ${id}: ended (${String(why)})`),
-        (err: unknown) => log.warn(`connection ${id}: ${errorMessage(err)}`),
+        (err: unknown) => {
+          log.warn(`connection ${id}: ${errorMessage(err)}`);
+          // A wire that failed may not have closed its socket: the client must not wait on it.
+          shutDownConnection(connection, log);
+        },
       )
-      .then(() => {
-        connection.wireServing = false;
-        return session.close();
-      })
+      .then(() => session.close())
       .catch((err: unknown) => log.warn(`connection ${id}: closing its session: ${errorMessage(err)}`))
       .finally(() => {
         fifos.close();
@@ -123,14 +148,7 @@ export class SeqpacketService {
     const left = [...this.connections.values()];
     if (left.length > 0) log.debug(`stopping: closing ${left.length} connection(s)`);
     for (const connection of left) {
-      // The wire owns the fd while it serves: shutting it down makes the wire see the end and close it.
-      if (connection.wireServing) {
-        try {
-          native.shutdownSocket(connection.fd);
-        } catch (err) {
-          log.warn(`connection ${connection.id}: shutdown: ${errorMessage(err)}`);
-        }
-      }
+      shutDownConnection(connection, log);
       void connection.session.close();
     }
     await Promise.race([Promise.allSettled(left.map((c) => c.done)), sleep(CLOSE_WAIT_MS)]);

@@ -1,0 +1,29 @@
+/** The in-band chunk encoder against Node's own base64, for every tail length and random bytes. */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { Base64Chunk } from '../../server/wires/jsonrpc/base64-chunk';
+import { serializeMessage } from '../../server/wires/jsonrpc/writer';
+
+describe('Base64Chunk', () => {
+  it('encodes as Buffer.toString("base64") does, whatever the length', () => {
+    for (const length of [0, 1, 2, 3, 4, 5, 6, 7, 255, 256, 257, 65_535, 131_072]) {
+      const bytes = randomBytes(length);
+      const chunk = new Base64Chunk(bytes);
+      const out = Buffer.alloc(chunk.encodedLength + 2);
+      const end = chunk.encodeInto(out, 1);
+      assert.equal(end, 1 + chunk.encodedLength, `length ${length}`);
+      assert.equal(out.subarray(1, end).toString('latin1'), bytes.toString('base64'), `length ${length}`);
+      assert.equal(JSON.stringify({ data: chunk }), JSON.stringify({ data: bytes.toString('base64') }));
+    }
+  });
+
+  it('makes transfer/data messages that parse to the bytes sent', () => {
+    const bytes = randomBytes(100_001);
+    const message = serializeMessage({ jsonrpc: '2.0', method: 'transfer/data', params: { transfer: 7, data: new Base64Chunk(bytes) } } as never);
+    const parsed = JSON.parse(message.toString('utf8')) as { method: string; params: { transfer: number; data: string } };
+    assert.equal(parsed.method, 'transfer/data');
+    assert.equal(parsed.params.transfer, 7);
+    assert.deepEqual(Buffer.from(parsed.params.data, 'base64'), bytes);
+  });
+});
