@@ -8,6 +8,8 @@ import { connectWs, startWsService } from '../test/harness/websocket-service';
 import type { Layer } from './throughput';
 
 export const WEBSOCKET_WAY_LABEL = '1.0 stream (WebSocket)';
+/** The credit window asked for: a few chunks more than the default keeps the socket busy while credit travels back. */
+const WINDOW = 8 * 1024 * 1024;
 
 function peakRssMiB(pid: number | undefined): number {
   if (pid === undefined) return NaN;
@@ -18,7 +20,7 @@ function peakRssMiB(pid: number | undefined): number {
 export async function runWebSocketWay(ref: string, layers: readonly Layer[]): Promise<{ seconds: number; peakRssMiB: number }> {
   const service = await startWsService();
   try {
-    const proxy = await connectWs(service);
+    const proxy = await connectWs(service, WINDOW);
     const image = await proxy.openImage(ref);
     const started = process.hrtime.bigint();
     for (const layer of layers) {
