@@ -87,6 +87,15 @@ describe('serve --listen ws:// refusals and limits', () => {
     assert.equal(await closed, 1009, 'past the hard frame limit the connection is closed');
   });
 
+  it('closes a connection whose text frame is not UTF-8 (1007), and serves the next one', async () => {
+    const { socket, closed } = await rawSocket(service.url);
+    socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    assert.equal(await closed, 1007);
+    const proxy = await connectWs({ url: service.url, token: TOKEN });
+    assert.equal(typeof (await proxy.openImage(reference)), 'number');
+    proxy.close();
+  });
+
   it('holds a stalled reader with the server RSS bounded, and frees a client that vanishes mid-transfer', async () => {
     const pid = service.child.pid!;
     const proxy = await connectWs({ url: service.url, token: TOKEN });
