@@ -7,7 +7,7 @@
  * past WS_MAX_FRAME it is closed with 1009), connections, transfers held per connection, and
  * an idle ping: a peer that leaves a ping unanswered for a whole interval is dropped.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -70,7 +70,7 @@ export class WebSocketService {
   private boundName = '';
 
   constructor(private readonly options: WebSocketServiceOptions) {
-    const refuseHttp = (_req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    const refuseHttp = (_req: IncomingMessage, res: ServerResponse): void => {
       res.writeHead(426, { 'Content-Type': 'text/plain', Connection: 'close' }).end('this endpoint speaks WebSocket only\n');
     };
     this.server = options.tls !== undefined ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, refuseHttp) : createHttpServer(refuseHttp);
