@@ -45,7 +45,7 @@ export async function startWsService(options: WsServiceOptions = {}): Promise<Ws
   child.stderr!.on('data', (c: Buffer) => chunks.push(c));
   const stderr = (): string => Buffer.concat(chunks).toString('utf8');
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  await until('the service prints its token path', () => /bearer token in (\S+)/.test(stderr()) || child.exitCode !== null, 15_000);
+  await until('the service prints its token path', () => /bearer token in (\S+)/.test(stderr()) || child.exitCode !== null, 30_000);
   const tokenPath = /bearer token in (\S+)/.exec(stderr())?.[1];
   const url = /listening on (wss?:\/\/\S+)/.exec(stderr())?.[1];
   if (tokenPath === undefined || url === undefined) throw new Error(`serve did not start: ${stderr()}`);
