@@ -47,4 +47,7 @@ bool define_beneath_functions(napi_env env, napi_value exports);
 /* mkfifo, listenSeqpacket, acceptSeqpacket, connectSeqpacket, isListeningSocket and shutdownSocket (unix-socket.c), added to `exports`. */
 bool define_unix_socket_functions(napi_env env, napi_value exports);
 
+/* base64Encode (base64.c), added to `exports`. */
+bool define_base64_functions(napi_env env, napi_value exports);
+
 #endif

@@ -124,6 +124,8 @@ export interface NativeModule {
   connectSeqpacket(path: string): number;
   /** getsockopt(SO_ACCEPTCONN); throws ENOTSOCK for non-sockets. */
   isListeningSocket(fd: number): boolean;
+  /** Writes the padded standard base64 of `src` into `dst` at `offset`; the offset after it. RangeError if it does not fit. */
+  base64Encode(src: Uint8Array, dst: Uint8Array, offset: number): number;
   /** shutdown(SHUT_RDWR): its reader sees the end and the peer a closed connection; the fd stays open (ENOTCONN ignored). */
   shutdownSocket(fd: number): void;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */

@@ -375,6 +375,10 @@ static napi_value init(napi_env env, napi_value exports) {
     throw_internal(env, "cannot define the openBeneath functions");
     return NULL;
   }
+  if (!define_base64_functions(env, exports)) {
+    throw_internal(env, "cannot define the base64 functions");
+    return NULL;
+  }
   if (!define_unix_socket_functions(env, exports)) {
     throw_internal(env, "cannot define the unix socket functions");
     return NULL;

@@ -27,3 +27,13 @@ describe('Base64Chunk', () => {
     assert.deepEqual(Buffer.from(parsed.params.data, 'base64'), bytes);
   });
 });
+
+describe('native base64Encode', () => {
+  it('refuses a destination without room, and non-byte arguments', async () => {
+    const { native } = await import('../../protocol/seqpacket/native');
+    assert.throws(() => native.base64Encode(Buffer.alloc(3), Buffer.alloc(3), 0), RangeError);
+    assert.throws(() => native.base64Encode(Buffer.alloc(3), Buffer.alloc(8), 5), RangeError);
+    assert.throws(() => native.base64Encode('abc' as unknown as Uint8Array, Buffer.alloc(8), 0), TypeError);
+    assert.equal(native.base64Encode(Buffer.from('hi'), Buffer.alloc(8), 4), 8);
+  });
+});
