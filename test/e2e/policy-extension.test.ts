@@ -8,6 +8,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,8 +192,29 @@ describe('registry signature extension, compared with skopeo', { skip, timeout: 
     }
   });
 
+  it('a list redirected to another host is read there without the registry credentials', async () => {
+    const digest = digests.get('app/signed')!;
+    const elsewhere: http.IncomingHttpHeaders[] = [];
+    const server = http.createServer((req, res) => {
+      elsewhere.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ signatures: ext.stored('app/signed', digest) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, 'localhost', resolve));
+    const proxy = await ImageProxy.spawn({ args: ['--policy', policyFile(keys.a.binary), '--registries.d', registriesD, '--tls-verify=false', '--creds', registry.creds!] });
+    try {
+      ext.set('app/signed', digest, { status: 307, location: `http://localhost:${(server.address() as AddressInfo).port}/signatures` });
+      await proxy.initialize();
+      assert.deepEqual(await layerpipeVerdict(proxy, ref('app/signed')), { accepted: true });
+      assert.equal(elsewhere.length, 1);
+      assert.equal(elsewhere[0]!.authorization, undefined);
+    } finally {
+      assert.equal(await proxy.shutdown(), 0);
+      server.close();
+    }
+  });
+
   it('the signature list is read with the registry credentials, from the registry only', () => {
-    const seen = ext.extensionRequests().filter((r) => r.method === 'GET' && r.headers['user-agent']?.includes('layerpipe'));
+    const seen = ext.extensionRequests().filter((r) => r.method === 'GET' && r.headers['user-agent']?.includes('layerpipe') && r.status !== 307);
     assert.ok(seen.length >= CASES.length, `extension GETs by layerpipe: ${seen.length}`);
     for (const r of seen) assert.match(String(r.headers.authorization), /^Basic /, `${r.path} without the registry's Authorization`);
     assert.ok(seen.some((r) => r.status === 200));

@@ -12,12 +12,18 @@ import type { RunningRegistry } from './registry';
 
 const EXTENSION_PATH = /^\/extensions\/v2\/(.+)\/signatures\/([^/]+)$/;
 
+/** A status instead of the list; with `location`, a redirect there. */
+export interface ExtensionStatus {
+  readonly status: number;
+  readonly location?: string;
+}
+
 export interface SignatureExtensionServer {
   /** host:port to name instead of the registry's. */
   readonly host: string;
   readonly proxy: FaultProxy;
   /** What GET …/signatures/DIGEST of REPO answers instead of the stored list: a body (200), or a status. */
-  set(repository: string, digest: string, answer: string | Buffer | { readonly status: number }): void;
+  set(repository: string, digest: string, answer: string | Buffer | ExtensionStatus): void;
   /** The signature entries stored by PUT for REPO@DIGEST. */
   stored(repository: string, digest: string): readonly Record<string, unknown>[];
   /** The extension requests seen, in order. */
@@ -51,7 +57,7 @@ function registryAccepts(registry: RunningRegistry, repository: string, digest: 
 /** Starts the extension in front of a plain-HTTP `registry`. */
 export async function startSignatureExtension(registry: RunningRegistry): Promise<SignatureExtensionServer> {
   const proxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
-  const answers = new Map<string, string | Buffer | { readonly status: number }>();
+  const answers = new Map<string, string | Buffer | ExtensionStatus>();
   const stored = new Map<string, Record<string, unknown>[]>();
   proxy.addRule({ match: (r) => r.path === '/v2/' || r.path === '/v2', action: { kind: 'add-headers', headers: { 'X-Registry-Supports-Signatures': '1' } }, times: Infinity });
   proxy.addRule({
@@ -80,7 +86,7 @@ export async function startSignatureExtension(registry: RunningRegistry): Promis
           const answer = answers.get(key) ?? JSON.stringify({ signatures: stored.get(key) ?? [] });
           if (typeof answer === 'object' && !Buffer.isBuffer(answer)) {
             const code = answer.status;
-            res.writeHead(code, { 'content-type': 'application/json' });
+            res.writeHead(code, { 'content-type': 'application/json', ...(answer.location === undefined ? {} : { location: answer.location }) });
             res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `extension answered ${code}` }] }));
             return;
           }
