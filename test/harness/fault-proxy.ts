@@ -21,7 +21,11 @@ export type FaultAction =
   /** Wait before forwarding. */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Forward without the Range header, as a registry or storage backend that ignores ranges answers (200, the whole blob). */
-  | { readonly kind: 'ignore-range' };
+  | { readonly kind: 'ignore-range' }
+  /** Forward, adding these headers to the response (a registry feature the real one lacks, such as an extension). */
+  | { readonly kind: 'add-headers'; readonly headers: Readonly<Record<string, string>> }
+  /** Answer with `handler` instead of the registry (an endpoint the real one does not have). */
+  | { readonly kind: 'serve'; readonly handler: (req: http.IncomingMessage, res: http.ServerResponse) => void };
 
 export interface SeenRequest {
   readonly index: number;
@@ -149,6 +153,14 @@ export async function startFaultProxy(target: FaultProxyTarget): Promise<FaultPr
       });
       return;
     }
+    if (fault?.kind === 'serve') {
+      res.on('finish', () => {
+        seen.status = res.statusCode;
+        seen.completed = true;
+      });
+      fault.handler(req, res);
+      return;
+    }
     const forward = (): void => forwardRequest(target, req, res, seen, fault, timers);
     if (fault?.kind === 'delay') {
       const timer = setTimeout(() => {
@@ -229,6 +241,7 @@ function forwardRequest(
   upstreamReq.on('response', (upstream) => {
     const outHeaders: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(upstream.headers)) if (!HOP_HEADERS.has(name) && value !== undefined) outHeaders[name] = value;
+    if (fault?.kind === 'add-headers') Object.assign(outHeaders, fault.headers);
     seen.status = upstream.statusCode ?? 502;
     res.writeHead(seen.status, outHeaders);
     const limit = fault?.kind === 'cut' || fault?.kind === 'stall' ? fault.afterBytes : Infinity;

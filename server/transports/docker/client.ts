@@ -90,6 +90,8 @@ export function pullScope(repository: string): string {
 export class RegistryClient {
   private base: URL | undefined;
   private challenges: Challenge[] = [];
+  /** The ping's answer carried "X-Registry-Supports-Signatures: 1" (signature-extension.ts). */
+  private signatureExtension = false;
   private pinging: SharedOperation<void> | undefined;
   private readonly auth: RegistryAuthenticator;
   private readonly connections: ConnectionPool;
@@ -136,6 +138,7 @@ export class RegistryClient {
           attempts: scheme === 'https' && this.endpoint.allowHttp ? 1 : this.settings.attempts,
         }, async (res) => {
           await res.body.text().catch(() => undefined);
+          this.signatureExtension = res.headers['x-registry-supports-signatures'] === '1';
           if (res.statusCode === 200) return [];
           if (res.statusCode === 401) return parseChallenges(res.headers['www-authenticate']);
           throw statusError(res.statusCode, what, '');
@@ -183,6 +186,25 @@ export class RegistryClient {
       const body = await readLimited(res, limit, `the tag list of ${this.endpoint.registry}/${repository}`);
       const link = res.headers.link;
       return { body, link: Array.isArray(link) ? link[0] : link };
+    });
+  }
+
+  /** Whether the registry's /v2/ answer advertises the signature API extension. */
+  async supportsSignatureExtension(signal: AbortSignal): Promise<boolean> {
+    await this.ping(signal);
+    return this.signatureExtension;
+  }
+
+  /**
+   * GET /extensions/v2/REPO/signatures/DIGEST with the registry's auth for REPO: the body, at
+   * most `limit` bytes. Any status but 200 is an error, as containers/image makes it.
+   */
+  async getSignatureList(repository: string, digest: string, limit: number, signal: AbortSignal): Promise<Buffer> {
+    await this.ping(signal);
+    const what = `downloading signatures for ${digest} in ${this.endpoint.registry}/${repository}`;
+    return this.send(this.url(`/extensions/v2/${repository}/signatures/${digest}`), { what, signal, scope: pullScope(repository) }, async (res) => {
+      if (res.statusCode !== 200) throw await responseError(res, what, 'other');
+      return readLimited(res, limit, `the signature list of ${this.endpoint.registry}/${repository}@${digest}`);
     });
   }
 

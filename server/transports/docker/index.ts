@@ -30,7 +30,10 @@ export class DockerImageReference implements ImageReference {
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    return new DockerImageSource(this, await openDockerImage(ctx, this.ref, signal), ctx);
+    const opened = await openDockerImage(ctx, this.ref, signal);
+    // A short name's image is known by the name it resolved to, for the policy too.
+    const reference = opened.named === this.ref ? this : new DockerImageReference(this.transport, opened.named);
+    return new DockerImageSource(reference, opened, ctx);
   }
 }
 

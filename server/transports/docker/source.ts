@@ -12,6 +12,7 @@ import { parseDigest, sha256Digest, verifyBytes } from '../../image/digest';
 import { loadRegistriesD, lookasideFor, registriesDirectory, useSigstoreAttachmentsFor } from '../../config/registries-d';
 import { checkSignatureBounds, simpleSigning, type ImageSignature } from '../../image/signatures';
 import { readLookasideSignatures } from './lookaside';
+import { readExtensionSignatures } from './signature-extension';
 import { readSigstoreAttachments } from './sigstore-attachments';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { AuthIdentity } from './auth';
@@ -72,6 +73,12 @@ interface Attempt {
 }
 
 export interface OpenedSource {
+  /**
+   * The fully-qualified reference the image was found under: a short name's alias target or
+   * search registry, else the reference as given. It is the image's identity for the policy
+   * (scopes and signed identities), as it is for containers tools that resolve short names.
+   */
+  readonly named: DockerReference;
   readonly client: RegistryClient;
   readonly physical: DockerReference;
   readonly manifest: RawManifest;
@@ -98,7 +105,7 @@ async function openAt(ctx: SystemContext, named: DockerReference, source: PullSo
   const manifest = physical.digest !== undefined
     ? await manifestByDigest(ctx, client, physical, physical.digest, signal)
     : await client.getManifest(physical.repository, manifestSelector(physical), signal);
-  return { client, physical, manifest };
+  return { named, client, physical, manifest };
 }
 
 /**
@@ -198,9 +205,10 @@ export class DockerImageSource implements ImageSource {
   }
 
   /**
-   * Signatures of the place the image is read from: simple-signing ones from the lookaside
-   * registries.d names (none when it names none), then sigstore attachments when registries.d
-   * enables them. (The registry API's own signature extension is not read.)
+   * Signatures of the place the image is read from, as containers/image finds them:
+   * simple-signing ones from the registry's signature extension when its /v2/ advertises it,
+   * else from the lookaside registries.d names (none when it names none); then sigstore
+   * attachments when registries.d enables them.
    */
   async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]> {
     const config = await loadRegistriesD(await registriesDirectory(this.ctx.registry.registriesDir));
@@ -209,7 +217,10 @@ export class DockerImageSource implements ImageSource {
     const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
     const out: ImageSignature[] = [];
     const base = lookasideFor(config, scopes);
-    if (base === undefined) {
+    if (await this.opened.client.supportsSignatureExtension(signal)) {
+      const blobs = await readExtensionSignatures(this.opened.client, physical.repository, digest, signal);
+      out.push(...blobs.map(simpleSigning));
+    } else if (base === undefined) {
       this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no simple-signing signatures`);
     } else {
       // The layout names the repository path only, without the registry host.
