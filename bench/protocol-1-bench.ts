@@ -7,15 +7,13 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2] [--only 0.2.x,stdio,WebSocket]
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { ImageProxy, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport } from '../clients/typescript';
 import type { PayloadKind } from '../protocol/jsonrpc';
 import { randomLayer, writeOciImage } from '../test/harness/oci-builder';
-import { num, type Layer } from './throughput';
+import { drainVerified, num, peakRssMiB, type Layer } from './throughput';
 import { runWebSocketWay, WEBSOCKET_WAY_LABEL } from './websocket-way';
 
 const ARGS = ['--insecure-policy'];
@@ -24,22 +22,6 @@ interface Way {
   readonly label: string;
   /** Fetches every layer serially through a fresh proxy; returns seconds and the proxy's peak RSS. */
   run(ref: string, layers: readonly Layer[]): Promise<{ seconds: number; peakRssMiB: number }>;
-}
-
-async function drainVerified(stream: Readable, layer: Layer): Promise<void> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  if (`sha256:${hash.digest('hex')}` !== layer.digest || bytes !== layer.size) throw new Error(`client check failed for ${layer.digest}`);
-}
-
-function peakRssMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? NaN : Number(m[1]) / 1024;
 }
 
 const wire02: Way = {

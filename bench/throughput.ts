@@ -14,14 +14,13 @@ export interface Layer {
   readonly size: number;
 }
 
-/** Reads a stream to the end, hashing it; throws when the bytes are not the blob's. */
-async function drainVerified(stream: Readable, layer: Layer): Promise<number> {
+/** Reads a stream (a Node Readable or a web ReadableStream) to the end, hashing it; throws when the bytes are not the blob's. */
+export async function drainVerified(stream: Readable | AsyncIterable<Uint8Array>, layer: Layer): Promise<number> {
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of stream) {
-    const buf = chunk as Buffer;
-    hash.update(buf);
-    bytes += buf.length;
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
   }
   const digest = `sha256:${hash.digest('hex')}`;
   if (digest !== layer.digest || bytes !== layer.size) throw new Error(`client check failed for ${layer.digest}: got ${bytes} bytes hashing to ${digest}`);
@@ -57,7 +56,7 @@ async function fetchLayers(proxy: ImageProxy, id: number, layers: readonly Layer
 }
 
 /** Peak resident set of a process, in MiB (VmHWM), or NaN when it cannot be read. */
-function peakRssMiB(pid: number | undefined): number {
+export function peakRssMiB(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -2,20 +2,12 @@
  * The WebSocket delivery for bench/protocol-1-bench.ts: `layerpipe serve --listen ws://127.0.0.1:0`,
  * the browser client on Node's `ws`, every layer fetched serially and hashed by the client.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { connectWs, startWsService } from '../test/harness/websocket-service';
-import type { Layer } from './throughput';
+import { drainVerified, peakRssMiB, type Layer } from './throughput';
 
 export const WEBSOCKET_WAY_LABEL = '1.0 stream (WebSocket)';
 /** The credit window asked for: a few chunks more than the default keeps the socket busy while credit travels back. */
 const WINDOW = 8 * 1024 * 1024;
-
-function peakRssMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? NaN : Number(m[1]) / 1024;
-}
 
 export async function runWebSocketWay(ref: string, layers: readonly Layer[]): Promise<{ seconds: number; peakRssMiB: number }> {
   const service = await startWsService();
@@ -25,16 +17,7 @@ export async function runWebSocketWay(ref: string, layers: readonly Layer[]): Pr
     const started = process.hrtime.bigint();
     for (const layer of layers) {
       const blob = await proxy.getBlob(image, layer.digest);
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const draining = (async () => {
-        for await (const chunk of blob.stream as unknown as AsyncIterable<Uint8Array>) {
-          hash.update(chunk);
-          bytes += chunk.byteLength;
-        }
-      })();
-      await Promise.all([draining, blob.finish()]);
-      if (`sha256:${hash.digest('hex')}` !== layer.digest || bytes !== layer.size) throw new Error(`client check failed for ${layer.digest}`);
+      await Promise.all([drainVerified(blob.stream as unknown as AsyncIterable<Uint8Array>, layer), blob.finish()]);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const rss = peakRssMiB(service.child.pid);

@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RpcTestClient } from '../harness/jsonrpc-client';
 import { within } from '../harness/method-suite';
-import { sha256 } from '../harness/oci-builder';
+import { writeBigLayout } from '../harness/big-layout';
 
 const SIZE = 128 * 1024 * 1024;
 /** The reader gives room back in steps this big, each after a pause. */
@@ -21,32 +21,11 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-jsonrpc-memory-'));
 const layout = path.join(tmp, 'big');
 let digest = '';
 
-/** A layout whose one layer is SIZE bytes of zeros, written and hashed in 8 MiB steps. */
-function writeBigLayout(): void {
-  const chunk = Buffer.alloc(8 * 1024 * 1024);
-  const hash = createHash('sha256');
-  const staging = path.join(tmp, 'big-layer');
-  const fd = openSync(staging, 'w');
-  for (let written = 0; written < SIZE; written += chunk.length) {
-    writeSync(fd, chunk);
-    hash.update(chunk);
-  }
-  closeSync(fd);
-  digest = `sha256:${hash.digest('hex')}`;
-  mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
-  renameSync(staging, path.join(layout, 'blobs', 'sha256', digest.slice(7)));
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digest] } }));
-  writeFileSync(path.join(layout, 'blobs', 'sha256', sha256(config).slice(7)), config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: SIZE }],
-  }));
-  writeFileSync(path.join(layout, 'blobs', 'sha256', sha256(manifest).slice(7)), manifest);
-  writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length }] }));
+function writeLayout(): void {
+  digest = writeBigLayout(layout, tmp, SIZE);
 }
 
-before(writeBigLayout);
+before(writeLayout);
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('1.0 stream payload memory', () => {

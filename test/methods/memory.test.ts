@@ -4,13 +4,12 @@
  * pins what the guard buys by streaming the same blob with --memory-guard=false.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy } from '../../clients/typescript';
-import { sha256 } from '../harness/oci-builder';
+import { writeBigLayout } from '../harness/big-layout';
 
 const SIZE = 512 * 1024 * 1024;
 /** What the guard must save at least (measured here: 57.5-58.1 MiB with it, 86.0-86.9 MiB without). */
@@ -19,29 +18,8 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-memory-'));
 const layout = path.join(tmp, 'big');
 let digest = '';
 
-/** A layout whose one layer is 512 MiB of zeros, written and hashed in 8 MiB steps. */
-function writeBigLayout(): void {
-  const chunk = Buffer.alloc(8 * 1024 * 1024);
-  const hash = createHash('sha256');
-  const staging = path.join(tmp, 'big-layer');
-  const fd = openSync(staging, 'w');
-  for (let written = 0; written < SIZE; written += chunk.length) {
-    writeSync(fd, chunk);
-    hash.update(chunk);
-  }
-  closeSync(fd);
-  digest = `sha256:${hash.digest('hex')}`;
-  mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
-  renameSync(staging, path.join(layout, 'blobs', 'sha256', digest.slice(7)));
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digest] } }));
-  writeFileSync(path.join(layout, 'blobs', 'sha256', sha256(config).slice(7)), config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: SIZE }],
-  }));
-  writeFileSync(path.join(layout, 'blobs', 'sha256', sha256(manifest).slice(7)), manifest);
-  writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length }] }));
+function writeLayout(): void {
+  digest = writeBigLayout(layout, tmp, SIZE);
 }
 
 /** Streams the layer through a fresh proxy; the proxy's peak RSS in MiB. */
@@ -62,7 +40,7 @@ async function peakWhileStreaming(args: readonly string[]): Promise<number> {
   }
 }
 
-before(writeBigLayout);
+before(writeLayout);
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('memory', () => {
