@@ -119,15 +119,24 @@ function urlOf(entry: LookasideEntry | undefined): string | undefined {
 }
 
 /**
- * The lookaside base URL for an image: the first of its scopes (identity, then namespaces) with
- * an entry that names one, else default-docker's; undefined when none does.
+ * Where simple signatures are read when registries.d names no lookaside for an image, as
+ * containers/image does: /var/lib/containers/sigstore for root, else the user's
+ * ~/.local/share/containers/sigstore.
  */
-export function lookasideFor(config: RegistriesDConfig, scopes: readonly string[]): string | undefined {
+export function builtinDefaultLookaside(euid: number = process.geteuid?.() ?? 0, home: string = os.homedir()): string {
+  return euid === 0 ? 'file:///var/lib/containers/sigstore' : `file://${path.join(home, '.local/share/containers/sigstore')}`;
+}
+
+/**
+ * The lookaside base URL for an image: the first of its scopes (identity, then namespaces) with
+ * an entry that names one, else default-docker's, else the built-in default.
+ */
+export function lookasideFor(config: RegistriesDConfig, scopes: readonly string[], fallback: string = builtinDefaultLookaside()): string {
   for (const scope of scopes) {
     const url = urlOf(config.docker.get(scope));
     if (url !== undefined) return url;
   }
-  return urlOf(config.defaultDocker);
+  return urlOf(config.defaultDocker) ?? fallback;
 }
 
 /**

@@ -207,7 +207,7 @@ export class DockerImageSource implements ImageSource {
   /**
    * Signatures of the place the image is read from, as containers/image finds them:
    * simple-signing ones from the registry's signature extension when its /v2/ advertises it,
-   * else from the lookaside registries.d names (none when it names none); then sigstore
+   * else from the lookaside registries.d names (or the built-in default one); then sigstore
    * attachments when registries.d enables them.
    */
   async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]> {
@@ -220,8 +220,6 @@ export class DockerImageSource implements ImageSource {
     if (await this.opened.client.supportsSignatureExtension(signal)) {
       const blobs = await readExtensionSignatures(this.opened.client, physical.repository, digest, signal);
       out.push(...blobs.map(simpleSigning));
-    } else if (base === undefined) {
-      this.ctx.log.debug(`no lookaside configured for ${nameOf(physical)}: no simple-signing signatures`);
     } else {
       // The layout names the repository path only, without the registry host.
       const blobs = await readLookasideSignatures(base, physical.repository, digest, signal);
