@@ -16,6 +16,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy } from '../../clients/typescript';
 import { makeLayer, writeOciImage } from '../harness/oci-builder';
+import { skopeoVerdict as skopeoVerdictOf, type Verdict } from '../harness/policy-verdicts';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { assertRegistryTools, findProgram, IN_CI, registrySuiteSkip } from '../harness/registry-tools';
 import { startSignatureExtension, type SignatureExtensionServer } from '../harness/signature-extension';
@@ -60,23 +61,8 @@ function policyFile(keyPath: string): string {
   return file;
 }
 
-interface Verdict {
-  readonly accepted: boolean;
-  readonly reason?: string;
-}
-
-async function skopeoVerdict(policy: string, image: string): Promise<Verdict> {
-  const out = path.join(tmp, `out-${++counter}`);
-  try {
-    const stderr = await new Promise<string | undefined>((resolve) => {
-      execFile('skopeo', ['--policy', policy, '--registries.d', registriesD, 'copy', '-q', '--src-tls-verify=false', '--src-creds', registry.creds!, image, `dir:${out}`],
-        (err, _stdout, errText) => resolve(err === null ? undefined : String(errText)));
-    });
-    return stderr === undefined ? { accepted: true } : { accepted: false, reason: stderr.trim() };
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-}
+const skopeoVerdict = (policy: string, image: string): Promise<Verdict> =>
+  skopeoVerdictOf({ policy, image, registriesD, scratchDir: tmp, copyFlags: ['--src-creds', registry.creds!] });
 
 async function layerpipeVerdict(proxy: ImageProxy, image: string): Promise<Verdict> {
   try {

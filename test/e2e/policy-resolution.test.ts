@@ -13,15 +13,12 @@
  * its signed identity, as containers tools that resolve short names do.
  */
 import { strict as assert } from 'node:assert';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PolicyDeniedError } from '../../protocol/errors';
-import { openImageByName } from '../../server/image/open';
-import { parsePolicy } from '../../server/policy/parse';
-import { closeTestContext, neverAborted, testContext } from '../harness/context';
+import { layerpipeVerdict as layerpipeVerdictOf, skopeoVerdict as skopeoVerdictOf, type Verdict } from '../harness/policy-verdicts';
 import { makeLayer, writeImageBlobs, writeIndexBlob, writeLayoutIndex, writeOciImage } from '../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { assertRegistryTools, findProgram, IN_CI, registrySuiteSkip } from '../harness/registry-tools';
@@ -53,43 +50,9 @@ function push(layout: string, repo: string, signBy: string | undefined, extra: r
 
 const signatureDir = (repo: string, digest: string) => path.join(lookaside, `${repo}@${digest.replace(':', '=')}`);
 
-interface Verdict {
-  readonly accepted: boolean;
-  readonly reason?: string;
-}
-
-function policyFile(policy: unknown): string {
-  const file = path.join(tmp, `policy-${++counter}.json`);
-  writeFileSync(file, JSON.stringify(policy));
-  return file;
-}
-
-async function skopeoVerdict(policy: unknown, image: string): Promise<Verdict> {
-  const out = path.join(tmp, `out-${++counter}`);
-  try {
-    const stderr = await new Promise<string | undefined>((resolve) => {
-      execFile('skopeo', ['--policy', policyFile(policy), '--registries.d', registriesD, 'copy', '-q', '--src-tls-verify=false', image, `dir:${out}`],
-        (err, _stdout, errText) => resolve(err === null ? undefined : String(errText)));
-    });
-    return stderr === undefined ? { accepted: true } : { accepted: false, reason: stderr.trim() };
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-}
-
-async function layerpipeVerdict(policy: unknown, image: string, conf?: string): Promise<Verdict> {
-  const ctx = testContext({ policy: parsePolicy(JSON.stringify(policy)), registry: { registriesDir: registriesD, tlsVerify: false, registriesConf: conf } });
-  try {
-    const opened = await openImageByName(image, ctx, neverAborted());
-    await opened.close();
-    return { accepted: true };
-  } catch (err) {
-    if (err instanceof PolicyDeniedError) return { accepted: false, reason: err.message };
-    throw err;
-  } finally {
-    await closeTestContext(ctx);
-  }
-}
+const skopeoVerdict = (policy: unknown, image: string): Promise<Verdict> => skopeoVerdictOf({ policy, image, registriesD, scratchDir: tmp });
+const layerpipeVerdict = (policy: unknown, image: string, conf?: string): Promise<Verdict> =>
+  layerpipeVerdictOf(policy, image, { registriesDir: registriesD, ...(conf === undefined ? {} : { registriesConf: conf }) });
 
 const signedBy = (keyPath: string) => ({ type: 'signedBy', keyType: 'GPGKeys', keyPath });
 const only = (...reqs: unknown[]) => ({ default: reqs });

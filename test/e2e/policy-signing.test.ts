@@ -7,7 +7,7 @@
  * TypeScript client: OpenImage refused, nothing served.
  */
 import { strict as assert } from 'node:assert';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,10 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy } from '../../clients/typescript';
-import { PolicyDeniedError } from '../../protocol/errors';
-import { openImageByName } from '../../server/image/open';
-import { parsePolicy } from '../../server/policy/parse';
-import { closeTestContext, neverAborted, testContext } from '../harness/context';
+import { layerpipeVerdict as layerpipeVerdictOf, skopeoVerdict as skopeoVerdictOf, type Verdict } from '../harness/policy-verdicts';
 import { makeLayer, writeImageBlobs, writeIndexBlob, writeLayoutIndex, writeOciImage } from '../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { assertRegistryTools, findProgram, IN_CI, registrySuiteSkip } from '../harness/registry-tools';
@@ -61,48 +58,22 @@ function signAs(repo: string, identity: string, fingerprint: string): void {
   standaloneSign(keys, manifest, identity, fingerprint, path.join(signatureDir(repo), 'signature-1'));
 }
 
-interface Verdict {
-  readonly accepted: boolean;
-  readonly reason?: string;
-}
-
 function policyFile(policy: unknown): string {
   const file = path.join(tmp, `policy-${++counter}.json`);
   writeFileSync(file, JSON.stringify(policy));
   return file;
 }
 
-/** Asynchronous, so that a lookaside served by this process can answer skopeo. */
+/** skopeo's verdict, its reason cut to what follows "Source image rejected: " (as layerpipe words it). */
 async function skopeoVerdict(policy: unknown, image: string): Promise<Verdict> {
-  const out = path.join(tmp, `out-${++counter}`);
-  try {
-    const stderr = await new Promise<string | undefined>((resolve) => {
-      execFile('skopeo', ['--policy', policyFile(policy), '--registries.d', registriesD, 'copy', '-q', '--src-tls-verify=false', image, `dir:${out}`], (err, _stdout, errText) => {
-        resolve(err === null ? undefined : String(errText));
-      });
-    });
-    if (stderr === undefined) return { accepted: true };
-    const m = /Source image rejected: (.*)"$/m.exec(stderr);
-    if (m === null) throw new Error(`skopeo failed for another reason: ${stderr}`);
-    return { accepted: false, reason: m[1]!.replace(/\\"/g, '"') };
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
+  const verdict = await skopeoVerdictOf({ policy, image, registriesD, scratchDir: tmp });
+  if (verdict.accepted) return verdict;
+  const m = /Source image rejected: (.*)"$/m.exec(verdict.reason ?? '');
+  if (m === null) throw new Error(`skopeo failed for another reason: ${verdict.reason}`);
+  return { accepted: false, reason: m[1]!.replace(/\\"/g, '"') };
 }
 
-async function layerpipeVerdict(policy: unknown, image: string): Promise<Verdict> {
-  const ctx = testContext({ policy: parsePolicy(JSON.stringify(policy)), registry: { registriesDir: registriesD, tlsVerify: false } });
-  try {
-    const opened = await openImageByName(image, ctx, neverAborted());
-    await opened.close();
-    return { accepted: true };
-  } catch (err) {
-    if (err instanceof PolicyDeniedError) return { accepted: false, reason: err.message };
-    throw err;
-  } finally {
-    await closeTestContext(ctx);
-  }
-}
+const layerpipeVerdict = (policy: unknown, image: string): Promise<Verdict> => layerpipeVerdictOf(policy, image, { registriesDir: registriesD });
 
 /** The part of a reason both say the same way: up to the first ": " (gpgme's dump of a signature differs, the words before do not). */
 const gist = (reason: string | undefined): string | undefined => reason?.split(': ')[0];

@@ -11,7 +11,10 @@ import sys
 import threading
 from typing import Callable, List, Optional, Sequence
 
-from .errors import ProxyError
+from .errors import ProxyError, ProxyExitError
+
+# How long a proxy that lost its connection is given to exit, for its status in the error.
+EXIT_GRACE_SECONDS = 5.0
 
 PR_SET_PDEATHSIG = 1
 # The child's stderr tail we keep for error messages.
@@ -155,6 +158,19 @@ class ProxyProcess:
             return f"was killed by {name}"
         return f"exited with status {code}"
 
+
+    def lost_error(self, what: str) -> ProxyExitError:
+        """The error for a connection to this process that broke: `what` said, then its exit
+        status and stderr once it has exited (waiting EXIT_GRACE_SECONDS for that)."""
+        try:
+            self.popen.wait(timeout=EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        return ProxyExitError(
+            f"{what}; {self.argv[0]} {self.exit_description()}",
+            self.popen.returncode,
+            self.stderr_text() if self.popen.returncode is not None else "",
+        )
 
 class ProxyExitTimeout(Exception):
     def __init__(self, timeout: Optional[float]) -> None:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import wire
 from .blobs import BlobReader, piped_blob, raw_blob, read_pipe_to_end
 from .errors import OTHER, ProxyError, ProxyExitError, UnsupportedMethodError
-from .process import ProxyExitTimeout, ProxyProcess
-
-# How long a dead-looking proxy gets to finish exiting before its status is reported.
-EXIT_GRACE_SECONDS = 5.0
+from .process import EXIT_GRACE_SECONDS, ProxyExitTimeout, ProxyProcess
 
 
 class OpenedImage(NamedTuple):
@@ -234,15 +230,7 @@ class ImageProxy:
         process = self._process
         if process is None:
             return ProxyError(f"{method}: {cause}")
-        try:
-            process.popen.wait(timeout=EXIT_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        return ProxyExitError(
-            f"{method}: lost the proxy ({cause}); {process.argv[0]} {process.exit_description()}",
-            process.popen.returncode,
-            process.stderr_text() if process.popen.returncode is not None else "",
-        )
+        return process.lost_error(f"{method}: lost the proxy ({cause})")
 
     def _finish_pipe(self, pipeid: int) -> None:
         self._call("FinishPipe", [pipeid])

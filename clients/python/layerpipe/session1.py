@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from typing import Any, List, Mapping, Optional, Sequence, Union
 
 from .connection import RpcConnection
 from .errors import ProxyError, ProxyExitError
 from .framing import SeqpacketChannel, StreamChannel
-from .process import ProxyExitTimeout, ProxyProcess
-
-# How long a dead-looking child gets to finish exiting before its status is reported.
-EXIT_GRACE_SECONDS = 5.0
+from .process import EXIT_GRACE_SECONDS, ProxyExitTimeout, ProxyProcess
 
 
 class Endpoint:
@@ -42,15 +38,7 @@ class Endpoint:
         if isinstance(cause, ProxyError):
             # The server broke the protocol; it may well still be running.
             return ProxyError(f"{cause.message}; {process.argv[0]} {process.exit_description()}", cause.error_code)
-        try:
-            process.popen.wait(timeout=EXIT_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        return ProxyExitError(
-            f"lost the proxy ({cause}); {process.argv[0]} {process.exit_description()}",
-            process.popen.returncode,
-            process.stderr_text() if process.popen.returncode is not None else "",
-        )
+        return process.lost_error(f"lost the proxy ({cause})")
 
     def abort(self, connection: RpcConnection) -> None:
         """Tears down after a failed start: no Shutdown, no exit-status check."""
