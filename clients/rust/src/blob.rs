@@ -25,9 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
 use crate::session::Inner;
 
 enum FinishState {
@@ -342,47 +340,6 @@ impl Drop for FinishHandle {
     }
 }
 
-/// The error side of GetRawBlob.
-pub struct RawBlobErrorReader {
-    file: File,
-}
-
-#[derive(Deserialize)]
-struct RawBlobFailure {
-    code: String,
-    message: String,
-}
-
-impl RawBlobErrorReader {
-    pub(crate) fn new(file: File) -> RawBlobErrorReader {
-        RawBlobErrorReader { file }
-    }
-
-    /// Waits for the server to close the error pipe, which it does when the copy into the data
-    /// pipe has ended: read the data to its end (or drop it) first. Returns the copy's result.
-    /// GetRawBlob does not verify anything: check the digest of what you read.
-    pub fn finish(mut self) -> Result<()> {
-        let mut text = Vec::new();
-        self.file
-            .read_to_end(&mut text)
-            .map_err(|e| Error::io("reading the GetRawBlob error pipe", e))?;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        let failure: RawBlobFailure = serde_json::from_slice(&text).map_err(|e| {
-            Error::Protocol(format!(
-                "GetRawBlob error pipe carried {:?}: {e}",
-                String::from_utf8_lossy(&text)
-            ))
-        })?;
-        Err(Error::Proxy {
-            method: "GetRawBlob".into(),
-            code: ErrorCode::from_wire(&failure.code),
-            message: failure.message,
-        })
-    }
-}
-
 impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.shared.lock();
@@ -398,14 +355,6 @@ impl std::fmt::Debug for FinishHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FinishHandle")
             .field("pipeid", &self.shared.pipeid)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for RawBlobErrorReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawBlobErrorReader")
-            .field("file", &self.file)
             .finish()
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod blob;
+mod raw_blob;
 mod channel;
 mod config;
 mod error;
@@ -34,7 +35,8 @@ mod types;
 pub mod v1;
 mod version;
 
-pub use blob::{BlobReader, FinishHandle, RawBlobErrorReader};
+pub use blob::{BlobReader, FinishHandle};
+pub use raw_blob::RawBlobErrorReader;
 pub use config::ImageProxyConfig;
 pub use error::{Error, ErrorCode, Result, RpcErrorCode, RPC_ERROR_CODES};
 pub use methods::{ArgKind, DataKind, Method, METHODS};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::blob::{blob_pipe, BlobReader, FinishHandle, RawBlobErrorReader};
+use crate::blob::{blob_pipe, BlobReader, FinishHandle};
+use crate::raw_blob::RawBlobErrorReader;
 use crate::channel::{seqpacket_pair, Channel};
 use crate::config::ImageProxyConfig;
 use crate::error::{Error, Result};
