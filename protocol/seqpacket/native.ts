@@ -1,6 +1,8 @@
 /**
- * Typed access to the layerpipe_native addon (protocol/seqpacket/seqpacket.c), built by
- * `node-gyp rebuild` into build/Release/layerpipe_native.node at the package root.
+ * Typed access to the layerpipe_native addon (protocol/seqpacket/seqpacket.c). node-gyp-build
+ * finds it at the package root: build/Release/layerpipe_native.node when it was compiled here
+ * (scripts/install-native.js, `npm run install`), else the Node-API prebuild for this platform
+ * shipped in prebuilds/ (scripts/prebuild.js).
  */
 import * as path from 'node:path';
 import { InternalError } from '../errors';
@@ -147,12 +149,15 @@ export function isNativeError(err: unknown): err is NativeError {
 /** The package root: this file is compiled to dist/protocol/seqpacket/native.js. */
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 
+/** node-gyp-build's loader: the addon found below a package root. */
+type AddonLoader = (packageRoot: string) => unknown;
+
 function load(): NativeModule {
-  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'layerpipe_native.node');
   try {
-    return require(file) as NativeModule;
+    const loadAddon = require('node-gyp-build') as AddonLoader;
+    return loadAddon(PACKAGE_ROOT) as NativeModule;
   } catch (err) {
-    throw new InternalError(`cannot load ${file} (run \`npx node-gyp rebuild --nodedir=/usr\` in ${PACKAGE_ROOT}): ${String(err)}`, {
+    throw new InternalError(`cannot load the layerpipe_native addon below ${PACKAGE_ROOT} (run \`npm run install\` there to build it): ${String(err)}`, {
       cause: err,
     });
   }
