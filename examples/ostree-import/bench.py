@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time import.py on an image of incompressible layers, once per proxy command.
 
-    python3 examples/ostree-import/bench.py --proxy skopeo --proxy /work/main/bin/layerpipe
+    python3 examples/ostree-import/bench.py --proxy skopeo --proxy layerpipe
 
 Builds a LAYERS x MIB MiB OCI layout (random bytes, gzip level 1) in a temporary
 directory, imports it RUNS times per proxy into a fresh bare-user repository,

@@ -57,10 +57,13 @@ class LayerResult(NamedTuple):
 
 
 def default_proxy() -> str:
-    for name in ("layerpipe", "skopeo"):
-        if shutil.which(name):
-            return name
-    return "layerpipe"
+    """layerpipe on PATH, else the bin/layerpipe of the checkout holding this file, else skopeo."""
+    if shutil.which("layerpipe"):
+        return "layerpipe"
+    checkout = os.path.normpath(os.path.join(HERE, "..", "..", "bin", "layerpipe"))
+    if os.access(checkout, os.X_OK):
+        return checkout
+    return "skopeo" if shutil.which("skopeo") else "layerpipe"
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

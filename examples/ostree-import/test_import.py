@@ -1,6 +1,6 @@
 """import.py end to end: a multi-layer image into a fresh ostree repo, read back with `ostree cat`.
 
-Run from /work/main: python3 -m unittest discover -s examples/ostree-import -v
+Run from the repository root: python3 -m unittest discover -s examples/ostree-import -v
 (LAYERPIPE_PROXY_COMMAND picks the proxy; default skopeo.)
 """
 
