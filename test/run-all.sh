@@ -38,8 +38,10 @@ build_step browser npm run --silent build:browser
 
 echo "== node suites"
 # Only *.test.js: given a directory, node --test would also run every harness module (and the child programs among them).
+# And only those whose .ts still exists: the incremental build leaves a renamed test's old output in dist/.
 # Two reporters: one line per file and the failures on the terminal, the complete TAP in the log directory.
-mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
+mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort | while read -r js; do
+  src="${js#dist/}"; [ -f "${src%.js}.ts" ] && echo "$js"; done)
 node --test --test-concurrency=1 --test-timeout=300000 \
   --test-reporter=./dist/test/harness/progress-reporter.js --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$log_dir/node.tap" "${node_tests[@]}"
