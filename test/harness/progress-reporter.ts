@@ -21,6 +21,8 @@ interface Failure {
   file: string;
   title: string;
   detail: string;
+  /** Cancelled because its suite failed (a hook threw, a timeout): the suite's own failure says why. */
+  cancelled: boolean;
 }
 
 /** Lines of a file's stderr shown when it failed outside any test. */
@@ -33,6 +35,10 @@ function shortName(file: string): string {
 
 function indent(text: string): string {
   return text.replace(/^/gm, '    ');
+}
+
+function failureType(error: Error | undefined): string | undefined {
+  return (error as (Error & { failureType?: string }) | undefined)?.failureType;
 }
 
 /** The error a test threw: node wraps it (failureType, cause); the cause is what the test saw. */
@@ -73,16 +79,26 @@ async function* progressReporter(source: AsyncIterable<TestEvent>): AsyncGenerat
       case 'test:fail': {
         const { data } = event;
         const file = data.file;
-        // Suites are counted through their tests; the file's own entry is its end (test:complete).
-        if (file === undefined || data.details.type === 'suite' || (data.nesting === 0 && data.name === file)) break;
+        // The file's own entry is its end (test:complete).
+        if (file === undefined || (data.nesting === 0 && data.name === file)) break;
         const t = tally(file);
+        const title = [...names.slice(0, data.nesting), data.name].join(' › ');
+        if (data.details.type === 'suite') {
+          // Suites are counted through their tests, but a suite can fail by itself: a hook threw,
+          // its body threw, it timed out.
+          if (event.type === 'test:fail' && failureType(event.data.details.error) !== 'subtestsFailed') {
+            t.failed += 1;
+            failures.push({ file, title, detail: describeError(event.data.details.error), cancelled: false });
+          }
+          break;
+        }
         if (event.type === 'test:pass') {
           if (data.skip !== undefined || data.todo !== undefined) t.skipped += 1;
           else t.passed += 1;
         } else {
           t.failed += 1;
-          const title = [...names.slice(0, data.nesting), data.name].join(' › ');
-          failures.push({ file, title, detail: describeError(event.data.details.error) });
+          const error = event.data.details.error;
+          failures.push({ file, title, detail: describeError(error), cancelled: failureType(error) === 'cancelledByParent' });
         }
         break;
       }
@@ -94,7 +110,7 @@ async function* progressReporter(source: AsyncIterable<TestEvent>): AsyncGenerat
           // The file failed outside any test (did not load, exited, timed out): its stderr says why.
           t.failed += 1;
           const stderr = t.stderr.join('').split('\n').slice(-STDERR_TAIL).join('\n');
-          failures.push({ file: data.file, title: '(the file itself)', detail: `${describeError(data.details.error)}\n${stderr}` });
+          failures.push({ file: data.file, title: '(the file itself)', detail: `${describeError(data.details.error)}\n${stderr}`, cancelled: false });
         }
         yield fileLine(data.file, t);
         t.stderr = [];
@@ -106,8 +122,11 @@ async function* progressReporter(source: AsyncIterable<TestEvent>): AsyncGenerat
   }
 
   if (failures.length === 0) return;
-  yield `\nFailures (${failures.length}):\n`;
-  for (const failure of failures) yield `\n--- ${shortName(failure.file)}: ${failure.title}\n${indent(failure.detail)}\n`;
+  // A file's cancelled tests are listed only when nothing else of that file failed to say why.
+  const explained = new Set(failures.filter((f) => !f.cancelled).map((f) => f.file));
+  const shown = failures.filter((f) => !f.cancelled || !explained.has(f.file));
+  yield `\nFailures (${failures.length}${shown.length < failures.length ? `, ${failures.length - shown.length} cancelled tests not listed` : ''}):\n`;
+  for (const failure of shown) yield `\n--- ${shortName(failure.file)}: ${failure.title}\n${indent(failure.detail)}\n`;
 }
 
 export = progressReporter;
