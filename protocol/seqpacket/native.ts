@@ -66,6 +66,31 @@ export interface BeneathFile {
   resolver: 'openat2' | 'walk';
 }
 
+/**
+ * A ring of anonymous memory per transfer between a blob's bytes and a pipe (pipe-feed.c):
+ * bytes are copied or read into it, hashed there, and handed to the pipe with vmsplice, so
+ * the pipe references the ring's pages instead of copying them. A ring byte is rewritten only
+ * once the pipe's reader is past it, and close() unmaps the ring (pages still in the pipe live
+ * on, owned by it). Never blocks on the pipe: 0 / false mean "full, wait until writable".
+ */
+export interface PipeFeed {
+  /** Copies what fits of `chunk` into the ring, hashes it, queues whole pages; the bytes taken. */
+  push(chunk: Uint8Array): number;
+  /** pread of up to `maxLength` bytes at `position` into the ring, like push: bytes read, 0 when the ring is full, -1 at the file's end. */
+  readFile(fd: number, position: number, maxLength: number): number;
+  /** Hands queued bytes to the pipe (a partial last page only when `final`); true once all are in it. */
+  flush(final: boolean): boolean;
+  /** Lowercase hex digest of every byte taken (only with an algorithm); once. */
+  digest(): string;
+  /** Unmaps the ring; idempotent. Other methods throw afterwards. */
+  close(): void;
+}
+
+export interface PipeFeedConstructor {
+  /** `pipeFd` is a non-blocking pipe write end; `algorithm` an OpenSSL digest name ('sha256'...) or null for no hashing. */
+  new (pipeFd: number, algorithm: string | null): PipeFeed;
+}
+
 /** Functions throw an Error with `code` set to the errno name ('EBADF', 'EPIPE', ...). */
 export interface NativeModule {
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC). */
@@ -131,6 +156,12 @@ export interface NativeModule {
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;
+  /**
+   * splice(2) from `fileFd` at `position` into the non-blocking pipe `pipeFd`, at most `length`
+   * bytes (and a few MiB per call): bytes moved, 0 when the pipe is full, -1 at the file's end.
+   */
+  spliceFile(fileFd: number, position: number, length: number, pipeFd: number): number;
+  PipeFeed: PipeFeedConstructor;
 }
 
 /** An Error thrown by the addon for a failed system call. */

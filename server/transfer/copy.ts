@@ -1,5 +1,6 @@
 /**
- * The one copy loop: a body's stream into a sink, verified on the way.
+ * The copy loop: a body's stream into a sink, verified on the way. A pipe sink is handed to
+ * pipe-copy.ts, which writes the pipe natively; this loop serves the other sinks.
  *
  * It settles on every way a copy can end, so nothing waits for an event that never comes:
  * the source ending, failing or closing before its end (stream.finished semantics; a file
@@ -14,7 +15,9 @@ import { finished } from 'node:stream';
 import { LayerpipeError } from '../../protocol/errors';
 import type { TransferBody } from './body';
 import type { MemoryGuard } from './memory-guard';
+import { copyToPipe } from './pipe-copy';
 import type { Sink } from './sink';
+import { PipeSink } from './sinks/fd-pipe';
 
 export interface CopyOptions {
   readonly signal: AbortSignal;
@@ -28,6 +31,8 @@ function asError(err: unknown): Error {
 }
 
 export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): Promise<void> {
+  // A pipe the copy may write itself: splice / vmsplice in the addon (pipe-copy.ts).
+  if (sink instanceof PipeSink && sink.direct) return copyToPipe(body, sink, options);
   const { stream: source, verifier } = body;
   const { signal, guard, progress } = options;
   const out = sink.writable;
