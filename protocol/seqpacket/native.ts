@@ -67,8 +67,8 @@ export interface BeneathFile {
 }
 
 /**
- * A ring of anonymous memory per transfer between a blob's bytes and a pipe (pipe-feed.c):
- * bytes are copied or read into it, hashed there, and handed to the pipe with vmsplice, so
+ * A ring of anonymous memory per transfer between a blob's chunks and a pipe (pipe-feed.c):
+ * bytes are copied into it, hashed there, and handed to the pipe with vmsplice, so
  * the pipe references the ring's pages instead of copying them. A ring byte is rewritten only
  * once the pipe's reader is past it, and close() unmaps the ring (pages still in the pipe live
  * on, owned by it). Never blocks on the pipe: 0 / false mean "full, wait until writable".
@@ -76,8 +76,6 @@ export interface BeneathFile {
 export interface PipeFeed {
   /** Copies what fits of `chunk` into the ring, hashes it, queues whole pages; the bytes taken. */
   push(chunk: Uint8Array): number;
-  /** pread of up to `maxLength` bytes at `position` into the ring, like push: bytes read, 0 when the ring is full, -1 at the file's end. */
-  readFile(fd: number, position: number, maxLength: number): number;
   /** Hands queued bytes to the pipe (a partial last page only when `final`); true once all are in it. */
   flush(final: boolean): boolean;
   /** Lowercase hex digest of every byte taken (only with an algorithm); once. */
@@ -89,6 +87,42 @@ export interface PipeFeed {
 export interface PipeFeedConstructor {
   /** `pipeFd` is a non-blocking pipe write end; `algorithm` an OpenSSL digest name ('sha256'...) or null for no hashing. */
   new (pipeFd: number, algorithm: string | null): PipeFeed;
+}
+
+/** How a FilePump ended well. */
+export interface FilePumpResult {
+  /** Bytes copied (spliced, or read, hashed and queued into the pipe). */
+  bytes: number;
+  /** The file ended before `length` bytes (or, for a length of -1, where it ended). */
+  eof: boolean;
+  /** Verified only: the span had a byte past `maxBytes` (not delivered). */
+  overflow: boolean;
+  /** Verified only: lowercase hex digest of the bytes copied. */
+  digest: string | null;
+}
+
+/**
+ * Copies a span of a regular file into a non-blocking pipe entirely in the addon (file-pump.c),
+ * starting at once: raw with splice (no byte copied), or verified through a PipeFeed-like ring
+ * (pread, hash, vmsplice). Waits for room on its own uv_poll_t, so nothing else may poll the
+ * pipe fd meanwhile. The callback runs once, unless cancel() came first.
+ */
+export interface FilePump {
+  /** Bytes copied so far (progress). */
+  bytes(): number;
+  /** Stops without calling back; idempotent. Both fds stay open (the caller closes them). */
+  cancel(): void;
+}
+
+export interface FilePumpConstructor {
+  /**
+   * `length` and `maxBytes` of -1 mean to the file's end / no limit. With an `algorithm` the bytes
+   * are hashed and at most `maxBytes` are copied; a system error (EPIPE...) is the callback's error.
+   */
+  new (
+    fileFd: number, position: number, length: number, pipeFd: number, algorithm: string | null, maxBytes: number,
+    callback: (err: NativeError | null, result?: FilePumpResult) => void,
+  ): FilePump;
 }
 
 /** Functions throw an Error with `code` set to the errno name ('EBADF', 'EPIPE', ...). */
@@ -156,12 +190,8 @@ export interface NativeModule {
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;
-  /**
-   * splice(2) from `fileFd` at `position` into the non-blocking pipe `pipeFd`, at most `length`
-   * bytes (and a few MiB per call): bytes moved, 0 when the pipe is full, -1 at the file's end.
-   */
-  spliceFile(fileFd: number, position: number, length: number, pipeFd: number): number;
   PipeFeed: PipeFeedConstructor;
+  FilePump: FilePumpConstructor;
 }
 
 /** An Error thrown by the addon for a failed system call. */

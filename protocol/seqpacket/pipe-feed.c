@@ -1,12 +1,10 @@
 /*
- * Moving blob bytes into a pipe without a pass through JavaScript buffers and write(2).
+ * The transfer ring: moving blob bytes into a pipe without write(2) from JavaScript buffers.
  *
- * - spliceFile: file -> pipe with splice(2): page-cache pages are referenced, never copied
- *   (raw local blobs, which need no hashing).
- * - PipeFeed: a ring of anonymous memory per transfer, filled by pread(2) (local blobs) or from
- *   JavaScript chunks (network blobs), hashed there with OpenSSL (Node's own, hence the same
- *   SHA-NI code as node:crypto), then handed to the pipe with vmsplice(2), which references
- *   the ring's pages instead of copying them.
+ * A ring of anonymous memory per transfer, filled from JavaScript chunks (PipeFeed, network
+ * blobs) or by pread(2) (FilePump, file-pump.c), hashed there with OpenSSL (Node's own, hence
+ * the same SHA-NI code as node:crypto), then handed to the pipe with vmsplice(2), which
+ * references the ring's pages instead of copying them.
  *
  * Buffer ownership with vmsplice (no SPLICE_F_GIFT): the pipe holds references to ring pages
  * until the reader consumes them, and sees any later write to them. So a ring byte is
@@ -14,10 +12,9 @@
  * ring is unmapped, never freed to an allocator: pages still in the pipe stay alive, owned by
  * the pipe alone, and nothing can reach them again.
  *
- * Every call is non-blocking towards the pipe (EAGAIN is reported, never waited for: the
- * caller waits with a Poller). Reading a regular file may still wait for the disk.
+ * Every call is non-blocking towards the pipe: EAGAIN is reported, never waited for.
  */
-#include "native.h"
+#include "pipe-feed.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,27 +27,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Most bytes one spliceFile call moves, so one transfer cannot hold the event loop long. */
-#define SPLICE_BUDGET (8u * 1024u * 1024u)
 #define MIN_RING (256u * 1024u)
 #define MAX_RING (8u * 1024u * 1024u)
-
-typedef struct {
-  int pipe_fd;
-  unsigned char *ring;
-  size_t ring_size, page;
-  /* Stream offsets: bytes put in the ring, handed to the pipe, and read by the consumer. */
-  uint64_t filled, spliced, consumed;
-  EVP_MD_CTX *md; /* NULL when not hashing */
-  bool closed;
-} feed_t;
-
-static bool get_u64(napi_env env, napi_value v, const char *what, uint64_t *out) {
-  int64_t n;
-  if (!get_int(env, v, what, (int64_t)1 << 53, false, &n)) return false;
-  *out = (uint64_t)n;
-  return true;
-}
 
 static bool get_chunk(napi_env env, napi_value v, uint8_t **data, size_t *length) {
   bool is_typed = false;
@@ -73,41 +51,47 @@ static napi_value number(napi_env env, double d) {
   return v;
 }
 
-/* spliceFile(fileFd, position, length, pipeFd): bytes moved (> 0), 0 when the pipe is full, -1 at the file's end. */
-static napi_value js_splice_file(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int file_fd, pipe_fd;
-  uint64_t position, length;
-  if (!get_args(env, info, 4, argv, NULL) || !get_fd(env, argv[0], &file_fd) || !get_u64(env, argv[1], "position", &position) ||
-      !get_u64(env, argv[2], "length", &length) || !get_fd(env, argv[3], &pipe_fd))
-    return NULL;
-  loff_t off = (loff_t)position;
-  uint64_t moved = 0;
-  while (moved < length && moved < SPLICE_BUDGET) {
-    size_t want = (size_t)(length - moved < SPLICE_BUDGET ? length - moved : SPLICE_BUDGET);
-    ssize_t n = splice(file_fd, &off, pipe_fd, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-    if (n > 0) {
-      moved += (uint64_t)n;
-      continue;
-    }
-    if (n == 0) return number(env, moved > 0 ? (double)moved : -1);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) break;
-    throw_errno(env, errno, "splice");
-    return NULL;
-  }
-  return number(env, (double)moved);
-}
-
 /* ---------- PipeFeed ---------- */
 
-static void feed_release(feed_t *f) {
+void feed_release(feed_t *f) {
   if (f->closed) return;
   f->closed = true;
   if (f->ring != NULL) munmap(f->ring, f->ring_size);
   f->ring = NULL;
   if (f->md != NULL) EVP_MD_CTX_free(f->md);
   f->md = NULL;
+}
+
+int feed_init(feed_t *f, int pipe_fd, const EVP_MD *md) {
+  int pipe_size = fcntl(pipe_fd, F_GETPIPE_SZ);
+  if (pipe_size < 0) return errno;
+  f->pipe_fd = pipe_fd;
+  f->page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t ring = (size_t)pipe_size * 2;
+  if (ring < MIN_RING) ring = MIN_RING;
+  if (ring > MAX_RING) ring = MAX_RING;
+  f->ring_size = (ring + f->page - 1) / f->page * f->page;
+  f->ring = mmap(NULL, f->ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (f->ring == MAP_FAILED) {
+    f->ring = NULL;
+    return errno;
+  }
+  if (md != NULL && ((f->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(f->md, md, NULL) != 1)) {
+    feed_release(f);
+    return -1;
+  }
+  return 0;
+}
+
+bool feed_take_digest(feed_t *f, char *hex) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (f->md == NULL || EVP_DigestFinal_ex(f->md, md, &len) != 1) return false;
+  EVP_MD_CTX_free(f->md);
+  f->md = NULL;
+  for (unsigned int i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  hex[2 * len] = '\0';
+  return true;
 }
 
 static void feed_finalize(napi_env env, void *data, void *hint) {
@@ -153,33 +137,16 @@ static napi_value feed_new(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "algorithm must be a string or null");
     return NULL;
   }
-  int pipe_size = fcntl(fd, F_GETPIPE_SZ);
-  if (pipe_size < 0) {
-    throw_errno(env, errno, "fcntl(F_GETPIPE_SZ)");
-    return NULL;
-  }
   feed_t *f = calloc(1, sizeof *f);
   if (f == NULL) {
     throw_errno(env, ENOMEM, "PipeFeed");
     return NULL;
   }
-  f->pipe_fd = fd;
-  f->page = (size_t)sysconf(_SC_PAGESIZE);
-  size_t ring = (size_t)pipe_size * 2;
-  if (ring < MIN_RING) ring = MIN_RING;
-  if (ring > MAX_RING) ring = MAX_RING;
-  f->ring_size = (ring + f->page - 1) / f->page * f->page;
-  f->ring = mmap(NULL, f->ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (f->ring == MAP_FAILED) {
-    int err = errno;
+  int err = feed_init(f, fd, md);
+  if (err != 0) {
     free(f);
-    throw_errno(env, err, "mmap");
-    return NULL;
-  }
-  if (md != NULL && ((f->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(f->md, md, NULL) != 1)) {
-    feed_release(f);
-    free(f);
-    throw_internal(env, "cannot start the digest");
+    if (err > 0) throw_errno(env, err, "PipeFeed");
+    else throw_internal(env, "cannot start the digest");
     return NULL;
   }
   if (napi_wrap(env, self, f, feed_finalize, NULL, NULL) != napi_ok) {
@@ -192,18 +159,21 @@ static napi_value feed_new(napi_env env, napi_callback_info info) {
 }
 
 /* What the consumer has read: everything spliced but what the pipe still holds. */
-static bool feed_refresh(napi_env env, feed_t *f) {
+int feed_refresh(feed_t *f) {
   int queued = 0;
-  if (ioctl(f->pipe_fd, FIONREAD, &queued) < 0) {
-    throw_errno(env, errno, "ioctl(FIONREAD)");
-    return false;
-  }
+  if (ioctl(f->pipe_fd, FIONREAD, &queued) < 0) return errno;
   f->consumed = f->spliced - (uint64_t)queued;
-  return true;
+  return 0;
+}
+
+static bool refresh_or_throw(napi_env env, feed_t *f) {
+  int err = feed_refresh(f);
+  if (err != 0) throw_errno(env, err, "ioctl(FIONREAD)");
+  return err == 0;
 }
 
 /* Ring bytes free for new data, and how many of them are contiguous from the fill point. */
-static size_t feed_room(const feed_t *f, size_t *contiguous) {
+size_t feed_room(const feed_t *f, size_t *contiguous) {
   size_t free_bytes = f->ring_size - (size_t)(f->filled - f->consumed);
   size_t at = (size_t)(f->filled % f->ring_size);
   size_t to_wrap = f->ring_size - at;
@@ -211,7 +181,7 @@ static size_t feed_room(const feed_t *f, size_t *contiguous) {
   return free_bytes;
 }
 
-static bool feed_hash(napi_env env, feed_t *f, const unsigned char *p, size_t n) {
+bool feed_hash(napi_env env, feed_t *f, const unsigned char *p, size_t n) {
   if (f->md != NULL && EVP_DigestUpdate(f->md, p, n) != 1) {
     throw_internal(env, "digest update failed");
     return false;
@@ -220,7 +190,7 @@ static bool feed_hash(napi_env env, feed_t *f, const unsigned char *p, size_t n)
 }
 
 /* vmsplices [spliced, limit): whole pages unless `final`. 1 when all of it is in the pipe, 0 when the pipe is full, -1 thrown. */
-static int feed_flush(napi_env env, feed_t *f, bool final) {
+int feed_flush(feed_t *f, bool final) {
   uint64_t limit = final ? f->filled : f->filled / f->page * f->page;
   while (f->spliced < limit) {
     struct iovec iov[2];
@@ -238,10 +208,15 @@ static int feed_flush(napi_env env, feed_t *f, bool final) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return 0;
-    throw_errno(env, n < 0 ? errno : EIO, "vmsplice");
-    return -1;
+    return n < 0 ? -errno : -EIO;
   }
   return 1;
+}
+
+static int flush_or_throw(napi_env env, feed_t *f, bool final) {
+  int done = feed_flush(f, final);
+  if (done < 0) throw_errno(env, -done, "vmsplice");
+  return done;
 }
 
 /* push(chunk): copies what fits into the ring, hashes it, hands whole pages to the pipe; bytes taken (may be fewer). */
@@ -250,7 +225,7 @@ static napi_value feed_push(napi_env env, napi_callback_info info) {
   uint8_t *data;
   size_t length, contiguous, taken = 0;
   feed_t *f = unwrap_feed(env, info, 1, argv);
-  if (f == NULL || !get_chunk(env, argv[0], &data, &length) || !feed_refresh(env, f)) return NULL;
+  if (f == NULL || !get_chunk(env, argv[0], &data, &length) || !refresh_or_throw(env, f)) return NULL;
   while (taken < length && feed_room(f, &contiguous) > 0) {
     size_t n = length - taken < contiguous ? length - taken : contiguous;
     unsigned char *dst = f->ring + f->filled % f->ring_size;
@@ -259,38 +234,8 @@ static napi_value feed_push(napi_env env, napi_callback_info info) {
     f->filled += n;
     taken += n;
   }
-  if (feed_flush(env, f, false) < 0) return NULL;
+  if (flush_or_throw(env, f, false) < 0) return NULL;
   return number(env, (double)taken);
-}
-
-/* readFile(fd, position, maxLength): reads into the ring like push; bytes read, 0 when the ring is full, -1 at the file's end. */
-static napi_value feed_read_file(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int fd;
-  uint64_t position, max_length;
-  size_t contiguous;
-  feed_t *f = unwrap_feed(env, info, 3, argv);
-  if (f == NULL || !get_fd(env, argv[0], &fd) || !get_u64(env, argv[1], "position", &position) ||
-      !get_u64(env, argv[2], "maxLength", &max_length) || !feed_refresh(env, f))
-    return NULL;
-  double result = 0;
-  if (feed_room(f, &contiguous) > 0 && max_length > 0) {
-    size_t want = max_length < contiguous ? (size_t)max_length : contiguous;
-    unsigned char *dst = f->ring + f->filled % f->ring_size;
-    ssize_t n;
-    do n = pread(fd, dst, want, (off_t)position);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      throw_errno(env, errno, "pread");
-      return NULL;
-    }
-    if (n == 0) return number(env, -1);
-    if (!feed_hash(env, f, dst, (size_t)n)) return NULL;
-    f->filled += (uint64_t)n;
-    result = (double)n;
-  }
-  if (feed_flush(env, f, false) < 0) return NULL;
-  return number(env, result);
 }
 
 /* flush(final): hands queued bytes to the pipe; true once all are in it (a partial last page only when final). */
@@ -298,8 +243,8 @@ static napi_value feed_flush_js(napi_env env, napi_callback_info info) {
   napi_value argv[1], v;
   bool final;
   feed_t *f = unwrap_feed(env, info, 1, argv);
-  if (f == NULL || !get_bool(env, argv[0], &final) || !feed_refresh(env, f)) return NULL;
-  int done = feed_flush(env, f, final);
+  if (f == NULL || !get_bool(env, argv[0], &final) || !refresh_or_throw(env, f)) return NULL;
+  int done = flush_or_throw(env, f, final);
   if (done < 0) return NULL;
   CHECK(env, napi_get_boolean(env, done == 1, &v));
   return v;
@@ -307,20 +252,15 @@ static napi_value feed_flush_js(napi_env env, napi_callback_info info) {
 
 /* digest(): the lowercase hex digest of every byte taken; once. */
 static napi_value feed_digest(napi_env env, napi_callback_info info) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
   char hex[EVP_MAX_MD_SIZE * 2 + 1];
   napi_value v;
   feed_t *f = unwrap_feed(env, info, 0, NULL);
   if (f == NULL) return NULL;
-  if (f->md == NULL || EVP_DigestFinal_ex(f->md, md, &len) != 1) {
+  if (!feed_take_digest(f, hex)) {
     throw_internal(env, "no digest to take");
     return NULL;
   }
-  EVP_MD_CTX_free(f->md);
-  f->md = NULL;
-  for (unsigned int i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-  CHECK(env, napi_create_string_latin1(env, hex, len * 2, &v));
+  CHECK(env, napi_create_string_latin1(env, hex, NAPI_AUTO_LENGTH, &v));
   return v;
 }
 
@@ -334,14 +274,13 @@ static napi_value feed_close(napi_env env, napi_callback_info info) {
 
 bool define_pipe_feed_functions(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
-      FN("push", feed_push), FN("readFile", feed_read_file), FN("flush", feed_flush_js),
+      FN("push", feed_push), FN("flush", feed_flush_js),
       FN("digest", feed_digest), FN("close", feed_close),
   };
   napi_value cls;
   if (napi_define_class(env, "PipeFeed", NAPI_AUTO_LENGTH, feed_new, NULL, sizeof methods / sizeof methods[0], methods, &cls) != napi_ok)
     return false;
   napi_property_descriptor props[] = {
-      FN("spliceFile", js_splice_file),
       {"PipeFeed", NULL, NULL, NULL, NULL, cls, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;

@@ -19,11 +19,29 @@ import { copyToPipe } from './pipe-copy';
 import type { Sink } from './sink';
 import { PipeSink } from './sinks/fd-pipe';
 
+/** Bytes handed to a sink so far, for progress reports: counted by the copy, or read live from a native copy. */
+export class TransferProgress {
+  private counted = 0;
+  private live: (() => number) | undefined;
+
+  get bytes(): number {
+    return this.counted + (this.live?.() ?? 0);
+  }
+
+  add(bytes: number): void {
+    this.counted += bytes;
+  }
+
+  /** Reads `live` until it is replaced (undefined: stop reading, its count added by then). */
+  follow(live: (() => number) | undefined): void {
+    this.live = live;
+  }
+}
+
 export interface CopyOptions {
   readonly signal: AbortSignal;
   readonly guard: MemoryGuard | undefined;
-  /** Counts the bytes handed to the sink, for progress reports. */
-  readonly progress?: { bytes: number };
+  readonly progress?: TransferProgress;
 }
 
 function asError(err: unknown): Error {
@@ -93,7 +111,7 @@ export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): 
         }
       }
       guard?.count(part.length);
-      if (progress !== undefined) progress.bytes += part.length;
+      progress?.add(part.length);
       inFlight++;
       // The overflow's report waits for this write's callback (never synchronous).
       if (!out.write(part, onWritten) && pendingError === undefined) source.pause();

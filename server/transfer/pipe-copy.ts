@@ -2,28 +2,23 @@
  * The copy into a pipe sink that writes the pipe itself (native addon, pipe-feed.c), so no
  * byte goes through write(2) from a JavaScript buffer:
  *
- * - a local file span with nothing to verify (raw blobs of oci:, dir:, archives) is spliced
- *   file -> pipe: the kernel moves page references, no byte is copied or seen by JavaScript;
- * - a local file span to verify is pread into the transfer's ring, hashed there and vmspliced;
+ * - a local file span is copied by the addon alone (FilePump, file-pump.c), JavaScript hearing
+ *   only the end: spliced file -> pipe when raw (oci:, dir:, archives; the kernel moves page
+ *   references, no byte is copied), pread into a ring, hashed there and vmspliced when verified;
  * - any other stream (a registry's response) has its chunks copied into the ring, hashed
  *   there and vmspliced: one copy, as write(2) made, and no per-chunk stream machinery.
  *
  * Same guarantees as copy.ts: every byte within the expected size is in the pipe before a
- * verification error is reported; a full pipe parks the copy on a Poller (no spinning, memory
- * bounded by the ring); the signal, the sink closing and EPIPE each settle it once.
+ * verification error is reported; a full pipe parks the copy on a uv_poll_t (no spinning,
+ * memory bounded by the ring); the signal, the sink closing and EPIPE each settle it once.
  */
-import { readSync } from 'node:fs';
 import { finished } from 'node:stream';
 import { LayerpipeError } from '../../protocol/errors';
-import { native, type PipeFeed } from '../../protocol/seqpacket/native';
-import type { BlobVerifier } from '../image/digest';
+import { native } from '../../protocol/seqpacket/native';
 import type { TransferBody } from './body';
 import type { CopyOptions } from './copy';
 import { fileSpanOf, type FileSpan } from './file-span';
 import type { PipeSink } from './sinks/fd-pipe';
-
-/** Bytes one step moves before yielding the event loop to other transfers and requests. */
-const STEP_BYTES = 8 * 1024 * 1024;
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new LayerpipeError(String(err));
@@ -33,24 +28,21 @@ function asError(err: unknown): Error {
 class PipeCopy {
   settled = false;
   private readonly cleanups: (() => void)[] = [];
-  readonly feed: PipeFeed | undefined;
 
   constructor(
     readonly body: TransferBody,
     readonly sink: PipeSink,
     readonly options: CopyOptions,
-    hashing: boolean,
     private readonly resolve: () => void,
     private readonly reject: (err: Error) => void,
   ) {
-    const verifier = body.verifier;
-    this.feed = hashing ? new native.PipeFeed(sink.fd, verifier?.algorithm ?? null) : undefined;
     const onAbort = (): void => this.settle(asError(options.signal.reason));
     options.signal.addEventListener('abort', onAbort, { once: true });
     this.cleanups.push(() => options.signal.removeEventListener('abort', onAbort));
     this.cleanups.push(sink.watchClose(() => this.settle(sink.describeFailure(Object.assign(new Error('closed'), { code: 'EPIPE' })))));
   }
 
+  /** Runs at settling, in the order added. */
   onCleanup(fn: () => void): void {
     this.cleanups.push(fn);
   }
@@ -61,30 +53,16 @@ class PipeCopy {
     try {
       step();
     } catch (err) {
-      this.settle(this.sink.describeFailure(asError(err)));
+      this.fail(err);
     }
   }
 
-  /** Waits for room in the pipe, then runs `step`. */
-  whenWritable(step: () => void): void {
-    this.sink.whenWritable(() => this.guarded(step));
+  fail(err: unknown): void {
+    this.settle(this.sink.describeFailure(asError(err)));
   }
 
   moved(bytes: number): void {
-    if (this.options.progress !== undefined) this.options.progress.bytes += bytes;
-  }
-
-  /** Hands the ring's last bytes to the pipe, then settles with `failure` or the verifier's verdict. */
-  finish(failure: Error | undefined, verifier: BlobVerifier | undefined): void {
-    if (this.settled) return;
-    if (this.feed !== undefined && !this.feed.flush(true)) return this.whenWritable(() => this.finish(failure, verifier));
-    if (failure !== undefined) return this.settle(failure);
-    try {
-      if (verifier !== undefined) verifier.finishHashed(this.feed!.digest());
-    } catch (err) {
-      return this.settle(asError(err));
-    }
-    this.settle();
+    this.options.progress?.add(bytes);
   }
 
   settle(err?: Error): void {
@@ -92,8 +70,6 @@ class PipeCopy {
     this.settled = true;
     this.sink.stopWaiting();
     for (const cleanup of this.cleanups) cleanup();
-    // Unmapping the ring is safe with bytes still in the pipe: the pipe keeps those pages.
-    this.feed?.close();
     if (err === undefined) return this.resolve();
     this.reject(err);
   }
@@ -104,75 +80,53 @@ export function copyToPipe(body: TransferBody, sink: PipeSink, options: CopyOpti
   const span = fileSpanOf(body.stream);
   return new Promise<void>((resolve, reject) => {
     if (options.signal.aborted) return reject(asError(options.signal.reason));
-    const hashing = span === undefined || body.verifier !== undefined;
-    let copy: PipeCopy;
-    try {
-      copy = new PipeCopy(body, sink, options, hashing, resolve, reject);
-    } catch (err) {
-      return reject(asError(err));
-    }
-    if (span !== undefined) copyFileSpan(copy, span);
-    else copyStream(copy);
+    const copy = new PipeCopy(body, sink, options, resolve, reject);
+    copy.guarded(() => (span !== undefined ? copyFileSpan(copy, span) : copyStream(copy)));
   });
 }
 
-/** One byte past the span's allowed end, if the file has one: a blob longer than expected. */
-function hasByteAt(fd: number, position: number): boolean {
-  return readSync(fd, Buffer.alloc(1), 0, 1, position) === 1;
-}
-
-/** A span of a local file: spliced when raw, pread into the ring and hashed when verified. */
+/** A span of a local file, copied by the addon alone (FilePump): spliced when raw, read, hashed and vmspliced when verified. */
 function copyFileSpan(copy: PipeCopy, span: FileSpan): void {
-  const { sink, feed, body } = copy;
+  const { sink, body } = copy;
   const verifier = body.verifier;
-  let position = span.start;
-  let remaining = span.length ?? Number.MAX_SAFE_INTEGER;
-  // The stream owns the descriptor: release it however the copy ends (after the last read).
+  const room = verifier?.room ?? Infinity;
+  // The stream owns the descriptor: release it however the copy ends (after the pump stopped).
   copy.onCleanup(() => {
     body.stream.on('error', () => undefined);
     body.stream.destroy();
   });
-  const ended = (): Error | undefined => (span.length !== undefined && remaining > 0 && span.truncated !== undefined ? span.truncated() : undefined);
-
-  const step = (): void => {
-    let budget = STEP_BYTES;
-    while (!copy.settled) {
-      if (budget <= 0) return void setImmediate(() => copy.guarded(step));
-      if (feed === undefined) {
-        if (remaining === 0) return copy.finish(undefined, undefined);
-        const n = native.spliceFile(span.fd, position, remaining, sink.fd);
-        if (n === 0) return copy.whenWritable(step);
-        if (n < 0) return copy.finish(ended(), undefined);
-        position += n;
-        remaining -= n;
-        budget -= n;
-        copy.moved(n);
-        continue;
+  const pump = new native.FilePump(
+    span.fd, span.start, span.length ?? -1, sink.fd, verifier?.algorithm ?? null, Number.isFinite(room) ? room : -1,
+    (err, result) => {
+      copy.options.progress?.follow(undefined);
+      if (err !== null || result === undefined) return copy.fail(err);
+      copy.moved(result.bytes);
+      if (result.eof && span.length !== undefined && result.bytes < span.length && span.truncated !== undefined) return copy.settle(span.truncated());
+      if (verifier === undefined) return copy.settle();
+      verifier.count(result.bytes);
+      if (result.overflow) return copy.settle(verifier.overflowError());
+      try {
+        verifier.finishHashed(result.digest ?? '');
+      } catch (verdict) {
+        return copy.settle(asError(verdict));
       }
-      const want = Math.min(remaining, verifier?.room ?? Infinity);
-      if (want === 0) {
-        // At the expected size: a byte more in the span is a blob longer than its digest says.
-        const over = verifier !== undefined && remaining > 0 && hasByteAt(span.fd, position);
-        return copy.finish(over ? verifier.overflowError() : undefined, verifier);
-      }
-      const n = feed.readFile(span.fd, position, want);
-      if (n === 0) return copy.whenWritable(step);
-      if (n < 0) return copy.finish(ended(), verifier);
-      verifier?.count(n);
-      position += n;
-      remaining -= n;
-      budget -= n;
-      copy.moved(n);
-    }
-  };
-  copy.guarded(step);
+      copy.settle();
+    },
+  );
+  copy.options.progress?.follow(() => pump.bytes());
+  copy.onCleanup(() => {
+    pump.cancel();
+    copy.options.progress?.follow(undefined);
+  });
 }
 
 /** Any stream: chunks copied into the ring (hashed there when verified), the source paused while the ring is full. */
 function copyStream(copy: PipeCopy): void {
-  const { feed, body, options } = copy;
+  const { body, options, sink } = copy;
   const { stream: source, verifier } = body;
-  const ring = feed!;
+  const ring = new native.PipeFeed(sink.fd, verifier?.algorithm ?? null);
+  // Unmapping the ring is safe with bytes still in the pipe: the pipe keeps those pages.
+  copy.onCleanup(() => ring.close());
   /** Bytes of the last chunk the ring had no room for yet. */
   let queued: Buffer | undefined;
   let sourceEnded = false;
@@ -188,12 +142,24 @@ function copyStream(copy: PipeCopy): void {
     }
     return true;
   };
+  const whenWritable = (step: () => void): void => sink.whenWritable(() => copy.guarded(step));
+  /** Hands the ring's last bytes to the pipe, then settles with the overflow or the verifier's verdict. */
+  const finish = (): void => {
+    if (!ring.flush(true)) return whenWritable(finish);
+    if (pendingError !== undefined) return copy.settle(pendingError);
+    try {
+      verifier?.finishHashed(ring.digest());
+    } catch (err) {
+      return copy.settle(asError(err));
+    }
+    copy.settle();
+  };
   const afterPush = (): void => {
     if (!pushQueued()) {
       source.pause();
-      return copy.whenWritable(afterPush);
+      return whenWritable(afterPush);
     }
-    if (pendingError !== undefined || sourceEnded) return copy.finish(pendingError, pendingError === undefined ? verifier : undefined);
+    if (pendingError !== undefined || sourceEnded) return finish();
     source.resume();
   };
   const onData = (chunk: Buffer): void => {
@@ -215,7 +181,7 @@ function copyStream(copy: PipeCopy): void {
   const onSourceFinished = (err?: Error | null): void => {
     if (err) return copy.settle(asError(err));
     sourceEnded = true;
-    if (queued === undefined && pendingError === undefined) copy.guarded(() => copy.finish(undefined, verifier));
+    if (queued === undefined && pendingError === undefined) copy.guarded(finish);
   };
 
   source.on('data', onData);
