@@ -1,6 +1,7 @@
 /**
- * The copy loop: a body's stream into a sink, verified on the way. A pipe sink is handed to
- * pipe-copy.ts, which writes the pipe natively; this loop serves the other sinks.
+ * The copy loop: a body's stream into a sink, verified on the way. A sink that copies by
+ * itself (a pipe sink, through pipe-copy.ts and the addon) is left to do so; this loop serves
+ * the others. (Kept free of the addon: the service and image model load without it.)
  *
  * It settles on every way a copy can end, so nothing waits for an event that never comes:
  * the source ending, failing or closing before its end (stream.finished semantics; a file
@@ -15,9 +16,7 @@ import { finished } from 'node:stream';
 import { LayerpipeError } from '../../protocol/errors';
 import type { TransferBody } from './body';
 import type { MemoryGuard } from './memory-guard';
-import { copyToPipe } from './pipe-copy';
 import type { Sink } from './sink';
-import { PipeSink } from './sinks/fd-pipe';
 
 /** Bytes handed to a sink so far, for progress reports: counted by the copy, or read live from a native copy. */
 export class TransferProgress {
@@ -49,8 +48,9 @@ function asError(err: unknown): Error {
 }
 
 export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): Promise<void> {
-  // A pipe the copy may write itself: splice / vmsplice in the addon (pipe-copy.ts).
-  if (sink instanceof PipeSink && sink.direct) return copyToPipe(body, sink, options);
+  // A sink that fills itself (a pipe written by the addon: pipe-copy.ts).
+  const direct = sink.directCopy?.(body, options);
+  if (direct !== undefined) return direct;
   const { stream: source, verifier } = body;
   const { signal, guard, progress } = options;
   const out = sink.writable;

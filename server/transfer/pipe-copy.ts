@@ -80,6 +80,7 @@ export function copyToPipe(body: TransferBody, sink: PipeSink, options: CopyOpti
   const span = fileSpanOf(body.stream);
   return new Promise<void>((resolve, reject) => {
     if (options.signal.aborted) return reject(asError(options.signal.reason));
+    if (sink.isClosed) return reject(sink.describeFailure(Object.assign(new Error('closed'), { code: 'EPIPE' })));
     const copy = new PipeCopy(body, sink, options, resolve, reject);
     copy.guarded(() => (span !== undefined ? copyFileSpan(copy, span) : copyStream(copy)));
   });

@@ -6,6 +6,9 @@
 import { Socket } from 'node:net';
 import { BrokenPipeError, InternalError } from '../../../protocol/errors';
 import { native, type Poller } from '../../../protocol/seqpacket/native';
+import type { TransferBody } from '../body';
+import type { CopyOptions } from '../copy';
+import { copyToPipe } from '../pipe-copy';
 import type { Sink } from '../sink';
 
 /** Pipe buffer asked of the kernel: 16x the default, so a copy wakes up far less often per MiB. */
@@ -29,6 +32,7 @@ export class PipeSink implements Sink {
 
   get writable(): Socket {
     if (this.socket === undefined) {
+      if (this.closed) throw new InternalError(`${this.what}: the pipe is closed`);
       if (this.poller !== undefined) throw new InternalError(`${this.what}: the pipe is already written directly`);
       this.socket = new Socket({ fd: this.fd, readable: false, writable: true });
       // Failures are reported through the copy; an unheard 'error' must not crash the process.
@@ -37,9 +41,18 @@ export class PipeSink implements Sink {
     return this.socket;
   }
 
-  /** Whether the fd may be written directly: open, and no socket wraps it. */
+  /** Whether the fd may be written directly: no socket wraps it. */
   get direct(): boolean {
-    return !this.closed && this.socket === undefined;
+    return this.socket === undefined;
+  }
+
+  /** The addon writes the pipe (pipe-copy.ts), unless a socket already wraps it. */
+  directCopy(body: TransferBody, options: CopyOptions): Promise<void> | undefined {
+    return this.direct ? copyToPipe(body, this, options) : undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /**
