@@ -153,8 +153,12 @@ static int has_byte_at(int fd, uint64_t position) {
 /* One verified step, as pump_splice. Errors thrown by the feed helpers are taken back as errors. */
 static int pump_verified(pump_t *p, uint64_t *budget) {
   feed_t *f = &p->feed;
-  int err = feed_refresh(f);
-  if (err != 0) return pump_finish(p, err, "ioctl(FIONREAD)"), -1;
+  size_t contiguous;
+  /* What the reader consumed only grows: ask the kernel only when the last answer leaves no room. */
+  if (!p->finishing && feed_room(f, &contiguous) == 0) {
+    int err = feed_refresh(f);
+    if (err != 0) return pump_finish(p, err, "ioctl(FIONREAD)"), -1;
+  }
   if (!p->finishing) {
     uint64_t room = p->max_bytes == NO_LIMIT ? NO_LIMIT : p->max_bytes - p->moved;
     uint64_t want = p->remaining < room ? p->remaining : room;
@@ -167,7 +171,6 @@ static int pump_verified(pump_t *p, uint64_t *budget) {
       p->finishing = true;
       return 1;
     }
-    size_t contiguous;
     if (feed_room(f, &contiguous) > 0) {
       size_t n_want = (size_t)(want < contiguous ? want : contiguous);
       if (n_want > *budget) n_want = (size_t)*budget;
@@ -194,7 +197,6 @@ static int pump_verified(pump_t *p, uint64_t *budget) {
   if (done < 0) return pump_finish(p, -done, "vmsplice"), -1;
   if (p->finishing) return done == 1 ? (pump_finish(p, 0, NULL), -1) : 0;
   /* Room in neither the ring nor the pipe: wait. */
-  size_t contiguous;
   return done == 0 && f->spliced == before && feed_room(f, &contiguous) == 0 ? 0 : 1;
 }
 

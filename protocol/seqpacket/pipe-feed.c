@@ -225,7 +225,9 @@ static napi_value feed_push(napi_env env, napi_callback_info info) {
   uint8_t *data;
   size_t length, contiguous, taken = 0;
   feed_t *f = unwrap_feed(env, info, 1, argv);
-  if (f == NULL || !get_chunk(env, argv[0], &data, &length) || !refresh_or_throw(env, f)) return NULL;
+  if (f == NULL || !get_chunk(env, argv[0], &data, &length)) return NULL;
+  /* What the reader consumed only grows: ask the kernel (a system call) only when the last answer leaves too little room. */
+  if (feed_room(f, &contiguous) < length && !refresh_or_throw(env, f)) return NULL;
   while (taken < length && feed_room(f, &contiguous) > 0) {
     size_t n = length - taken < contiguous ? length - taken : contiguous;
     unsigned char *dst = f->ring + f->filled % f->ring_size;
@@ -243,7 +245,7 @@ static napi_value feed_flush_js(napi_env env, napi_callback_info info) {
   napi_value argv[1], v;
   bool final;
   feed_t *f = unwrap_feed(env, info, 1, argv);
-  if (f == NULL || !get_bool(env, argv[0], &final) || !refresh_or_throw(env, f)) return NULL;
+  if (f == NULL || !get_bool(env, argv[0], &final)) return NULL;
   int done = flush_or_throw(env, f, final);
   if (done < 0) return NULL;
   CHECK(env, napi_get_boolean(env, done == 1, &v));
