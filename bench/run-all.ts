@@ -1,11 +1,13 @@
 /**
  * `npm run bench [-- --quick]`: runs every bench entry in turn and prints one table of both
- * programs, their ratio, the target and the limits measured in the same run.
+ * programs, their ratio, the target and the limits measured in the same run (each entry's
+ * own, and bare node start-up measured here).
  *
  * An entry is a module in bench/ exporting `run(options: { quick: boolean }): Promise<BenchRow[]>`.
  * One whose module is absent from this build is skipped (named as such); one that fails is
  * reported and makes the exit status 1, the others still run.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchRow } from './bench-row';
@@ -41,6 +43,17 @@ function printTable(rows: readonly { entry: string; row: BenchRow }[]): void {
   console.log('ratio: as each entry defines it against skopeo 1.9.3 in the same run (cpu-per-byte: times less CPU, times more MB/s)');
 }
 
+/** Bare node start-up (`node -e 0`), best of `runs`, in ms: the floor under any proxy's start-up. */
+function bareNodeStartupMs(runs: number): number {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const started = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+    best = Math.min(best, Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return best;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const unknown = args.filter((a) => a !== '--quick');
@@ -69,6 +82,7 @@ async function main(): Promise<void> {
     }
   }
   printTable(rows);
+  console.log(`limit, same run: bare node start-up (node -e 0, best of 5) ${show(bareNodeStartupMs(5))} ms`);
   if (failed) process.exitCode = 1;
 }
 
