@@ -44,7 +44,7 @@ async function viaGetRawBlob(proxy: ImageProxy, id: number, layer: Layer): Promi
 }
 
 /** Fetches the layers, `parallel` at a time (1 = serial); returns bytes and seconds. */
-async function fetchLayers(proxy: ImageProxy, id: number, layers: readonly Layer[], mode: Mode, parallel: number): Promise<{ bytes: number; seconds: number }> {
+export async function fetchLayers(proxy: ImageProxy, id: number, layers: readonly Layer[], mode: Mode, parallel: number): Promise<{ bytes: number; seconds: number }> {
   const one = mode === 'GetBlob' ? viaGetBlob : viaGetRawBlob;
   const started = process.hrtime.bigint();
   let bytes = 0;

@@ -50,4 +50,10 @@ bool define_unix_socket_functions(napi_env env, napi_value exports);
 /* base64Encode (base64.c), added to `exports`. */
 bool define_base64_functions(napi_env env, napi_value exports);
 
+/* The PipeFeed class (pipe-feed.c), added to `exports`. */
+bool define_pipe_feed_functions(napi_env env, napi_value exports);
+
+/* The FilePump class (file-pump.c), added to `exports`. */
+bool define_file_pump_class(napi_env env, napi_value exports);
+
 #endif

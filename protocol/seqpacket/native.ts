@@ -68,6 +68,65 @@ export interface BeneathFile {
   resolver: 'openat2' | 'walk';
 }
 
+/**
+ * A ring of anonymous memory per transfer between a blob's chunks and a pipe (pipe-feed.c):
+ * bytes are copied into it, hashed there, and handed to the pipe with vmsplice, so
+ * the pipe references the ring's pages instead of copying them. A ring byte is rewritten only
+ * once the pipe's reader is past it, and close() unmaps the ring (pages still in the pipe live
+ * on, owned by it). Never blocks on the pipe: 0 / false mean "full, wait until writable".
+ */
+export interface PipeFeed {
+  /** Copies what fits of `chunk` into the ring, hashes it, queues whole pages; the bytes taken. */
+  push(chunk: Uint8Array): number;
+  /** Hands queued bytes to the pipe (a partial last page only when `final`); true once all are in it. */
+  flush(final: boolean): boolean;
+  /** Lowercase hex digest of every byte taken (only with an algorithm); once. */
+  digest(): string;
+  /** Unmaps the ring; idempotent. Other methods throw afterwards. */
+  close(): void;
+}
+
+export interface PipeFeedConstructor {
+  /** `pipeFd` is a non-blocking pipe write end; `algorithm` an OpenSSL digest name ('sha256'...) or null for no hashing. */
+  new (pipeFd: number, algorithm: string | null): PipeFeed;
+}
+
+/** How a FilePump ended well. */
+export interface FilePumpResult {
+  /** Bytes copied (spliced, or read, hashed and queued into the pipe). */
+  bytes: number;
+  /** The file ended before `length` bytes (or, for a length of -1, where it ended). */
+  eof: boolean;
+  /** Verified only: the span had a byte past `maxBytes` (not delivered). */
+  overflow: boolean;
+  /** Verified only: lowercase hex digest of the bytes copied. */
+  digest: string | null;
+}
+
+/**
+ * Copies a span of a regular file into a non-blocking pipe entirely in the addon (file-pump.c),
+ * starting at once: raw with splice (no byte copied), or verified through a PipeFeed-like ring
+ * (pread, hash, vmsplice). Waits for room on its own uv_poll_t, so nothing else may poll the
+ * pipe fd meanwhile. The callback runs once, unless cancel() came first.
+ */
+export interface FilePump {
+  /** Bytes copied so far (progress). */
+  bytes(): number;
+  /** Stops without calling back; idempotent. Both fds stay open (the caller closes them). */
+  cancel(): void;
+}
+
+export interface FilePumpConstructor {
+  /**
+   * `length` and `maxBytes` of -1 mean to the file's end / no limit. With an `algorithm` the bytes
+   * are hashed and at most `maxBytes` are copied; a system error (EPIPE...) is the callback's error.
+   */
+  new (
+    fileFd: number, position: number, length: number, pipeFd: number, algorithm: string | null, maxBytes: number,
+    callback: (err: NativeError | null, result?: FilePumpResult) => void,
+  ): FilePump;
+}
+
 /** Functions throw an Error with `code` set to the errno name ('EBADF', 'EPIPE', ...). */
 export interface NativeModule {
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC). */
@@ -133,6 +192,8 @@ export interface NativeModule {
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;
+  PipeFeed: PipeFeedConstructor;
+  FilePump: FilePumpConstructor;
 }
 
 /** An Error thrown by the addon for a failed system call. */

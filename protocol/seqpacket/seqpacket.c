@@ -5,7 +5,8 @@
  * - sendmsg/recvmsg of one packet with file descriptors in one SCM_RIGHTS message;
  * - a Poller (poller.c: uv_poll_t on the Node loop) to learn when such a socket is readable or writable;
  * - opening files below a directory fd with no symlink followed (beneath.c), for oci: and dir:;
- * - a listening SEQPACKET unix socket, accept, connect and mkfifo (unix-socket.c), for the service.
+ * - a listening SEQPACKET unix socket, accept, connect and mkfifo (unix-socket.c), for the service;
+ * - splice/vmsplice of blob bytes into pipes, hashed on the way (pipe-feed.c, file-pump.c).
  *
  * Every call is non-blocking (MSG_DONTWAIT) so it never stalls the event loop; failures are
  * thrown as Errors whose `code` is the errno name ('EBADF', 'EPIPE', ...).
@@ -381,6 +382,10 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   if (!define_unix_socket_functions(env, exports)) {
     throw_internal(env, "cannot define the unix socket functions");
+    return NULL;
+  }
+  if (!define_pipe_feed_functions(env, exports) || !define_file_pump_class(env, exports)) {
+    throw_internal(env, "cannot define the pipe feed functions");
     return NULL;
   }
   return exports;

@@ -70,14 +70,13 @@ export function verifyBytes(data: Buffer, digest: string, what: string): void {
  * before the error is reported; finish() checks what was seen.
  */
 export class BlobVerifier {
-  private readonly hash: Hash;
+  /** Made on first take(): bytes hashed elsewhere need none. */
+  private hash: Hash | undefined;
   private bytes = 0;
   constructor(
     private readonly digest: ParsedDigest,
     private readonly expectedSize: number,
-  ) {
-    this.hash = createHash(ALGORITHMS[digest.algorithm]!.nodeName);
-  }
+  ) {}
 
   /** The bytes of `chunk` to deliver, and whether the blob ran past its expected size. */
   take(chunk: Buffer): { part: Buffer; overflow: boolean } {
@@ -88,19 +87,48 @@ export class BlobVerifier {
       overflow = true;
     }
     this.bytes += part.length;
+    this.hash ??= createHash(this.algorithm);
     this.hash.update(part);
     return { part, overflow };
+  }
+
+  /** The digest's algorithm as OpenSSL names it, for bytes hashed elsewhere (the pipe copy). */
+  get algorithm(): string {
+    return ALGORITHMS[this.digest.algorithm]!.nodeName;
+  }
+
+  /** How many more bytes fit the expected size (Infinity when it is unknown). */
+  get room(): number {
+    return this.expectedSize >= 0 ? this.expectedSize - this.bytes : Infinity;
+  }
+
+  /** take() for bytes hashed elsewhere: how many of `length` to deliver, and whether the blob ran past its size. */
+  count(length: number): { length: number; overflow: boolean } {
+    const fits = Math.min(length, this.room);
+    this.bytes += fits;
+    return { length: fits, overflow: fits < length };
+  }
+
+  /** finish() for bytes hashed elsewhere, `hex` being their digest. */
+  finishHashed(hex: string): void {
+    this.checkSize();
+    if (`${this.digest.algorithm}:${hex}` !== this.digest.value) throw new DigestMismatchError(`corrupted blob, expecting ${this.digest.value}`);
   }
 
   overflowError(): DigestMismatchError {
     return new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got more`);
   }
 
-  /** Throws DigestMismatchError on a short blob or a wrong digest. */
-  finish(): void {
+  private checkSize(): void {
     if (this.expectedSize >= 0 && this.bytes !== this.expectedSize) {
       throw new DigestMismatchError(`expected ${this.expectedSize} bytes in blob, got ${this.bytes}`);
     }
+  }
+
+  /** Throws DigestMismatchError on a short blob or a wrong digest. */
+  finish(): void {
+    this.checkSize();
+    this.hash ??= createHash(this.algorithm);
     const actual = `${this.digest.algorithm}:${this.hash.digest('hex')}`;
     if (actual !== this.digest.value) throw new DigestMismatchError(`corrupted blob, expecting ${this.digest.value}`);
   }

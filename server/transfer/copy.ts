@@ -1,5 +1,7 @@
 /**
- * The one copy loop: a body's stream into a sink, verified on the way.
+ * The copy loop: a body's stream into a sink, verified on the way. A sink that copies by
+ * itself (a pipe sink, through pipe-copy.ts and the addon) is left to do so; this loop serves
+ * the others. (Kept free of the addon: the service and image model load without it.)
  *
  * It settles on every way a copy can end, so nothing waits for an event that never comes:
  * the source ending, failing or closing before its end (stream.finished semantics; a file
@@ -16,11 +18,29 @@ import type { TransferBody } from './body';
 import type { MemoryGuard } from './memory-guard';
 import type { Sink } from './sink';
 
+/** Bytes handed to a sink so far, for progress reports: counted by the copy, or read live from a native copy. */
+export class TransferProgress {
+  private counted = 0;
+  private live: (() => number) | undefined;
+
+  get bytes(): number {
+    return this.counted + (this.live?.() ?? 0);
+  }
+
+  add(bytes: number): void {
+    this.counted += bytes;
+  }
+
+  /** Reads `live` until it is replaced (undefined: stop reading, its count added by then). */
+  follow(live: (() => number) | undefined): void {
+    this.live = live;
+  }
+}
+
 export interface CopyOptions {
   readonly signal: AbortSignal;
   readonly guard: MemoryGuard | undefined;
-  /** Counts the bytes handed to the sink, for progress reports. */
-  readonly progress?: { bytes: number };
+  readonly progress?: TransferProgress;
 }
 
 function asError(err: unknown): Error {
@@ -28,6 +48,9 @@ function asError(err: unknown): Error {
 }
 
 export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): Promise<void> {
+  // A sink that fills itself (a pipe written by the addon: pipe-copy.ts).
+  const direct = sink.directCopy?.(body, options);
+  if (direct !== undefined) return direct;
   const { stream: source, verifier } = body;
   const { signal, guard, progress } = options;
   const out = sink.writable;
@@ -88,7 +111,7 @@ export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): 
         }
       }
       guard?.count(part.length);
-      if (progress !== undefined) progress.bytes += part.length;
+      progress?.add(part.length);
       inFlight++;
       // The overflow's report waits for this write's callback (never synchronous).
       if (!out.write(part, onWritten) && pendingError === undefined) source.pause();

@@ -6,7 +6,7 @@
  */
 import { CancelledError, InvalidArgumentError } from '../../protocol/errors';
 import type { TransferBody } from './body';
-import { copyBody } from './copy';
+import { copyBody, TransferProgress } from './copy';
 import type { MemoryGuard } from './memory-guard';
 import type { Sink } from './sink';
 
@@ -51,7 +51,7 @@ export class TransferTable {
    * reader waiting for more bytes sees the end and goes on to collect the error.
    */
   start(body: TransferBody, sink: Sink, options: StartOptions): Transfer {
-    const progress = { bytes: 0 };
+    const progress = new TransferProgress();
     const { lifetime } = options;
     const outcome = copyBody(body, sink, { signal: lifetime.signal, guard: this.guard, progress }).then(
       () => undefined,

@@ -1,7 +1,9 @@
 /**
  * Memory while a blob far larger than the proxy streams through the skopeo wire: the peak RSS
- * stays flat with the transfer memory guard (server/transfer/memory-guard.ts), and this test
- * pins what the guard buys by streaming the same blob with --memory-guard=false.
+ * stays flat. An oci: blob into a pipe is copied by the addon (server/transfer/pipe-copy.ts:
+ * pread into a fixed ring, no JavaScript buffer per chunk), so it stays flat even without the
+ * transfer memory guard (server/transfer/memory-guard.ts), which only matters where chunks are
+ * JavaScript buffers (registry responses, FIFO and in-band sinks).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,8 +14,8 @@ import { ImageProxy } from '../../clients/typescript';
 import { writeBigLayout } from '../harness/big-layout';
 
 const SIZE = 512 * 1024 * 1024;
-/** What the guard must save at least (measured here: 57.5-58.1 MiB with it, 86.0-86.9 MiB without). */
-const GUARD_SAVES_AT_LEAST_MIB = 12;
+/** Peak RSS allowed (measured here: 61.5-62.2 MiB with or without the guard; 86 MiB before the addon's copy, unguarded). */
+const FLAT_PEAK_MIB = 80;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-memory-'));
 const layout = path.join(tmp, 'big');
 let digest = '';
@@ -44,11 +46,11 @@ before(writeLayout);
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('memory', () => {
-  it('stays flat while 512 MiB streams, and the memory guard is what keeps it flat', async () => {
+  it('stays flat while 512 MiB streams, with or without the memory guard', async () => {
     const guarded = await peakWhileStreaming([]);
     const unguarded = await peakWhileStreaming(['--memory-guard=false']);
     process.stdout.write(`# proxy peak RSS streaming 512 MiB: ${guarded.toFixed(1)} MiB with the guard, ${unguarded.toFixed(1)} MiB without\n`);
-    assert.ok(guarded < 160, `proxy peak RSS ${guarded.toFixed(1)} MiB while streaming 512 MiB`);
-    assert.ok(unguarded - guarded >= GUARD_SAVES_AT_LEAST_MIB, `the guard saved only ${(unguarded - guarded).toFixed(1)} MiB (${unguarded.toFixed(1)} -> ${guarded.toFixed(1)})`);
+    assert.ok(guarded < FLAT_PEAK_MIB, `proxy peak RSS ${guarded.toFixed(1)} MiB while streaming 512 MiB`);
+    assert.ok(unguarded < FLAT_PEAK_MIB, `proxy peak RSS ${unguarded.toFixed(1)} MiB while streaming 512 MiB without the guard`);
   });
 });

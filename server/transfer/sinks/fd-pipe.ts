@@ -1,27 +1,86 @@
 /**
  * Pipe sinks: the consumer gets a pipe's read end (passed as a file descriptor), the copy
- * writes the other end. The write end is non-blocking and wrapped in a net.Socket, so a copy is
- * backpressured by the event loop (no thread per copy, memory flat whatever the size).
- * This module and the SEQPACKET code are the only ones that load the native addon.
+ * writes the other end. The write end is non-blocking, so a copy is backpressured by the event
+ * loop (no thread per copy, memory flat whatever the size).
  */
 import { Socket } from 'node:net';
-import { BrokenPipeError } from '../../../protocol/errors';
-import { native } from '../../../protocol/seqpacket/native';
+import { BrokenPipeError, InternalError } from '../../../protocol/errors';
+import { native, type Poller } from '../../../protocol/seqpacket/native';
+import type { TransferBody } from '../body';
+import type { CopyOptions } from '../copy';
+import { copyToPipe } from '../pipe-copy';
 import type { Sink } from '../sink';
 
 /** Pipe buffer asked of the kernel: 16x the default, so a copy wakes up far less often per MiB. */
 const PIPE_BUFFER_BYTES = 1024 * 1024;
 
-/** The write end of a pipe as a sink. */
+/**
+ * The write end of a pipe as a sink. The pipe copy (pipe-copy.ts) writes the fd itself
+ * (splice, vmsplice) and waits for room with a Poller; `writable`, a net.Socket over the fd,
+ * is made only when something asks for it (the raw blob's error report, other copies).
+ */
 export class PipeSink implements Sink {
-  readonly writable: Socket;
+  private socket: Socket | undefined;
+  private poller: Poller | undefined;
+  private onReady: (() => void) | undefined;
+  private readonly closeWatchers = new Set<() => void>();
   private closed = false;
 
-  constructor(fd: number, private readonly what: string) {
+  constructor(readonly fd: number, private readonly what: string) {
     native.setNonBlocking(fd, true);
-    this.writable = new Socket({ fd, readable: false, writable: true });
-    // Failures are reported through the copy; an unheard 'error' must not crash the process.
-    this.writable.on('error', () => undefined);
+  }
+
+  get writable(): Socket {
+    if (this.socket === undefined) {
+      if (this.closed) throw new InternalError(`${this.what}: the pipe is closed`);
+      if (this.poller !== undefined) throw new InternalError(`${this.what}: the pipe is already written directly`);
+      this.socket = new Socket({ fd: this.fd, readable: false, writable: true });
+      // Failures are reported through the copy; an unheard 'error' must not crash the process.
+      this.socket.on('error', () => undefined);
+    }
+    return this.socket;
+  }
+
+  /** Whether the fd may be written directly: no socket wraps it. */
+  get direct(): boolean {
+    return this.socket === undefined;
+  }
+
+  /** The addon writes the pipe (pipe-copy.ts), unless a socket already wraps it. */
+  directCopy(body: TransferBody, options: CopyOptions): Promise<void> | undefined {
+    return this.direct ? copyToPipe(body, this, options) : undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Calls `onReady` once, when the pipe has room or has failed (the next write then says why).
+   * For direct writers only.
+   */
+  whenWritable(onReady: () => void): void {
+    if (this.closed) throw new InternalError(`${this.what}: the pipe is closed`);
+    this.poller ??= new native.Poller(this.fd, () => {
+      this.poller?.stop();
+      const ready = this.onReady;
+      this.onReady = undefined;
+      ready?.();
+    });
+    this.onReady = onReady;
+    this.poller.start(false, true);
+  }
+
+  /** Forgets a pending whenWritable. */
+  stopWaiting(): void {
+    this.onReady = undefined;
+    this.poller?.stop();
+  }
+
+  /** Calls `onClosed` if the sink is closed while a direct writer uses it; returns the unsubscribe. */
+  watchClose(onClosed: () => void): () => void {
+    this.closeWatchers.add(onClosed);
+    return () => this.closeWatchers.delete(onClosed);
   }
 
   describeFailure(err: Error): Error {
@@ -35,8 +94,13 @@ export class PipeSink implements Sink {
 
   close(): void {
     if (this.closed) return;
+    // A direct writer stops using the fd before it is closed (its number may be reused at once).
+    for (const watcher of [...this.closeWatchers]) watcher();
     this.closed = true;
-    this.writable.destroy();
+    this.onReady = undefined;
+    this.poller?.close();
+    if (this.socket !== undefined) this.socket.destroy();
+    else native.close(this.fd);
   }
 }
 

@@ -24,6 +24,7 @@ import type { OpenedFile } from '../local/confined-dir';
 import { FileByteSource, SpillingStreamSource } from './byte-sources';
 import { requireGzipOrNone, sniffCompression, type Compression } from './compression';
 import { indexTar, type TarEntry, type TarIndex } from './tar-index';
+import { withFileSpan } from '../../transfer/file-span';
 
 const STREAM_CHUNK = 256 * 1024;
 /** zlib's default output chunk is 16 KiB: one spill write per 16 KiB made spilling several times slower. */
@@ -120,7 +121,10 @@ export class TarArchive {
   rangeStream(e: TarEntry, part: ResolvedRange = { start: 0, length: e.size }): Readable {
     if (this.closed) throw new LayerpipeError(`archive ${this.file} is closed`);
     if (part.length === 0) return Readable.from([]);
-    return positionalStream(this.handle, e.offset + part.start, part.length, () => `archive ${this.file} ended while reading ${e.name}: was it truncated after opening?`);
+    const truncated = (): UnsafeContentError => new UnsafeContentError(`archive ${this.file} ended while reading ${e.name}: was it truncated after opening?`);
+    const stream = positionalStream(this.handle, e.offset + part.start, part.length, truncated);
+    // A pipe copy reads (or splices) the span itself, by offset; the handle stays the archive's.
+    return withFileSpan(stream, { fd: this.handle.fd, start: e.offset + part.start, length: part.length, truncated });
   }
 
   /** The compression of an entry's own bytes (docker-archive layers may be compressed). */
@@ -148,7 +152,7 @@ export class TarArchive {
  * destroying one of those (a client that stops reading) closes the handle, which every other
  * blob of the archive is read through.
  */
-function positionalStream(handle: FileHandle, start: number, length: number, truncated: () => string): Readable {
+function positionalStream(handle: FileHandle, start: number, length: number, truncated: () => Error): Readable {
   let position = start;
   const end = start + length;
   return new Readable({
@@ -162,7 +166,7 @@ function positionalStream(handle: FileHandle, start: number, length: number, tru
       const buffer = Buffer.allocUnsafe(want);
       handle.read(buffer, 0, want, position).then(({ bytesRead }) => {
         if (bytesRead === 0) {
-          this.destroy(new UnsafeContentError(truncated()));
+          this.destroy(truncated());
           return;
         }
         position += bytesRead;

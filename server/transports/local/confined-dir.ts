@@ -21,6 +21,7 @@ import {
   systemErrorText,
 } from '../../../protocol/errors';
 import { rangeWithin, type ByteRange, type ResolvedRange } from '../../image/range';
+import { withFileSpan } from '../../transfer/file-span';
 import { native, type BeneathFile, type BeneathResolver, type FileKind } from '../../../protocol/seqpacket/native';
 
 export interface OpenedFile {
@@ -175,7 +176,8 @@ export class ConfinedDirectory {
     // whole file is read to its end (it may have grown: the verifier reports that); a range stops at its own.
     const end = range === undefined ? undefined : part.start + part.length - 1;
     const stream = createReadStream('', { fd: file.fd, autoClose: true, start: part.start, end, highWaterMark: STREAM_CHUNK });
-    return { stream, size: part.length };
+    // A pipe copy reads (or splices) the span itself, by offset.
+    return { stream: withFileSpan(stream, { fd: file.fd, start: part.start, length: end === undefined ? undefined : part.length }), size: part.length };
   }
 
   /** Reads a whole small file, refusing more than `limit` bytes (also if it grows while read). */
