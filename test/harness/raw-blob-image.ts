@@ -26,8 +26,13 @@ export function randomBlob(size: number): Buffer {
   return out;
 }
 
+/** Random blobs of these sizes, each made when it is asked for (so only one is in memory at a time). */
+export function* randomBlobs(sizes: readonly number[]): Generator<Buffer> {
+  for (const size of sizes) yield randomBlob(size);
+}
+
 /** Pushes each buffer as a layer blob, a minimal config and an OCI manifest tagged `repo:tag`. */
-export async function pushRawBlobImage(registry: RunningRegistry, repo: string, tag: string, blobs: readonly Buffer[]): Promise<RawBlobImage> {
+export async function pushRawBlobImage(registry: RunningRegistry, repo: string, tag: string, blobs: Iterable<Buffer>): Promise<RawBlobImage> {
   const layers: RawBlob[] = [];
   for (const blob of blobs) layers.push({ digest: await pushBlob(registry, repo, blob), size: blob.length });
   const config = Buffer.from(JSON.stringify({

@@ -40,7 +40,7 @@ export interface FirstAnswer {
   readonly servedBy: URL;
 }
 
-export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'chunkBytes' | 'open'>;
+export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'open'>;
 
 /** The blob as pieces fetched `opts.connections` at a time, the first from the plain GET's answer. */
 export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSender, opts: ParallelRangeOptions, settings: ParallelSettings): ParallelBlobStream {
@@ -48,6 +48,8 @@ export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSe
     ...settings,
     totalSize: first.size,
     connections: opts.connections,
+    // Two pieces more than in flight: new requests start while the reader drains pieces that came in ahead.
+    windowPieces: opts.connections + 2,
     chunkBytes: opts.chunkBytes,
     open: pieceOpener(registryUrl, first.servedBy, send, settings.what),
   });

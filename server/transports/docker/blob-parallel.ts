@@ -3,12 +3,12 @@
  * On links where each connection is capped (CDNs, long round trips) k connections move about k
  * times the bytes of one.
  *
- * The blob is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight or
- * held at a time: the head piece (the one the reader is at) streams straight through, the ones
- * after it are held in memory until the reader gets to them, each at most `chunkBytes` (a piece
- * ahead that fills its share stops reading: backpressure, not unbounded buffering), and a new
- * piece starts only when the head is done. So memory is bounded by connections × chunkBytes
- * whatever the reader's speed. Each piece is a ResumableBlobStream: a cut or stalled connection
+ * The blob is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
+ * at most `windowPieces` planned at a time: the head piece (the one the reader is at) streams
+ * straight through, the ones after it are held in memory until the reader gets to them, each at
+ * most `chunkBytes` (a piece ahead that fills its share stops reading: backpressure, not
+ * unbounded buffering), and no piece starts past the window. So memory is bounded by
+ * windowPieces × chunkBytes whatever the reader's speed. Each piece is a ResumableBlobStream: a cut or stalled connection
  * resumes from its own last byte. Digests are checked above, on this stream, as for one stream.
  *
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
@@ -33,7 +33,10 @@ export type PieceOpener = (from: number, last: number, whole: boolean, signal: A
 export interface ParallelBlobOptions {
   readonly what: string;
   readonly totalSize: number;
+  /** Pieces in flight at most. */
   readonly connections: number;
+  /** Pieces in flight or held, not yet handed on, at most (>= connections): the memory bound is this x chunkBytes. */
+  readonly windowPieces: number;
   readonly chunkBytes: number;
   readonly stallTimeoutMs: number;
   readonly maxAttemptsWithoutProgress: number;
@@ -117,9 +120,11 @@ export class ParallelBlobStream extends Readable {
     return piece;
   }
 
-  /** Starts pieces until `connections` are in flight or held, or the blob is covered. */
+  /** Starts pieces while fewer than `connections` are in flight and fewer than `windowPieces` are planned, until the blob is covered. */
   private fill(): void {
-    while (!this.failed && !this.destroyed && this.pieces.length < this.options.connections && this.nextStart < this.options.totalSize) {
+    // A piece in its last eighth no longer counts: the next request's round trip overlaps its tail.
+    const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.options.chunkBytes / 8).length;
+    while (!this.failed && !this.destroyed && this.pieces.length < this.options.windowPieces && inFlight() < this.options.connections && this.nextStart < this.options.totalSize) {
       const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.options.chunkBytes, this.options.totalSize), false);
       void this.open(piece);
     }
@@ -165,7 +170,9 @@ export class ParallelBlobStream extends Readable {
 
   private onPieceData(piece: Piece, chunk: Buffer): void {
     if (this.destroyed || !this.pieces.includes(piece)) return;
+    const before = piece.end - piece.start - piece.received;
     piece.received += chunk.length;
+    if (before > this.options.chunkBytes / 8 && before - chunk.length <= this.options.chunkBytes / 8) this.fill();
     const head = piece === this.pieces[0];
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
@@ -186,6 +193,7 @@ export class ParallelBlobStream extends Readable {
     piece.ended = true;
     piece.stream = undefined;
     if (piece === this.pieces[0]) this.drain();
+    else this.fill();
   }
 
   private onPieceError(piece: Piece, err: Error): void {

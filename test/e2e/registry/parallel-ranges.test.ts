@@ -23,6 +23,8 @@ const skip = registrySuiteSkip();
 const MiB = 1024 * 1024;
 const CHUNK = 256 * 1024;
 const CONNECTIONS = 4;
+/** Pieces in flight or held at most (blob-parallel-open.ts: connections + 2). */
+const WINDOW = CONNECTIONS + 2;
 const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK } as const;
 const STALL_MS = 400;
 const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
@@ -120,17 +122,17 @@ describe('docker:// large blobs as parallel Range requests', { skip, timeout: 24
     const got = await readBlob(opened, digest, size);
     assert.ok(got.bytes.equals(bytes));
     const seen = gets(digest, from);
-    // The plain GET, the pieces asked for before the first refusal came back (200), then the
-    // rest, from the end of the head, as one stream.
+    // The plain GET, the pieces asked for before a refusal came back (200), then the rest as
+    // one stream (again if the head's own request was refused after that).
     const ranges = seen.map((r) => r.range);
-    assert.ok(seen.length <= 2 * CONNECTIONS, `${seen.length} requests: ${JSON.stringify(ranges)}`);
-    const tail = /^bytes=(\d+)-(\d+)$/.exec(ranges[ranges.length - 1] ?? '');
-    assert.ok(tail !== null && Number(tail[2]) === size - 1 && Number(tail[1]) % CHUNK === 0, `the last request is the rest: ${JSON.stringify(ranges)}`);
-    assert.equal(ranges.filter((r) => r?.endsWith(`-${size - 1}`)).length, 1, 'one stream for the rest');
+    assert.ok(seen.length <= 2 * WINDOW, `${seen.length} requests: ${JSON.stringify(ranges)}`);
+    const rest = seen.filter((r) => r.range !== undefined && r.range.endsWith(`-${size - 1}`) && Number(/^bytes=(\d+)-/.exec(r.range)![1]) % CHUNK === 0);
+    assert.ok(rest.length >= 1 && rest.length <= 2, `the rest as one stream: ${JSON.stringify(ranges)}`);
+    assert.ok(rest.some((r) => r.completed), 'the rest came in full');
     assert.ok(seen.every((r) => r.status === 200));
   });
 
-  it('holds at most connections x piece bytes ahead of a slow reader, and starts no piece beyond that', async () => {
+  it('holds at most a window of pieces ahead of a slow reader, and starts no piece beyond it', async () => {
     const { digest, size, bytes } = blob(4);
     const opened = await openImage(ref(), ctx());
     const from = proxy.requests.length;
@@ -141,16 +143,16 @@ describe('docker:// large blobs as parallel Range requests', { skip, timeout: 24
     stream.pause();
     // Longer than the stall timeout: a paused reader is not a stalled piece.
     await new Promise((r) => setTimeout(r, STALL_MS * 3));
-    assert.ok(stream.peakHeldBytes <= CONNECTIONS * CHUNK, `held ${stream.peakHeldBytes} bytes`);
-    assert.ok(stream.peakHeldBytes >= (CONNECTIONS - 1) * CHUNK - 64 * 1024, `the pieces ahead were fetched (${stream.peakHeldBytes})`);
-    assert.ok(gets(digest, from).length <= CONNECTIONS, `requests while paused: ${gets(digest, from).length}`);
+    assert.ok(stream.peakHeldBytes <= WINDOW * CHUNK, `held ${stream.peakHeldBytes} bytes`);
+    assert.ok(stream.peakHeldBytes >= (WINDOW - 1) * CHUNK - 64 * 1024, `the pieces ahead were fetched (${stream.peakHeldBytes})`);
+    assert.ok(gets(digest, from).length <= WINDOW, `requests while paused: ${gets(digest, from).length}`);
     const chunks: Buffer[] = [first];
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       await new Promise((r) => setImmediate(r));
     }
     assert.ok(Buffer.concat(chunks).equals(bytes));
-    assert.ok(stream.peakHeldBytes <= CONNECTIONS * CHUNK, `held ${stream.peakHeldBytes} bytes`);
+    assert.ok(stream.peakHeldBytes <= WINDOW * CHUNK, `held ${stream.peakHeldBytes} bytes`);
     assert.equal(gets(digest, from).length, 1 + pieceRanges(size, CHUNK).length, 'no resumes for a slow reader');
   });
 
