@@ -13,6 +13,7 @@
  * Extra layerpipe settings come from the environment as usual (LAYERPIPE_PARALLEL_RANGES=1
  * turns the parallel fetch off, for comparison).
  */
+import { readFileSync } from 'node:fs';
 import type { ImageProxy } from '../clients/typescript';
 import { pushRawBlobImage, randomBlobs, type RawBlobImage } from '../test/harness/raw-blob-image';
 import { startRegistry, type RunningRegistry } from '../test/harness/registry';
@@ -46,16 +47,27 @@ function cases(quick: boolean): Case[] {
 }
 
 /** Seconds to fetch every layer serially through a fresh proxy, and its peak RSS. */
-async function pull(program: ProxyProgram, ref: string, layers: readonly Layer[], args: readonly string[]): Promise<{ seconds: number; rssMiB: number }> {
+/** CPU seconds (user + system) a process has used, or NaN. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+async function pull(program: ProxyProgram, ref: string, layers: readonly Layer[], args: readonly string[]): Promise<{ seconds: number; rssMiB: number; cpu: number }> {
   const proxy: ImageProxy = await spawnProxy({ program, args });
   try {
     const id = await proxy.openImage(ref);
+    const cpuBefore = cpuSeconds(proxy.pid);
     const started = process.hrtime.bigint();
     for (const layer of layers) {
       const blob = await proxy.getBlob(id, layer.digest, layer.size);
       await Promise.all([drainVerified(blob.stream, layer), blob.finish()]);
     }
-    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, rssMiB: peakRssMiB(proxy.pid) };
+    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, rssMiB: peakRssMiB(proxy.pid), cpu: cpuSeconds(proxy.pid) - cpuBefore };
   } finally {
     await proxy.close();
   }
@@ -80,10 +92,10 @@ export async function run(options: { quick: boolean } & Partial<SlowLinkOptions>
         for (const program of ['layerpipe', 'skopeo'] as const) {
           await shaper.refreshStats();
           const before = shaper.connectionCount();
-          const { seconds, rssMiB } = await pull(program, ref, image.layers, args);
+          const { seconds, rssMiB, cpu } = await pull(program, ref, image.layers, args);
           await shaper.refreshStats();
           best[program] = Math.max(best[program], mb / seconds);
-          console.log(`${c.name}: ${program.padEnd(9)} ${num(mb / seconds)} MB/s (${num(seconds, 2)} s, ${shaper.connectionCount() - before} connections, peak RSS ${num(rssMiB)} MiB)`);
+          console.log(`${c.name}: ${program.padEnd(9)} ${num(mb / seconds)} MB/s (${num(seconds, 2)} s, ${shaper.connectionCount() - before} connections, ${num(cpu, 2)} CPU s, peak RSS ${num(rssMiB)} MiB)`);
         }
       }
       rows.push({
