@@ -27,6 +27,8 @@ export interface ShapingProxy {
   /** 127.0.0.1:PORT: use it where the registry's host:port would go. */
   readonly host: string;
   readonly port: number;
+  /** The child process's pid (spawnShapingProxy), undefined in-process. */
+  readonly pid: number | undefined;
   /** Connections accepted so far. */
   connectionCount(): number;
   /** Most connections open at once so far. */
@@ -173,6 +175,7 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
   return {
     host: `127.0.0.1:${port}`,
     port,
+    pid: undefined,
     connectionCount: () => accepted,
     peakConnections: () => peak,
     bytesDown: () => {
@@ -212,6 +215,7 @@ export async function spawnShapingProxy(options: ShapingProxyOptions): Promise<S
   return {
     host: `127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     // Counters as of the last refresh: call refreshStats() before reading them.
     connectionCount: () => stats.connections,
     peakConnections: () => stats.peak,
