@@ -70,6 +70,18 @@ export interface RegistryOptions {
   readonly retryAttempts: number;
   /** First retry delay, ms; doubles with each further try. */
   readonly retryDelayMs: number;
+  /** Large blobs fetched as several concurrent Range requests (docker/blob-parallel.ts). */
+  readonly parallelRanges: ParallelRangeOptions;
+}
+
+/** How a large blob is split over concurrent Range requests. */
+export interface ParallelRangeOptions {
+  /** Range requests in flight per blob; 1 = one stream, as before. */
+  readonly connections: number;
+  /** Bytes per range request; also what one range ahead of the reader may hold in memory. */
+  readonly chunkBytes: number;
+  /** Blobs smaller than this are fetched as one stream. */
+  readonly minBlobBytes: number;
 }
 
 /** An OCI content descriptor (the parts layerpipe reads). */

@@ -177,10 +177,11 @@ describe('registry flags', () => {
       '--authfile', '/proc/self/fd/100', '--cert-dir=/certs', '--tls-verify=false', '--registries-conf', '/r.conf',
       '--command-timeout', '1m30s', '--registry-token', 'tok', '--creds', 'u:p:w', '--registries.d', '/rd',
     ]);
-    const { stallTimeoutMs, retryAttempts, retryDelayMs } = defaultOptions().registry;
+    const { stallTimeoutMs, retryAttempts, retryDelayMs, parallelRanges } = defaultOptions().registry;
     assert.deepEqual(options.registry, {
       tlsVerify: false, certDir: '/certs', authFile: '/proc/self/fd/100', credentials: { username: 'u', password: 'p:w' },
       registryToken: 'tok', noCreds: false, registriesConf: '/r.conf', registriesDir: '/rd', commandTimeoutMs: 90_000, stallTimeoutMs, retryAttempts, retryDelayMs,
+      parallelRanges,
     });
   });
   it('reads the registry tuning from the environment, with defaults', () => {

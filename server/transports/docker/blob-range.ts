@@ -6,6 +6,7 @@
  * exactly the range; 416 says the offset is past the end, except for an empty range at the
  * very end, which is answered with no bytes.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { InvalidArgumentError, RetryableError } from '../../../protocol/errors';
 import type { ByteRange } from '../../image/range';
 import type { OpenedBody } from './blob-stream';
@@ -47,6 +48,8 @@ export function parseContentRange(value: string | string[] | undefined): Content
 export interface RangeAnswer {
   readonly opened: OpenedBody;
   readonly size: number;
+  /** The plain GET of a whole blob: the URL that answered (after redirects) and its headers. */
+  readonly served?: { readonly url: URL; readonly headers: IncomingHttpHeaders };
 }
 
 /**

@@ -12,10 +12,11 @@ import {
 import type { Logger } from '../../log';
 import { MAX_MANIFEST_SIZE, MediaTypes } from '../../image/manifest';
 import type { ByteRange } from '../../image/range';
-import type { BlobReader, RawManifest } from '../../image/types';
+import type { BlobReader, ParallelRangeOptions, RawManifest } from '../../image/types';
 import {
   parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenCache, type TokenRequest,
 } from './auth';
+import { parallelBlob, splitsBlob, type RangeSender } from './blob-parallel-open';
 import { rangeAnswer, rangeHeader, wantedRange, type RangeAnswer } from './blob-range';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
 import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
@@ -47,6 +48,8 @@ export interface ClientSettings {
   readonly maxRetryDelayMs: number;
   /** Bound on each operation (a manifest, opening a blob) including retries; undefined = none. */
   readonly operationTimeoutMs: number | undefined;
+  /** Large blobs as concurrent Range requests (blob-parallel.ts). */
+  readonly parallelRanges: ParallelRangeOptions;
   readonly logger: Pick<Logger, 'debug'> | undefined;
 }
 
@@ -224,7 +227,7 @@ export class RegistryClient {
     }, async (res): Promise<RangeAnswer | undefined> => {
       if (range === undefined && delivered === 0) {
         if (res.statusCode !== 200) throw await responseError(res, what, 'blob');
-        return { opened: { body: res.body, skip: 0 }, size: contentLength(res.headers) };
+        return { opened: { body: res.body, skip: 0 }, size: contentLength(res.headers), served: { url: res.url, headers: res.headers } };
       }
       return rangeAnswer(res, wanted, delivered, what);
     });
@@ -233,16 +236,24 @@ export class RegistryClient {
       first?.opened.body.destroy();
       return { stream: Readable.from([]), size: 0 };
     }
+    const common = {
+      what, stallTimeoutMs: this.settings.stallTimeoutMs, maxAttemptsWithoutProgress: this.settings.attempts, maxResumes: 100,
+      backoffMs: (n: number) => this.retryDelay(n), signal,
+      onResume: (offset: number, reason: string) => this.settings.logger?.debug(`${what}: resuming at byte ${wanted.start + offset} (${reason})`),
+    };
+    if (first.served !== undefined && splitsBlob(first.size, first.served.headers, this.settings.parallelRanges)) {
+      // Range requests go where the registry sent the GET; its Authorization only to its own origin.
+      const send: RangeSender = (target, header, withAuth, sendSignal, attempts) => this.send(target, {
+        what, signal: sendSignal, bodyTimeoutMs: 0, attempts, headers: { range: header }, scope: withAuth ? pullScope(repository) : undefined,
+      }, async (res) => res);
+      const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
+      const servedBy = first.served.url;
+      return { stream: parallelBlob({ ...first, servedBy }, url, send, this.settings.parallelRanges, { ...common, onFallback }), size: first.size };
+    }
     const stream = new ResumableBlobStream(first.opened, {
-      what,
+      ...common,
       totalSize: first.size,
       limit: wanted.last === undefined ? undefined : wanted.last + 1 - wanted.start,
-      stallTimeoutMs: this.settings.stallTimeoutMs,
-      maxAttemptsWithoutProgress: this.settings.attempts,
-      maxResumes: 100,
-      backoffMs: (n) => this.retryDelay(n),
-      signal,
-      onResume: (offset, reason) => this.settings.logger?.debug(`${what}: resuming at byte ${wanted.start + offset} (${reason})`),
       // Each reopen is one try: the stream's own loop does the retrying and the counting.
       reopen: async (delivered, reopenSignal): Promise<OpenedBody> => {
         const answer = await request(delivered, reopenSignal, 1);

@@ -57,6 +57,7 @@ export class RegistryPool implements ClosableResource {
     h.update(JSON.stringify([
       endpoint.registry, endpoint.host, tls.verify, endpoint.allowHttp, settings.userAgent, settings.stallTimeoutMs, settings.attempts,
       settings.retryDelayMs, settings.maxRetryDelayMs, settings.operationTimeoutMs ?? null, this.loggerId(settings.logger),
+      settings.parallelRanges,
     ]));
     for (const b of [...tls.ca, tls.cert ?? Buffer.alloc(0), tls.key ?? Buffer.alloc(0)]) h.update(b).update('\0');
     const c = identity.credentials;

@@ -49,6 +49,7 @@ export function clientSettings(ctx: SystemContext): ClientSettings {
     retryDelayMs: Math.max(0, opts.retryDelayMs),
     maxRetryDelayMs: MAX_RETRY_DELAY_MS,
     operationTimeoutMs: opts.commandTimeoutMs,
+    parallelRanges: opts.parallelRanges,
     logger: ctx.log,
   };
 }

@@ -1,0 +1,34 @@
+/**
+ * When a docker:// blob is split into parallel Range requests (blob-parallel-open.ts), and the
+ * settings' environment knobs (server/cli/flags.ts).
+ */
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { defaultOptions } from '../../server/cli/flags';
+import { splitsBlob } from '../../server/transports/docker/blob-parallel-open';
+
+const MiB = 1024 * 1024;
+const OPTS = { connections: 4, chunkBytes: 8 * MiB, minBlobBytes: 32 * MiB } as const;
+
+describe('splitsBlob', () => {
+  it('splits a blob past the threshold when the server takes byte ranges', () => {
+    assert.equal(splitsBlob(32 * MiB, { 'accept-ranges': 'bytes' }, OPTS), true);
+    assert.equal(splitsBlob(512 * MiB, { 'accept-ranges': 'none, Bytes' }, OPTS), true);
+  });
+  it('keeps one stream without Accept-Ranges: bytes, below the threshold, unknown size, or one connection', () => {
+    assert.equal(splitsBlob(512 * MiB, {}, OPTS), false);
+    assert.equal(splitsBlob(512 * MiB, { 'accept-ranges': 'none' }, OPTS), false);
+    assert.equal(splitsBlob(32 * MiB - 1, { 'accept-ranges': 'bytes' }, OPTS), false);
+    assert.equal(splitsBlob(-1, { 'accept-ranges': 'bytes' }, { ...OPTS, minBlobBytes: 0 }), false);
+    assert.equal(splitsBlob(512 * MiB, { 'accept-ranges': 'bytes' }, { ...OPTS, connections: 1 }), false);
+  });
+});
+
+describe('parallel range settings', () => {
+  it('default to 4 ranges of 8 MiB for blobs of 32 MiB and more, and read the environment', () => {
+    assert.deepEqual(defaultOptions({}).registry.parallelRanges, OPTS);
+    const env = { LAYERPIPE_PARALLEL_RANGES: '1', LAYERPIPE_RANGE_CHUNK_MB: '16', LAYERPIPE_PARALLEL_MIN_BLOB_MB: '64' };
+    assert.deepEqual(defaultOptions(env).registry.parallelRanges, { connections: 1, chunkBytes: 16 * MiB, minBlobBytes: 64 * MiB });
+    assert.equal(defaultOptions({ LAYERPIPE_PARALLEL_RANGES: '0', LAYERPIPE_RANGE_CHUNK_MB: '0' }).registry.parallelRanges.connections, 1);
+  });
+});
