@@ -86,7 +86,8 @@ export function barProgress(out: ProgressOutput, now: () => number = Date.now): 
     const t = now();
     if (!force && t - lastDraw < REDRAW_INTERVAL_MS) return;
     lastDraw = t;
-    const width = out.columns ?? 80;
+    // A pseudo-terminal without a size reports 0 columns: assume the classic 80.
+    const width = out.columns !== undefined && out.columns >= 40 ? out.columns : 80;
     const lines = [...bars.values()].map((b) => barLine(b.label, b.done, b.size, b.state, width));
     const total = [...bars.values()].reduce((acc, b) => ({ done: acc.done + b.done, size: acc.size + Math.max(b.size, 0) }), { done: 0, size: 0 });
     const finished = [...bars.values()].filter((b) => b.state !== '' && b.state !== 'resuming').length;

@@ -174,3 +174,17 @@ describe('progress', () => {
     assert.equal(quiet.stderr + quiet.stdout, '');
   });
 });
+
+describe('the signature policy', () => {
+  it('judges the source as skopeo copy does: a rejected image is not copied at all', async () => {
+    const policy = path.join(tmp, 'reject.json');
+    writeFileSync(policy, '{"default":[{"type":"reject"}]}');
+    const layout = path.join(tmp, 'policy-src');
+    writeOciImage(layout, { layers: [makeLayer({ 'r.txt': 'r\n' })] }, 'v1');
+    const dest = path.join(tmp, 'policy-dest');
+    const refused = await layerpipeCopy(['--policy', policy, `oci:${layout}:v1`, `oci:${dest}:v1`]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /is rejected by policy/);
+    assert.equal(existsSync(dest), false, 'nothing is written for a rejected image');
+  });
+});
