@@ -17,6 +17,7 @@ import { makeLayer, randomLayer, writeImageBlobs, writeIndexBlob, writeLayoutInd
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { pushImage, type PushedSingleImage } from '../harness/registry-images';
 import { assertRegistryTools, registrySuiteSkip } from '../harness/registry-tools';
+import { createTestKeys } from '../harness/signing';
 import { BIN, layerpipeCopy, proxyReadBack, skopeoRawDigest, spawnLayerpipeCopy } from './copy-tools';
 
 const skip = registrySuiteSkip();
@@ -186,5 +187,25 @@ describe('the signature policy', () => {
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /is rejected by policy/);
     assert.equal(existsSync(dest), false, 'nothing is written for a rejected image');
+  });
+});
+
+describe('a signed source', () => {
+  it('is refused (copy writes no signatures) unless --remove-signatures is given', async () => {
+    const keys = createTestKeys(path.join(tmp, 'keys'));
+    try {
+      const signed = path.join(tmp, 'signed');
+      execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--sign-by', keys.a.fingerprint, '--sign-identity', 'example.com/app:v1', `oci:${path.join(__dirname, '..', '..', '..', 'examples', 'sample-image')}:latest`, `dir:${signed}`], { env: keys.env, stdio: 'ignore' });
+      const dest = path.join(tmp, 'signed-copy');
+      const refused = await layerpipeCopy(['--quiet', `dir:${signed}`, `oci:${dest}:v1`]);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /has 1 signature\(s\).*--remove-signatures/);
+      assert.equal(existsSync(path.join(dest, 'index.json')), false);
+      const copied = await layerpipeCopy(['--quiet', '--remove-signatures', `dir:${signed}`, `oci:${dest}:v1`]);
+      assert.equal(copied.status, 0, copied.stderr);
+      assert.equal(await skopeoRawDigest(`oci:${dest}:v1`), await skopeoRawDigest(`dir:${signed}`));
+    } finally {
+      keys.stopAgent();
+    }
   });
 });
