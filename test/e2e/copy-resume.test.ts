@@ -18,7 +18,7 @@ import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { pushImage, type PushedSingleImage } from '../harness/registry-images';
 import { assertRegistryTools, registrySuiteSkip } from '../harness/registry-tools';
 import { createTestKeys } from '../harness/signing';
-import { BIN, layerpipeCopy, proxyReadBack, skopeoRawDigest, spawnLayerpipeCopy } from './copy-tools';
+import { BIN, layerpipeCopy, proxyReadBack, runSkopeo, skopeoRawDigest, spawnLayerpipeCopy } from './copy-tools';
 
 const skip = registrySuiteSkip();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-copy-resume-'));
@@ -207,5 +207,24 @@ describe('a signed source', () => {
     } finally {
       keys.stopAgent();
     }
+  });
+});
+
+describe('an oci: layout holding several images', () => {
+  it('ends with the index.json skopeo writes for the same copies (refs added, moved, and none)', async () => {
+    const one = path.join(tmp, 'several-1');
+    const two = path.join(tmp, 'several-2');
+    writeOciImage(one, { layers: [makeLayer({ 'one.txt': '1\n' })] }, 'v1');
+    writeOciImage(two, { layers: [makeLayer({ 'two.txt': '2\n' })] }, 'v1');
+    const steps: [string, string][] = [[one, ':a'], [two, ':b'], [two, ':a'], [one, '']];
+    const ours = path.join(tmp, 'several-layerpipe');
+    const theirs = path.join(tmp, 'several-skopeo');
+    for (const [src, ref] of steps) {
+      const copied = await layerpipeCopy(['--quiet', `oci:${src}:v1`, `oci:${ours}${ref}`]);
+      assert.equal(copied.status, 0, copied.stderr);
+      await runSkopeo(['--insecure-policy', 'copy', '-q', `oci:${src}:v1`, `oci:${theirs}${ref}`]);
+    }
+    assert.equal(readFileSync(path.join(ours, 'index.json'), 'utf8'), readFileSync(path.join(theirs, 'index.json'), 'utf8'));
+    assert.equal(readFileSync(path.join(ours, 'oci-layout'), 'utf8'), readFileSync(path.join(theirs, 'oci-layout'), 'utf8'));
   });
 });
