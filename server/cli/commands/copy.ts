@@ -5,6 +5,7 @@
  * stays for the next run, and the destination still names its previous image.
  */
 import { writeFile } from 'node:fs/promises';
+import { CancelledError } from '../../../protocol/errors';
 import { copyImage, type CopyEvents } from '../../copy/copy-image';
 import { barProgress, lineProgress, quietProgress } from '../../copy/progress';
 import { createLogger } from '../../log';
@@ -26,7 +27,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
   const stop = new AbortController();
-  const onSignal = (): void => stop.abort(new Error('copy interrupted'));
+  const onSignal = (): void => stop.abort(new CancelledError('copy interrupted: run it again to continue where it stopped'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
