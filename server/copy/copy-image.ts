@@ -94,6 +94,9 @@ export async function copyImage(src: string, dest: string, ctx: SystemContext, o
     events.publishing();
     await destination.publish(plan);
     return { manifestDigest: plan.top.digest, blobs: plan.blobs.length, fetchedBytes, skippedBlobs };
+  } catch (err) {
+    // Stopped from outside (SIGINT): say so, rather than whichever read noticed first.
+    throw signal.aborted ? signal.reason : err;
   } finally {
     await image.close();
   }
