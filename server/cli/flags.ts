@@ -51,6 +51,8 @@ export interface ProxyOptions {
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
+  /** `copy`: its own flags (server/copy/). */
+  copy: { all: boolean; preserveDigests: boolean; removeSignatures: boolean; quiet: boolean; digestFile: string | undefined };
 }
 
 /** A tuning knob from the environment: a non-negative integer, else the default. */
@@ -110,6 +112,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
         minBlobBytes: envInteger(env, 'LAYERPIPE_PARALLEL_MIN_BLOB_MB', 32) * 1024 * 1024,
       },
     },
+    copy: { all: false, preserveDigests: false, removeSignatures: false, quiet: false, digestFile: undefined },
   };
 }
 
@@ -252,13 +255,25 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'grace-period', kind: 'string', help: 'after SIGTERM/SIGINT, how long --listen lets transfers finish (Go duration); default 10s', apply: (o, v) => { o.gracePeriodMs = parseGoDuration('grace-period', v); } },
 ];
 
-export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect';
+/** `copy` reads one image: skopeo's --src-* spellings of the image flags mean the same. */
+const SOURCE_IMAGE_FLAGS: readonly FlagSpec[] = IMAGE_FLAGS.map((f) => ({ ...f, name: `src-${f.name}` }));
+
+const COPY_FLAGS: readonly FlagSpec[] = [
+  { name: 'all', kind: 'bool', help: 'copy every instance of a list, and the list', apply: (o, v) => { o.copy.all = parseBool('all', v); } },
+  { name: 'preserve-digests', kind: 'bool', help: 'fail rather than convert a manifest (which would change its digest)', apply: (o, v) => { o.copy.preserveDigests = parseBool('preserve-digests', v); } },
+  { name: 'remove-signatures', kind: 'bool', help: 'do not copy signatures (required for a signed source: copy writes none)', apply: (o, v) => { o.copy.removeSignatures = parseBool('remove-signatures', v); } },
+  { name: 'quiet', kind: 'bool', help: 'print no progress', apply: (o, v) => { o.copy.quiet = parseBool('quiet', v); } },
+  { name: 'digestfile', kind: 'string', help: 'write the digest of the copied manifest to this file', apply: (o, v) => { o.copy.digestFile = v; } },
+];
+
+export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect' | 'copy';
 
 export function flagsFor(command: CommandName): readonly FlagSpec[] {
   switch (command) {
     case 'experimental-image-proxy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...PROXY_FLAGS];
     case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...SERVE_FLAGS];
     case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
+    case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SOURCE_IMAGE_FLAGS, ...COPY_FLAGS];
   }
 }
 

@@ -16,6 +16,7 @@ const COMMANDS: Readonly<Record<CommandName, () => Promise<CommandModule>>> = {
   'experimental-image-proxy': () => import('./commands/proxy'),
   serve: () => import('./commands/serve'),
   inspect: () => import('./commands/inspect'),
+  copy: () => import('./commands/copy'),
 };
 
 function isCommandName(name: string): name is CommandName {
@@ -32,6 +33,7 @@ function usage(): string {
     '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
     '  serve --listen ws://H:P    serve protocol 1.0 on a token-protected WebSocket (browsers, WebAssembly hosts); repeatable',
     '  inspect IMAGE              show the digest, platform, config, layers, signatures and policy verdict of IMAGE',
+    '  copy SRC DEST              copy an image to oci:DIR[:REF], dir:DIR or oci-archive:FILE[:REF], every blob verified',
     '  version                    print the version',
     '',
     'experimental-image-proxy flags:',

@@ -105,7 +105,11 @@ export class OpenedImage {
       await this.requireSinglePlatform(platform);
       return this.chosen;
     }
-    const digest = findPlatformInstance(list, platform);
+    return this.instanceByDigest(findPlatformInstance(list, platform), signal);
+  }
+
+  /** The instance of the top-level list with this digest (read and verified, then kept), or the chosen one. */
+  async instanceByDigest(digest: string, signal: AbortSignal): Promise<ImageInstance> {
     if (digest === this.chosen.digest) return this.chosen;
     const known = this.others.get(digest);
     if (known !== undefined) return known;

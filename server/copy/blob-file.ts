@@ -1,0 +1,152 @@
+/**
+ * One blob into a destination directory, safely: a verified file already there is kept; a
+ * partial file left by an interrupted copy is continued with a ranged read; the bytes are
+ * hashed as they are written and the file is renamed to its final name only once its size and
+ * digest are right. A file at the final name is therefore always a whole, verified blob.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestMismatchError } from '../../protocol/errors';
+import { BlobVerifier, parseDigest, verifyBytes } from '../image/digest';
+import type { ByteRange } from '../image/range';
+import type { BlobReader } from '../image/types';
+
+/** Suffix of a blob being written: an interrupted copy leaves it for the next run to continue. */
+export const PARTIAL_SUFFIX = '.layerpipe-partial';
+
+/** How a blob came to be in place. */
+export type BlobOutcome =
+  | { readonly kind: 'present' }
+  | { readonly kind: 'copied'; readonly fetched: number; readonly resumedFrom: number };
+
+export interface BlobSource {
+  readonly digest: string;
+  readonly size: number;
+  /** The blob (or a range of it) from the source image; not verified there. */
+  open(range: ByteRange | undefined): Promise<BlobReader>;
+}
+
+export interface BlobProgress {
+  /** The blob's bytes already in place before any is fetched (a resumed partial file). */
+  start(resumedFrom: number): void;
+  /** More bytes of the blob were written. */
+  advance(bytes: number): void;
+}
+
+/** Hashes a file's bytes into a verifier, as if they had just arrived. */
+async function feedFile(file: string, verifier: BlobVerifier): Promise<void> {
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) verifier.take(chunk);
+}
+
+/** The file holds exactly the blob (size and digest). */
+export async function holdsBlob(file: string, digest: string, size: number): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  if (info === undefined || !info.isFile() || (size >= 0 && info.size !== size)) return false;
+  const verifier = new BlobVerifier(parseDigest(digest), size);
+  await feedFile(file, verifier);
+  try {
+    verifier.finish();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function fileSize(file: string): Promise<number> {
+  const info = await stat(file).catch(() => undefined);
+  return info?.isFile() === true ? info.size : 0;
+}
+
+/** A pass-through stage that verifies and counts, refusing bytes past the expected size. */
+function verifyingStage(verifier: BlobVerifier, progress: BlobProgress): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      const { part, overflow } = verifier.take(chunk);
+      if (part.length > 0) progress.advance(part.length);
+      done(overflow ? verifier.overflowError() : null, part);
+    },
+  });
+}
+
+/** Makes the bytes durable before the rename publishes them, so a crash never leaves a short blob under its final name. */
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, progress: BlobProgress, signal: AbortSignal): Promise<number> {
+  const verifier = new BlobVerifier(parseDigest(blob.digest), blob.size);
+  if (resumeFrom > 0) await feedFile(partial, verifier);
+  progress.start(resumeFrom);
+  // A partial file that is already whole (cut before its rename) needs no read at all.
+  if (resumeFrom > 0 && resumeFrom === blob.size) {
+    verifier.finish();
+    return 0;
+  }
+  const reader = await blob.open(resumeFrom > 0 ? { offset: resumeFrom } : undefined);
+  // A large buffer lets the stream gather chunks into one writev instead of a write per network chunk.
+  const sink = createWriteStream(partial, { flags: resumeFrom > 0 ? 'a' : 'w', highWaterMark: 1024 * 1024 });
+  let fetched = 0;
+  await pipeline(reader.stream, verifyingStage(verifier, { start: () => {}, advance: (n) => { fetched += n; progress.advance(n); } }), sink, { signal });
+  verifier.finish();
+  return fetched;
+}
+
+/**
+ * Puts the blob at `file` (its final name). A partial file is continued from its end; if the
+ * whole then fails verification, the partial bytes may be what is wrong, so the blob is fetched
+ * once more from its start before a DigestMismatchError is reported. A failed blob leaves no
+ * file at `file` that was not there before, and no partial file that failed verification.
+ */
+export async function placeBlob(file: string, blob: BlobSource, progress: BlobProgress, signal: AbortSignal): Promise<BlobOutcome> {
+  if (await holdsBlob(file, blob.digest, blob.size)) return { kind: 'present' };
+  await mkdir(path.dirname(file), { recursive: true });
+  const partial = `${file}${PARTIAL_SUFFIX}`;
+  let resumeFrom = await fileSize(partial);
+  if (blob.size >= 0 && resumeFrom > blob.size) resumeFrom = 0;
+  for (;;) {
+    try {
+      const fetched = await fetchInto(partial, blob, resumeFrom, progress, signal);
+      await syncFile(partial);
+      await rename(partial, file);
+      return { kind: 'copied', fetched, resumedFrom: resumeFrom };
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err;
+      await rm(partial, { force: true });
+      if (resumeFrom === 0) throw new DigestMismatchError(`blob ${blob.digest}: ${err.message}`);
+      resumeFrom = 0;
+    }
+  }
+}
+
+/** Writes small bytes (a manifest, a config) at `file` through a temporary name, after checking them against `digest`. */
+export async function placeBytes(file: string, bytes: Buffer, digest: string): Promise<void> {
+  verifyBytes(bytes, digest, `blob ${digest}`);
+  await writeFileAtomically(file, bytes);
+}
+
+/** Replaces `file` in one step: readers see the old bytes or the new ones, never a mix. */
+export async function writeFileAtomically(file: string, bytes: Buffer | string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.layerpipe-${process.pid}-${Date.now()}.tmp`;
+  const handle = await open(temp, 'w', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
