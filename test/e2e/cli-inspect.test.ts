@@ -3,7 +3,7 @@
  * the JSON summary, --raw, --config, --config --raw and --format, on oci:, dir:, oci-archive:,
  * docker-archive:, a multi-arch index (the list's digest, this platform's instance) and a
  * registry (with RepoTags listed from it, and --no-tags). --signatures adds layerpipe's
- * policy verdict after skopeo's fields.
+ * policy verdict after skopeo's fields. list-tags prints what skopeo list-tags prints.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -154,6 +154,16 @@ describe('inspect: a registry, equal to skopeo inspect', { skip, timeout: 180_00
       const noTags = JSON.parse(assertSameAsSkopeo([], ['-n', ...flags, ref])) as { RepoTags: string[] };
       assert.deepEqual(noTags.RepoTags, []);
     }
+  });
+
+  it('list-tags prints what skopeo list-tags prints', () => {
+    const repo = registry.ref('app/one');
+    const theirs = run('skopeo', ['list-tags', ...flags, repo]);
+    assert.equal(theirs.status, 0, theirs.stderr);
+    const ours = run(BIN, ['list-tags', ...flags, repo]);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.deepEqual(JSON.parse(ours.stdout), JSON.parse(theirs.stdout));
+    assert.equal(ours.stdout, theirs.stdout);
   });
 
   it('a multi-arch list: the list digest and this platform', () => {

@@ -13,10 +13,9 @@ import { listTagsByName } from '../../transports/all';
 import { parseFlags, systemContextFrom, UsageError } from '../flags';
 import { goJsonPrint } from '../go-json';
 
-/** What skopeo prints as Repository: the normalized repository name for docker://, the file for an archive. */
-function repositoryOf(name: string): string {
-  if (name.startsWith('docker://')) return nameOf(parseNormalizedNamed(name.slice('docker://'.length)));
-  return name.slice(name.indexOf(':') + 1);
+/** skopeo's Repository: the normalized repository name for docker://; none (omitted) for an archive. */
+function repositoryOf(name: string): { Repository?: string } {
+  return name.startsWith('docker://') ? { Repository: nameOf(parseNormalizedNamed(name.slice('docker://'.length))) } : {};
 }
 
 export async function run(argv: readonly string[]): Promise<number> {
@@ -32,7 +31,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     // Listing reads no image content: no policy, as for skopeo list-tags.
     const ctx = systemContextFrom(options, createLogger(options.debug), resources, ACCEPT_ANYTHING);
     const tags = await listTagsByName(name, ctx, new AbortController().signal);
-    process.stdout.write(goJsonPrint({ Repository: repositoryOf(name), Tags: tags }));
+    process.stdout.write(goJsonPrint({ ...repositoryOf(name), Tags: tags }));
   } finally {
     await resources.close();
   }

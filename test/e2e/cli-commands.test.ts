@@ -1,0 +1,154 @@
+/**
+ * The command line itself: every command's --help/-h (its own usage, exit 0), unknown flags
+ * (exit 2 everywhere, version included), `blob` (verified bytes to stdout or, atomically, to
+ * -o FILE; a digest mismatch exits 1 and leaves no file) and `list-tags` on a docker-archive:
+ * (equal to skopeo list-tags) and on transports skopeo has no tag listing for.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildRealArchives, type RealArchives } from '../harness/archive-fixtures';
+import { makeLayer, writeOciImage } from '../harness/oci-builder';
+
+const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'layerpipe');
+const COMMANDS = ['experimental-image-proxy', 'serve', 'inspect', 'blob', 'list-tags', 'version'];
+
+function run(args: readonly string[]): { status: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(BIN, args, { timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+}
+
+const sha256 = (data: Buffer): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-cli-commands-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('help and usage errors', () => {
+  it('layerpipe --help lists every command; no command at all is a usage error', () => {
+    const help = run(['--help']);
+    assert.equal(help.status, 0);
+    for (const c of COMMANDS) assert.match(help.stdout.toString(), new RegExp(`^  ${c} `, 'm'));
+    assert.equal(run([]).status, 2);
+  });
+
+  it('every command prints its own usage and flags for --help and -h, exit 0', () => {
+    for (const c of COMMANDS) {
+      for (const flag of ['--help', '-h']) {
+        const r = run([c, flag]);
+        assert.equal(r.status, 0, `${c} ${flag}: ${r.stderr}`);
+        const text = r.stdout.toString();
+        assert.match(text, new RegExp(`^Usage: layerpipe ${c}`), c);
+        assert.match(text, /-h, --help/, c);
+      }
+    }
+    assert.match(run(['inspect', '--help']).stdout.toString(), /-f, --format VALUE/);
+    assert.match(run(['blob', '-h']).stdout.toString(), /-o, --output VALUE/);
+    assert.match(run(['help', 'list-tags']).stdout.toString(), /^Usage: layerpipe list-tags/);
+  });
+
+  it('an unknown flag exits 2 for every command, with the way to the help', () => {
+    for (const c of COMMANDS) {
+      for (const flag of ['--foo', '-Z']) {
+        const r = run([c, flag]);
+        assert.equal(r.status, 2, `${c} ${flag}`);
+        assert.match(r.stderr, /unknown (shorthand )?flag/, c);
+        assert.match(r.stderr, new RegExp(`Run 'layerpipe ${c} --help'`), c);
+      }
+    }
+    assert.equal(run(['no-such-command']).status, 2);
+  });
+
+  it('short flags take their value joined, after =, or as the next argument', () => {
+    const image = `oci:${tmp}/oci:latest`;
+    writeOciImage(path.join(tmp, 'oci'), { layers: [makeLayer({ 'x': 'x' })] });
+    for (const args of [['-f', '{{.Os}}'], ['-f={{.Os}}'], ['-f{{.Os}}'], ['--format={{.Os}}']]) {
+      const r = run(['inspect', ...args, image]);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout.toString(), 'linux\n');
+    }
+  });
+});
+
+describe('blob', () => {
+  const layer = makeLayer({ 'hello.txt': 'hello\n', 'big.bin': Buffer.alloc(300_000, 7) });
+  const layout = path.join(tmp, 'blobs');
+  const image = `oci:${layout}:latest`;
+  let config: Buffer;
+  before(() => {
+    config = writeOciImage(layout, { layers: [layer] }).config;
+  });
+
+  it('streams a layer or the config to stdout, verified', () => {
+    const r = run(['blob', '--insecure-policy', image, layer.digest]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.equals(layer.compressed));
+    const c = run(['blob', '--insecure-policy', image, sha256(config)]);
+    assert.equal(c.status, 0, c.stderr);
+    assert.ok(c.stdout.equals(config));
+  });
+
+  it('-o FILE writes the blob through a temporary file renamed into place', () => {
+    const out = path.join(tmp, 'layer.tar.gz');
+    writeFileSync(out, 'old contents');
+    const r = run(['blob', '--insecure-policy', '-o', out, image, layer.digest]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.length, 0);
+    assert.ok(readFileSync(out).equals(layer.compressed));
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('a blob whose bytes do not match its digest: exit 1, a clear message, FILE untouched, no temporary file left', () => {
+    const corrupt = path.join(tmp, 'corrupt');
+    writeOciImage(corrupt, { layers: [layer] });
+    const blobFile = path.join(corrupt, 'blobs', 'sha256', layer.digest.slice(7));
+    const bad = Buffer.from(layer.compressed);
+    bad[bad.length - 10] ^= 0xff;
+    writeFileSync(blobFile, bad);
+    const out = path.join(tmp, 'never.bin');
+    const r = run(['blob', '--insecure-policy', '-o', out, `oci:${corrupt}:latest`, layer.digest]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`layerpipe blob: corrupted blob, expecting ${layer.digest}`));
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.endsWith('.tmp')), []);
+    const toStdout = run(['blob', '--insecure-policy', `oci:${corrupt}:latest`, layer.digest]);
+    assert.equal(toStdout.status, 1);
+    assert.match(toStdout.stderr, /corrupted blob/);
+  });
+
+  it('usage: two arguments and a valid digest', () => {
+    assert.equal(run(['blob', image]).status, 2);
+    const r = run(['blob', '--insecure-policy', image, 'sha256:nothex']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /digest/);
+  });
+});
+
+describe('list-tags', () => {
+  let archives: RealArchives;
+  before(() => {
+    archives = buildRealArchives();
+  });
+  after(() => rmSync(archives.dir, { recursive: true, force: true }));
+
+  it('docker-archive: prints what skopeo list-tags prints', () => {
+    for (const file of [archives.dockerSingle, archives.dockerMulti]) {
+      const theirs = spawnSync('skopeo', ['list-tags', `docker-archive:${file}`], { encoding: 'utf8' });
+      assert.equal(theirs.status, 0, theirs.stderr);
+      const ours = run(['list-tags', `docker-archive:${file}`]);
+      assert.equal(ours.status, 0, ours.stderr);
+      assert.equal(ours.stdout.toString(), theirs.stdout);
+    }
+  });
+
+  it('transports skopeo lists no tags for are refused, exit 1', () => {
+    for (const name of [`oci:${tmp}/oci`, `dir:${tmp}`, `oci-archive:${archives.ociSingle}`]) {
+      const r = run(['list-tags', name]);
+      assert.equal(r.status, 1, name);
+      assert.match(r.stderr, /list-tags supports docker:\/\/ and docker-archive: only/);
+    }
+  });
+});
