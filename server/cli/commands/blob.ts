@@ -39,7 +39,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const resources = new ResourcePool();
   const controller = new AbortController();
   try {
-    const ctx = systemContextFrom(options, createLogger(options.debug), resources, policy);
+    const ctx = systemContextFrom(options, createLogger(options.debug, { showRetries: true }), resources, policy);
     const image = await openImage(parseImageName(name), ctx, controller.signal);
     try {
       // The size the manifest gives, when it lists the blob; otherwise the digest alone decides.

@@ -45,7 +45,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const resources = new ResourcePool();
   const signal = new AbortController().signal;
   try {
-    const ctx = systemContextFrom(options, createLogger(options.debug), resources, policy);
+    const ctx = systemContextFrom(options, createLogger(options.debug, { showRetries: true }), resources, policy);
     if (flags.raw && !flags.config) {
       await printRawManifest(positionals[0]!, ctx, signal);
       return 0;

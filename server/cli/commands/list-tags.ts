@@ -29,7 +29,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const resources = new ResourcePool();
   try {
     // Listing reads no image content: no policy, as for skopeo list-tags.
-    const ctx = systemContextFrom(options, createLogger(options.debug), resources, ACCEPT_ANYTHING);
+    const ctx = systemContextFrom(options, createLogger(options.debug, { showRetries: true }), resources, ACCEPT_ANYTHING);
     const tags = await listTagsByName(name, ctx, new AbortController().signal);
     process.stdout.write(goJsonPrint({ ...repositoryOf(name), Tags: tags }));
   } finally {

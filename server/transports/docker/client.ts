@@ -47,7 +47,7 @@ export interface ClientSettings {
   readonly maxRetryDelayMs: number;
   /** Bound on each operation (a manifest, opening a blob) including retries; undefined = none. */
   readonly operationTimeoutMs: number | undefined;
-  readonly logger: Pick<Logger, 'debug'> | undefined;
+  readonly logger: Pick<Logger, 'debug' | 'retrying'> | undefined;
 }
 
 export interface Endpoint {
@@ -320,6 +320,7 @@ export class RegistryClient {
           waitMs = retryAfterMs(res.headers['retry-after']) ?? this.retryDelay(attempt);
           await res.body.dump().catch(() => undefined);
           this.settings.logger?.debug(`${opts.what}: status ${res.statusCode}, retrying in ${waitMs} ms`);
+          this.settings.logger?.retrying?.({ what: opts.what, reason: `status ${res.statusCode}`, attempt: attempt + 1, attempts, delayMs: waitMs });
         } catch (err) {
           deadline.check(opts.what, err);
           // Typed errors were decided where they were made: a token request's RetryableError already had its retries.
@@ -328,6 +329,7 @@ export class RegistryClient {
           if (attempt >= attempts) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
           waitMs = this.retryDelay(attempt);
           this.settings.logger?.debug(`${opts.what}: ${errorMessage(err)}, retrying in ${waitMs} ms`);
+          this.settings.logger?.retrying?.({ what: opts.what, reason: errorMessage(err), attempt: attempt + 1, attempts, delayMs: waitMs });
         }
         await sleep(waitMs, deadline.signal);
         deadline.check(opts.what);
