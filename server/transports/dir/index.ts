@@ -26,7 +26,7 @@ class DirImageSource implements ImageSource {
 
   async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
     if (instanceDigest !== undefined) return { bytes: await this.files.read(`${blobFileName(instanceDigest)}.manifest.json`, MAX_MANIFEST_SIZE), mediaType: '' };
-    return { bytes: await openingAs(EXPECTED.dir, 'fileSystem', () => this.files.read('manifest.json', MAX_MANIFEST_SIZE)), mediaType: '' };
+    return { bytes: await openingAs(EXPECTED.dir, () => this.files.read('manifest.json', MAX_MANIFEST_SIZE)), mediaType: '' };
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
@@ -63,7 +63,7 @@ class DirReference extends LocalPathReference implements ImageReference {
     return `dir:${this.dir}`;
   }
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
-    return new DirImageSource(this, await openingAs(EXPECTED.dir, 'all', () => ConfinedDirectory.open(this.dir)));
+    return new DirImageSource(this, await openingAs(EXPECTED.dir, () => ConfinedDirectory.open(this.dir)));
   }
 }
 

@@ -35,13 +35,14 @@ export function isFileSystemFailure(err: unknown): boolean {
 }
 
 /**
- * Runs an opening step; what it throws gets the expectation: every error (`all`, for opening
- * the directory or archive itself) or only file-system ones (reading index.json, manifest.json).
+ * Runs an opening step (opening the directory or archive, reading index.json or manifest.json);
+ * a file-system failure it throws gets the expectation. Refusals of what was found (a FIFO, a
+ * hostile entry) and missing refs keep their own words.
  */
-export async function openingAs<T>(what: LocalExpectation, which: 'all' | 'fileSystem', step: () => Promise<T>): Promise<T> {
+export async function openingAs<T>(what: LocalExpectation, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
-    throw which === 'all' || isFileSystemFailure(err) ? withExpectation(err, what) : err;
+    throw isFileSystemFailure(err) ? withExpectation(err, what) : err;
   }
 }

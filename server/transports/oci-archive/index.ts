@@ -29,8 +29,8 @@ class OciArchiveReference extends LocalPathReference implements ImageReference {
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    const archive = await openingAs(EXPECTED['oci-archive'], 'all', () => TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
-    return openingAs(EXPECTED['oci-archive'], 'fileSystem', () => openLayoutSource(this, archive, this.ref, this.file));
+    const archive = await openingAs(EXPECTED['oci-archive'], () => TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
+    return openingAs(EXPECTED['oci-archive'], () => openLayoutSource(this, archive, this.ref, this.file));
   }
 }
 
@@ -41,7 +41,7 @@ export const ociArchiveTransport: Transport = {
     return new OciArchiveReference(ociArchiveTransport, file, ref);
   },
   async listTags(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
-    const archive = await openingAs(EXPECTED['oci-archive'], 'all', () => TarArchive.open(layoutPathToList(reference, 'oci-archive'), ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
+    const archive = await openingAs(EXPECTED['oci-archive'], () => TarArchive.open(layoutPathToList(reference, 'oci-archive'), ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
     try {
       return await layoutRefNames(archive);
     } finally {

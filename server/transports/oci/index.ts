@@ -21,8 +21,8 @@ class OciReference extends LocalPathReference implements ImageReference {
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     // The layout's directory stays open, and every file is opened beneath it, until the source closes.
-    const files = await openingAs(EXPECTED.oci, 'all', () => ConfinedDirectory.open(this.dir));
-    return openingAs(EXPECTED.oci, 'fileSystem', () => openLayoutSource(this, files, this.ref, this.dir));
+    const files = await openingAs(EXPECTED.oci, () => ConfinedDirectory.open(this.dir));
+    return openingAs(EXPECTED.oci, () => openLayoutSource(this, files, this.ref, this.dir));
   }
 }
 
@@ -33,7 +33,7 @@ export const ociTransport: Transport = {
     return new OciReference(ociTransport, dir, ref);
   },
   async listTags(reference: string): Promise<string[]> {
-    const files = await openingAs(EXPECTED.oci, 'all', () => ConfinedDirectory.open(layoutPathToList(reference, 'oci')));
+    const files = await openingAs(EXPECTED.oci, () => ConfinedDirectory.open(layoutPathToList(reference, 'oci')));
     try {
       return await layoutRefNames(files);
     } finally {
