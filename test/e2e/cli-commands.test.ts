@@ -152,3 +152,50 @@ describe('list-tags', () => {
     }
   });
 });
+
+describe('experimental-image-proxy needs its SOCK_SEQPACKET socket', () => {
+  const SENTENCE = /not a SOCK_SEQPACKET socket\. This command is started by a client program, which passes it one end of a SOCK_SEQPACKET socketpair\(2\)/;
+
+  function proxy(stdio: (number | 'pipe' | 'ignore')[], extra: readonly string[] = []): { status: number | null; stderr: string } {
+    const r = spawnSync(BIN, ['experimental-image-proxy', '--insecure-policy', ...extra], { stdio, encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  it('stdin a stream socket or /dev/null, --sockfd 5 on a regular file or a closed fd: exit 2 with the sentence', async () => {
+    const { openSync, closeSync } = await import('node:fs');
+    const devNull = openSync('/dev/null', 'r');
+    const file = openSync(__filename, 'r');
+    try {
+      for (const [stdio, extra, what] of [
+        [['pipe', 'pipe', 'pipe'], [], /fd 0 is a SOCK_STREAM socket/], // what Node's 'pipe' is
+        [[devNull, 'pipe', 'pipe'], [], /fd 0 is a character device/],
+        [['pipe', 'pipe', 'pipe', 'ignore', 'ignore', file], ['--sockfd', '5'], /fd 5 is a regular file/],
+        [['pipe', 'pipe', 'pipe'], ['--sockfd', '200'], /fd 200 is not open/],
+      ] as [(number | 'pipe' | 'ignore')[], string[], RegExp][]) {
+        const r = proxy(stdio, extra);
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, what);
+        assert.match(r.stderr, SENTENCE);
+      }
+    } finally {
+      closeSync(devNull);
+      closeSync(file);
+    }
+  });
+
+  it('stdin a pipe (from the shell): exit 2 with the sentence', () => {
+    const r = spawnSync('sh', ['-c', 'echo "{}" | "$0" experimental-image-proxy --insecure-policy', BIN], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /fd 0 is a pipe/);
+    assert.match(r.stderr, SENTENCE);
+  });
+
+  it('stdin a terminal: exit 2 with the sentence', () => {
+    // A pseudo-terminal from Python's standard library stands in for a person's shell.
+    const script = 'import os, pty, subprocess, sys\nm, s = pty.openpty()\nr = subprocess.run(sys.argv[1:], stdin=s, capture_output=True)\nsys.stderr.write(r.stderr.decode())\nsys.exit(r.returncode)';
+    const r = spawnSync('python3', ['-c', script, BIN, 'experimental-image-proxy', '--insecure-policy'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /fd 0 is a terminal/);
+    assert.match(r.stderr, SENTENCE);
+  });
+});
