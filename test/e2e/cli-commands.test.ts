@@ -2,12 +2,15 @@
  * The command line itself: every command's --help/-h (its own usage, exit 0), unknown flags
  * (exit 2 everywhere, version included), `blob` (verified bytes to stdout or, atomically, to
  * -o FILE; a digest mismatch exits 1 and leaves no file) and `list-tags` on a docker-archive:
- * (equal to skopeo list-tags) and on transports skopeo has no tag listing for.
+ * (equal to skopeo list-tags) and on transports skopeo has no tag listing for; the proxy
+ * refusing an fd that is not its socket; error messages (file system, retries, plain HTTP).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -161,8 +164,7 @@ describe('experimental-image-proxy needs its SOCK_SEQPACKET socket', () => {
     return { status: r.status, stderr: r.stderr };
   }
 
-  it('stdin a stream socket or /dev/null, --sockfd 5 on a regular file or a closed fd: exit 2 with the sentence', async () => {
-    const { openSync, closeSync } = await import('node:fs');
+  it('stdin a stream socket or /dev/null, --sockfd 5 on a regular file or a closed fd: exit 2 with the sentence', () => {
     const devNull = openSync('/dev/null', 'r');
     const file = openSync(__filename, 'r');
     try {
@@ -197,5 +199,56 @@ describe('experimental-image-proxy needs its SOCK_SEQPACKET socket', () => {
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /fd 0 is a terminal/);
     assert.match(r.stderr, SENTENCE);
+  });
+});
+
+describe('error messages', () => {
+  it('file-system errors name the transport and what it expected', () => {
+    const empty = mkdtempSync(path.join(tmp, 'empty-'));
+    for (const [image, message] of [
+      ['oci:/nonexistent-layerpipe', 'oci: /nonexistent-layerpipe: no such directory (expected an OCI layout with index.json)'],
+      [`oci:${empty}`, `oci: ${empty}/index.json: no such file or directory (expected an OCI layout with index.json)`],
+      [`oci:${__filename}`, `oci: ${__filename}: not a directory (expected an OCI layout with index.json)`],
+      ['dir:/nonexistent-layerpipe', 'dir: /nonexistent-layerpipe: no such directory (expected a directory with manifest.json, as skopeo copy writes it)'],
+      [`dir:${empty}`, `dir: ${empty}/manifest.json: no such file or directory (expected a directory with manifest.json, as skopeo copy writes it)`],
+      ['oci-archive:/nonexistent-layerpipe.tar', 'oci-archive: /nonexistent-layerpipe.tar: no such file or directory (expected a tar archive of an OCI layout)'],
+      ['docker-archive:/nonexistent-layerpipe.tar', 'docker-archive: /nonexistent-layerpipe.tar: no such file or directory (expected a tar archive as docker save writes it)'],
+    ]) {
+      const r = run(['inspect', image!]);
+      assert.equal(r.status, 1, image);
+      assert.equal(r.stderr, `layerpipe inspect: ${message}\n`);
+    }
+  });
+
+  it('retries print one line each on stderr', () => {
+    const r = spawnSync(BIN, ['inspect', '--tls-verify=false', 'docker://127.0.0.1:1/app:v1'], {
+      encoding: 'utf8', timeout: 60_000, env: { ...process.env, LAYERPIPE_RETRY_ATTEMPTS: '3', LAYERPIPE_RETRY_DELAY_MS: '1000' },
+    });
+    assert.equal(r.status, 1);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.match(lines[0]!, /^layerpipe: retrying in 1s \(2\/3\): connect ECONNREFUSED 127\.0\.0\.1:1 \(pinging container registry 127\.0\.0\.1:1\)$/);
+    assert.match(lines[1]!, /^layerpipe: retrying in 2s \(3\/3\): connect ECONNREFUSED/);
+    assert.match(lines[2]!, /^layerpipe inspect: .*connect ECONNREFUSED/);
+    assert.equal(lines.length, 3);
+  });
+
+  it('a registry that speaks plain HTTP, met over TLS: says so and names --tls-verify=false', async () => {
+    const server = createServer((_req, res) => res.end('{}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        // Not spawnSync: this process must keep serving while the command runs.
+        const child = spawn(BIN, ['inspect', `docker://127.0.0.1:${port}/app:v1`], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /the registry answered the TLS handshake in plain HTTP \(OpenSSL: wrong version number\): it speaks HTTP, not HTTPS\. To reach it over plain HTTP, pass --tls-verify=false/);
+      assert.doesNotMatch(r.stderr, /retrying/);
+    } finally {
+      server.close();
+    }
   });
 });
