@@ -19,6 +19,9 @@ export const SENTINEL_IMAGE_ID = 0;
 /** JSON numbers above this are refused as integer arguments (JavaScript's safe range). */
 export const MAX_JSON_INTEGER = Number.MAX_SAFE_INTEGER;
 
+/** GetBlob's size when the caller does not know it. */
+export const UNKNOWN_SIZE = -1;
+
 /** `error_code` of a failed reply, and `code` in a GetRawBlob error-pipe message. */
 export const ERROR_CODES = ['EPIPE', 'retryable', 'other'] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -27,7 +30,8 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
  * Argument kinds:
  * - `string`: a JSON string;
  * - `uint`: a JSON number that is a non-negative integer no larger than MAX_JSON_INTEGER
- *   (image ids, pipe ids, sizes).
+ *   (image ids, pipe ids, sizes). An argument named `size` (GetBlob's) also takes
+ *   UNKNOWN_SIZE, -1: the blob is then checked against its digest only, whatever its length.
  */
 export type ArgKind = 'string' | 'uint';
 

@@ -48,11 +48,28 @@ export interface ProxyOptions {
   gracePeriodMs: number;
   /** 1.0 `fifo` payloads: how long a FIFO waits for its reader before its transfer fails. */
   fifoOpenTimeoutMs: number;
+  /** inspect's own flags (skopeo's names), and --signatures, layerpipe's addition. */
+  inspect: InspectFlags;
+  /** blob -o: the file to write; undefined = stdout. */
+  outputPath: string | undefined;
   registry: {
     -readonly [K in keyof RegistryOptions]: RegistryOptions[K];
   };
   /** `copy`: its own flags (server/copy/). */
   copy: { all: boolean; preserveDigests: boolean; removeSignatures: boolean; quiet: boolean; digestFile: string | undefined };
+}
+
+export interface InspectFlags {
+  /** --raw: the manifest (with --config, the config) exactly as stored. */
+  raw: boolean;
+  /** --config: the image's config instead of the summary. */
+  config: boolean;
+  /** --format/-f: a Go template for the summary; undefined = JSON. */
+  format: string | undefined;
+  /** --no-tags/-n: do not list the repository's tags (RepoTags). */
+  noTags: boolean;
+  /** --signatures: add Signatures and the policy's verdict (Policy), and honour the policy. */
+  signatures: boolean;
 }
 
 /** A tuning knob from the environment: a non-negative integer, else the default. */
@@ -93,6 +110,8 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
     wsPingIntervalMs: Math.max(10, envInteger(env, 'LAYERPIPE_WS_PING_INTERVAL_MS', 30_000)),
     gracePeriodMs: 10_000,
     fifoOpenTimeoutMs: Math.max(1, envInteger(env, 'LAYERPIPE_FIFO_OPEN_TIMEOUT_MS', 60_000)),
+    inspect: { raw: false, config: false, format: undefined, noTags: false, signatures: false },
+    outputPath: undefined,
     registry: {
       tlsVerify: undefined,
       certDir: undefined,
@@ -118,8 +137,10 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
 
 type FlagKind = 'bool' | 'string' | 'int';
 
-interface FlagSpec {
+export interface FlagSpec {
   readonly name: string;
+  /** The one-letter form (-f), where skopeo has one. */
+  readonly short?: string;
   readonly kind: FlagKind;
   readonly help: string;
   /** Applies the value; absent when the flag is refused. */
@@ -266,7 +287,24 @@ const COPY_FLAGS: readonly FlagSpec[] = [
   { name: 'digestfile', kind: 'string', help: 'write the digest of the copied manifest to this file', apply: (o, v) => { o.copy.digestFile = v; } },
 ];
 
-export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect' | 'copy';
+/** skopeo's --retry-times N: N more tries after the first. */
+const RETRY_FLAG: FlagSpec = { name: 'retry-times', kind: 'int', help: 'how many times to retry a failed registry request', apply: (o, v) => { o.registry.retryAttempts = parseNonNegativeInt('retry-times', v) + 1; } };
+
+const INSPECT_FLAGS: readonly FlagSpec[] = [
+  { name: 'raw', kind: 'bool', help: 'print the manifest (with --config, the config) exactly as stored', apply: (o, v) => { o.inspect.raw = parseBool('raw', v); } },
+  { name: 'config', kind: 'bool', help: "print the image's config", apply: (o, v) => { o.inspect.config = parseBool('config', v); } },
+  { name: 'format', short: 'f', kind: 'string', help: 'format the output with a Go template: {{.Field}}, {{.Field.Key}}, {{json .Field}}', apply: (o, v) => { o.inspect.format = v; } },
+  { name: 'no-tags', short: 'n', kind: 'bool', help: "do not list the repository's tags (RepoTags)", apply: (o, v) => { o.inspect.noTags = parseBool('no-tags', v); } },
+  { name: 'signatures', kind: 'bool', help: "layerpipe: add the image's signatures and the policy's verdict; a refused image exits 1", apply: (o, v) => { o.inspect.signatures = parseBool('signatures', v); } },
+  RETRY_FLAG,
+];
+
+const BLOB_FLAGS: readonly FlagSpec[] = [
+  { name: 'output', short: 'o', kind: 'string', help: 'write the blob to FILE (atomically: a temporary file renamed) instead of stdout', apply: (o, v) => { o.outputPath = v; } },
+  RETRY_FLAG,
+];
+
+export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect' | 'blob' | 'list-tags' | 'version' | 'copy';
 
 export function flagsFor(command: CommandName): readonly FlagSpec[] {
   switch (command) {
@@ -274,18 +312,37 @@ export function flagsFor(command: CommandName): readonly FlagSpec[] {
     case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...SERVE_FLAGS];
     case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
     case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SOURCE_IMAGE_FLAGS, ...COPY_FLAGS];
+    case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...INSPECT_FLAGS];
+    case 'blob': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...BLOB_FLAGS];
+    case 'list-tags': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, RETRY_FLAG];
+    case 'version': return [];
   }
 }
 
-export function flagHelp(command: CommandName): string {
-  return flagsFor(command)
-    .map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ' VALUE'}`.padEnd(32) + (f.refused !== undefined ? `(refused: ${f.refused})` : f.help))
-    .join('\n');
+/** --help or -h was given: the command's usage goes to stdout, exit status 0. */
+export class HelpRequest extends Error {
+  constructor(readonly command: CommandName) {
+    super(`help for ${command}`);
+  }
 }
 
-/** Parses flags (--name VALUE, --name=VALUE, bare booleans); returns options and positionals. */
+/** The value of a flag given as --name=VALUE, -xVALUE, or as the next argument. */
+function flagValue(spec: FlagSpec, shown: string, inline: string | undefined, argv: readonly string[], i: number): { value: string; used: number } {
+  if (inline !== undefined) return { value: inline, used: 0 };
+  if (spec.kind === 'bool') return { value: 'true', used: 0 };
+  const next = argv[i + 1];
+  if (next === undefined) throw new UsageError(`flag needs an argument: ${shown}`);
+  return { value: next, used: 1 };
+}
+
+/**
+ * Parses flags (--name VALUE, --name=VALUE, bare booleans, and -x VALUE, -x=VALUE, -xVALUE for
+ * the flags with a short form); returns options and positionals. --help/-h throws HelpRequest.
+ */
 export function parseFlags(command: CommandName, argv: readonly string[]): { options: ProxyOptions; positionals: string[] } {
-  const specs = new Map(flagsFor(command).map((f) => [f.name, f]));
+  const specs = flagsFor(command);
+  const byName = new Map(specs.map((f) => [f.name, f]));
+  const byShort = new Map(specs.filter((f) => f.short !== undefined).map((f) => [f.short!, f]));
   const options = defaultOptions();
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -294,25 +351,31 @@ export function parseFlags(command: CommandName, argv: readonly string[]): { opt
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (!arg.startsWith('--') || arg === '--') {
-      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown shorthand flag: ${arg}`);
+    if (arg === '--help' || arg === '-h') throw new HelpRequest(command);
+    let spec: FlagSpec | undefined;
+    let shown: string;
+    let inline: string | undefined;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      inline = eq < 0 ? undefined : arg.slice(eq + 1);
+      shown = `--${name}`;
+      spec = byName.get(name);
+      if (spec === undefined) throw new UsageError(`unknown flag: --${name}`);
+    } else if (arg.startsWith('-') && arg !== '-') {
+      spec = byShort.get(arg[1]!);
+      shown = `-${arg[1]!}`;
+      if (spec === undefined) throw new UsageError(`unknown shorthand flag: ${JSON.stringify(arg[1])} in ${arg}`);
+      const rest = arg.slice(2);
+      if (rest !== '') inline = rest.startsWith('=') ? rest.slice(1) : rest;
+      if (inline !== undefined && spec.kind === 'bool' && !rest.startsWith('=')) throw new UsageError(`unknown shorthand flag: ${JSON.stringify(rest[0])} in ${arg}`);
+    } else {
       positionals.push(arg);
       continue;
     }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const spec = specs.get(name);
-    if (spec === undefined) throw new UsageError(`unknown flag: --${name}`);
-    let value: string;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else if (spec.kind === 'bool') value = 'true';
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`flag needs an argument: --${name}`);
-      value = next;
-      i++;
-    }
-    if (spec.apply === undefined) throw new UsageError(`--${name} ${spec.refused ?? 'is not supported'}`);
+    const { value, used } = flagValue(spec, shown, inline, argv, i);
+    i += used;
+    if (spec.apply === undefined) throw new UsageError(`--${spec.name} ${spec.refused ?? 'is not supported'}`);
     spec.apply(options, value);
   }
   checkCredentialFlags(options);

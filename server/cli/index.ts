@@ -3,8 +3,8 @@
  * when it runs, so a command pays start-up time for nothing it does not use.
  */
 import { errorMessage } from '../../protocol/errors';
-import { flagHelp, UsageError, type CommandName } from './flags';
-import { packageVersion } from './version';
+import { HelpRequest, UsageError, type CommandName } from './flags';
+import { commandHelp, mainHelp } from './help';
 
 const EXIT_USAGE = 2;
 
@@ -16,48 +16,36 @@ const COMMANDS: Readonly<Record<CommandName, () => Promise<CommandModule>>> = {
   'experimental-image-proxy': () => import('./commands/proxy'),
   serve: () => import('./commands/serve'),
   inspect: () => import('./commands/inspect'),
+  blob: () => import('./commands/blob'),
+  'list-tags': () => import('./commands/list-tags'),
   copy: () => import('./commands/copy'),
+  version: () => import('./commands/version'),
 };
 
 function isCommandName(name: string): name is CommandName {
   return Object.prototype.hasOwnProperty.call(COMMANDS, name);
 }
 
-function usage(): string {
-  return [
-    'Usage: layerpipe COMMAND [flags]',
-    '',
-    'Commands:',
-    '  experimental-image-proxy   serve the skopeo image-proxy wire, or protocol 1.0, on a SOCK_SEQPACKET socket (fd 0 or --sockfd)',
-    '  serve --stdio              serve protocol 1.0 (JSON-RPC 2.0) on stdin/stdout',
-    '  serve --listen unix:PATH   serve every client of a SOCK_SEQPACKET unix socket (0.2.x or 1.0 by its first packet)',
-    '  serve --listen ws://H:P    serve protocol 1.0 on a token-protected WebSocket (browsers, WebAssembly hosts); repeatable',
-    '  inspect IMAGE              show the digest, platform, config, layers, signatures and policy verdict of IMAGE',
-    '  copy SRC DEST              copy an image to oci:DIR[:REF], dir:DIR or oci-archive:FILE[:REF], every blob verified',
-    '  version                    print the version',
-    '',
-    'experimental-image-proxy flags:',
-    flagHelp('experimental-image-proxy'),
-    '',
-    'serve flags:',
-    flagHelp('serve'),
-  ].join('\n');
-}
-
 export async function run(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== undefined && isCommandName(command)) return (await COMMANDS[command]()).run(rest);
   switch (command) {
-    case 'version':
     case '--version':
-      process.stdout.write(`layerpipe version ${packageVersion()}\n`);
-      return 0;
+    case '-v':
+      return (await COMMANDS.version()).run(rest);
     case undefined:
     case 'help':
     case '--help':
-    case '-h':
-      process.stdout.write(`${usage()}\n`);
+    case '-h': {
+      const topic = rest[0];
+      if (command === 'help' && topic !== undefined) {
+        if (!isCommandName(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
+        throw new HelpRequest(topic);
+      }
+      const out = command === undefined ? process.stderr : process.stdout;
+      out.write(`${mainHelp(Object.keys(COMMANDS) as CommandName[])}\n`);
       return command === undefined ? EXIT_USAGE : 0;
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -67,8 +55,14 @@ export function main(argv: readonly string[]): void {
   run(argv).then(
     (code) => process.exit(code),
     (err: unknown) => {
+      if (err instanceof HelpRequest) {
+        process.stdout.write(`${commandHelp(err.command)}\n`);
+        process.exit(0);
+      }
       const name = argv[0];
-      process.stderr.write(`layerpipe${name !== undefined && isCommandName(name) ? ` ${name}` : ''}: ${errorMessage(err)}\n`);
+      const command = name !== undefined && isCommandName(name) ? name : undefined;
+      process.stderr.write(`layerpipe${command !== undefined ? ` ${command}` : ''}: ${errorMessage(err)}\n`);
+      if (err instanceof UsageError) process.stderr.write(`Run 'layerpipe ${command !== undefined ? `${command} ` : ''}--help' for usage.\n`);
       process.exit(err instanceof UsageError ? EXIT_USAGE : 1);
     },
   );

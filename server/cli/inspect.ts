@@ -1,87 +1,142 @@
 /**
- * `layerpipe inspect IMAGE`: what the proxy would serve, for a person at a terminal, with the
- * image's signatures and the policy's verdict. A refused image is still reported (its name,
- * top-level manifest, signatures and the reason), but nothing of it is resolved, as for the
- * proxy; the command then fails, so scripts that trust its status stay safe.
+ * `layerpipe inspect IMAGE`: what `skopeo inspect` prints, field for field (skopeo 1.9.3's
+ * output: Name, Digest, RepoTags, Created, DockerVersion, Labels, Architecture, Os, Layers, Env).
+ * Digest is that of the manifest the reference names (a list's own digest for a multi-arch
+ * image); the other fields are those of the instance chosen for this platform.
+ *
+ * skopeo's inspect does not consult the signature policy, so neither does this by default.
+ * `--signatures` is layerpipe's: it adds the image's signatures and the policy's verdict after
+ * skopeo's fields, and a refused image is reported without being resolved, then fails.
  */
-import { errorMessage } from '../../protocol/errors';
+import { AccessDeniedError, errorMessage, ImageNotFoundError } from '../../protocol/errors';
 import type { SignatureInfo } from '../../protocol/jsonrpc';
-import { openAndJudge } from '../image/open';
-import type { SystemContext } from '../image/types';
+import type { OpenedImage } from '../image/image';
+import type { ImageReference, SystemContext } from '../image/types';
 import type { UnparsedImage } from '../image/unparsed';
+import type { PolicyVerdict } from '../policy/evaluate';
 import { describeSignatures } from '../policy/report';
-import { parseImageName } from '../transports/all';
+import { nameOf } from '../reference/docker-reference';
+import { sortedGoMap, type GoJsonValue } from './go-json';
+import { goSprint, goTimeString, type TemplateField } from './go-template';
 
-export interface PolicyVerdictReport {
-  verdict: 'accepted' | 'rejected';
-  /** The policy scope that applied ("docker:registry.example.com/app", "default"). */
-  scope: string;
-  reason?: string;
+/** skopeo 1.9.3's inspect output, in its field order. Name is omitted when the image has no docker reference. */
+export interface SkopeoInspectOutput {
+  readonly Name?: string;
+  readonly Digest: string;
+  readonly RepoTags: readonly string[];
+  /** RFC 3339 as Go writes it; null when the config has no date. */
+  readonly Created: string | null;
+  readonly DockerVersion: string;
+  readonly Labels: ReadonlyMap<string, string> | null;
+  readonly Architecture: string;
+  readonly Os: string;
+  readonly Layers: readonly string[];
+  readonly Env: readonly string[] | null;
 }
 
-export interface InspectReport {
-  Name: string;
-  /** The chosen instance's digest; for a refused image, that of the manifest the reference names. */
-  Digest: string;
-  ListDigest?: string;
-  ManifestType: string;
-  /** Absent for a refused image, which is not resolved. */
-  Created?: string;
-  Os?: string;
-  Architecture?: string;
-  Variant?: string;
-  Config?: Record<string, unknown>;
-  Layers?: { digest: string; size: number; mediaType: string }[];
-  Signatures: SignatureInfo[];
+/** What --signatures adds. */
+export interface SignatureReport {
+  readonly Signatures: readonly SignatureInfo[];
   /** Why the signatures could not be read (a lookaside that does not answer), when they could not. */
-  SignaturesError?: string;
-  Policy: PolicyVerdictReport;
+  readonly SignaturesError?: string;
+  readonly Policy: { readonly verdict: 'accepted' | 'rejected'; readonly scope: string; readonly reason?: string };
 }
 
-export interface InspectOutcome {
-  readonly report: InspectReport;
-  /** The policy's reason when it refuses the image. */
-  readonly refusal: string | undefined;
+/** The fields a --format template may name; a map field (Labels) also takes one key below it. */
+const FIELDS = ['Name', 'Tag', 'Digest', 'RepoTags', 'Created', 'DockerVersion', 'Labels', 'Architecture', 'Os', 'Layers', 'Env'] as const;
+
+export function isOutputField(path: readonly string[]): boolean {
+  if (!(FIELDS as readonly string[]).includes(path[0]!)) return false;
+  return path.length === 1 || (path.length === 2 && path[0] === 'Labels');
 }
 
-async function signaturesOf(ctx: SystemContext, unparsed: UnparsedImage): Promise<Pick<InspectReport, 'Signatures' | 'SignaturesError'>> {
-  try {
-    return { Signatures: await describeSignatures(ctx.policy, unparsed) };
-  } catch (err) {
-    // A report shows what it could not read instead of failing on it.
-    return { Signatures: [], SignaturesError: errorMessage(err) };
+/** A field as text/template sees skopeo's Go struct: nil slices print as [], a nil map as map[], a nil time as <nil>. */
+export function outputField(out: SkopeoInspectOutput, path: readonly string[]): TemplateField | 'no value' | undefined {
+  if (!isOutputField(path)) return undefined;
+  const [name, key] = path as [string, string | undefined];
+  if (name === 'Labels' && key !== undefined) {
+    const value = out.Labels?.get(key);
+    return value === undefined ? 'no value' : { text: value, json: value };
+  }
+  switch (name) {
+    case 'Name': return { text: out.Name ?? '', json: out.Name ?? '' };
+    case 'Tag': return { text: '', json: '' };
+    case 'Created': return { text: out.Created === null ? '<nil>' : goTimeString(out.Created), json: out.Created };
+    case 'Labels': return { text: goSprint(out.Labels ?? new Map()), json: out.Labels };
+    case 'RepoTags':
+    case 'Layers':
+    case 'Env': {
+      const list = out[name];
+      return { text: goSprint(list ?? []), json: list };
+    }
+    default: {
+      const text = out[name as 'Digest' | 'DockerVersion' | 'Architecture' | 'Os'];
+      return { text, json: text };
+    }
   }
 }
 
-export async function inspectImage(name: string, ctx: SystemContext): Promise<InspectOutcome> {
-  const judged = await openAndJudge(parseImageName(name), ctx, new AbortController().signal);
-  const { unparsed, verdict } = judged;
+/** The output as a JSON value, in skopeo's order, with --signatures' report after it. */
+export function outputJson(out: SkopeoInspectOutput, extra: SignatureReport | undefined): GoJsonValue {
+  return { ...out, ...extra } as unknown as GoJsonValue;
+}
+
+/** --signatures on a refused image: only what was read before the verdict (nothing is resolved). */
+export function refusedJson(unparsed: UnparsedImage, report: SignatureReport): GoJsonValue {
+  const named = unparsed.reference.dockerReference;
+  return { ...(named !== undefined ? { Name: nameOf(named) } : {}), Digest: unparsed.manifestDigest, ...report } as unknown as GoJsonValue;
+}
+
+/**
+ * The tags of a docker:// image's repository, as skopeo lists them for RepoTags; a registry
+ * that refuses to list them (denied, or no such endpoint) gives none, with a warning, as in skopeo.
+ */
+async function repoTags(reference: ImageReference, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
+  const named = reference.dockerReference;
+  if (reference.transport.name !== 'docker' || named === undefined || reference.transport.listTags === undefined) return [];
   try {
-    const Policy: PolicyVerdictReport = verdict.refusal === undefined
-      ? { verdict: 'accepted', scope: verdict.scope }
-      : { verdict: 'rejected', scope: verdict.scope, reason: verdict.refusal };
-    const image = judged.image;
-    if (image === undefined) {
-      const report = { Name: unparsed.reference.toString(), Digest: unparsed.manifestDigest, ManifestType: unparsed.manifestType, ...(await signaturesOf(ctx, unparsed)), Policy };
-      return { report, refusal: judged.refusal };
+    return await reference.transport.listTags(`//${nameOf(named)}`, ctx, signal);
+  } catch (err) {
+    if (err instanceof AccessDeniedError || err instanceof ImageNotFoundError) {
+      ctx.log.warn(`Registry disallows tag list retrieval; skipping (${errorMessage(err)})`);
+      return [];
     }
-    const config = JSON.parse((await image.ociConfig()).toString('utf8')) as Record<string, unknown>;
-    const report: InspectReport = {
-      Name: image.source.reference.toString(),
-      Digest: image.manifestDigest,
-      ...(image.listDigest === undefined ? {} : { ListDigest: image.listDigest }),
-      ManifestType: image.manifestType,
-      ...(typeof config.created === 'string' ? { Created: config.created } : {}),
-      Os: String(config.os ?? ''),
-      Architecture: String(config.architecture ?? ''),
-      ...(typeof config.variant === 'string' ? { Variant: config.variant } : {}),
-      Config: (config.config as Record<string, unknown> | undefined) ?? {},
-      Layers: image.layerInfos().map((l) => ({ digest: l.digest, size: l.size, mediaType: l.media_type })),
-      ...(await signaturesOf(ctx, unparsed)),
-      Policy,
-    };
-    return { report, refusal: undefined };
-  } finally {
-    await unparsed.source.close();
+    throw err; // its message says "listing tags of HOST/REPO: ..."
+  }
+}
+
+function stringOrEmpty(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** skopeo inspect's summary of an opened (resolved) image. */
+export async function inspectOutput(image: OpenedImage, ctx: SystemContext, listTags: boolean, signal: AbortSignal): Promise<SkopeoInspectOutput> {
+  const config = JSON.parse((await image.ociConfig()).toString('utf8')) as { created?: unknown; architecture?: unknown; os?: unknown; config?: { Labels?: Record<string, string | null> | null; Env?: string[] | null } };
+  const stored = JSON.parse((await image.storedConfig()).toString('utf8')) as { docker_version?: unknown };
+  const named = image.source.reference.dockerReference;
+  const labels = config.config?.Labels;
+  return {
+    ...(named !== undefined ? { Name: nameOf(named) } : {}),
+    Digest: image.unparsed.manifestDigest,
+    RepoTags: listTags ? await repoTags(image.source.reference, ctx, signal) : [],
+    Created: typeof config.created === 'string' ? config.created : null,
+    DockerVersion: stringOrEmpty(stored.docker_version),
+    Labels: labels === undefined || labels === null ? null : sortedGoMap(Object.entries(labels).map(([k, v]) => [k, v ?? ''] as const)),
+    Architecture: stringOrEmpty(config.architecture),
+    Os: stringOrEmpty(config.os),
+    Layers: image.layerInfos().map((l) => l.digest),
+    Env: config.config?.Env ?? null,
+  };
+}
+
+/** --signatures: the image's signatures and the verdict; a report shows what it could not read instead of failing on it. */
+export async function signatureReport(unparsed: UnparsedImage, ctx: SystemContext, verdict: PolicyVerdict): Promise<SignatureReport> {
+  const Policy = verdict.refusal === undefined
+    ? { verdict: 'accepted' as const, scope: verdict.scope }
+    : { verdict: 'rejected' as const, scope: verdict.scope, reason: verdict.refusal };
+  try {
+    return { Signatures: await describeSignatures(ctx.policy, unparsed), Policy };
+  } catch (err) {
+    return { Signatures: [], SignaturesError: errorMessage(err), Policy };
   }
 }

@@ -1,5 +1,5 @@
 /** Checking a request's arguments against the method table in protocol/. */
-import { MAX_JSON_INTEGER, type ArgKind, type ArgsOf, type MethodSpec } from '../../protocol/methods';
+import { MAX_JSON_INTEGER, UNKNOWN_SIZE, type ArgKind, type ArgsOf, type MethodSpec } from '../../protocol/methods';
 import { InvalidArgumentError } from '../../protocol/errors';
 
 /** Go-style names of JSON value types, as skopeo's messages print them. */
@@ -20,6 +20,8 @@ function checkArg(kind: ArgKind, name: string, value: unknown): string | number 
     return value;
   }
   if (typeof value !== 'number') throw new InvalidArgumentError(`expecting integer ${name}, not ${jsonTypeName(value)}`);
+  // A blob size of -1 means "unknown" (skopeo takes it too): only the digest is then checked.
+  if (name === 'size' && value === UNKNOWN_SIZE) return value;
   if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`expecting non-negative integer ${name}, not ${value}`);
   if (value > MAX_JSON_INTEGER) throw new InvalidArgumentError(`out of range integer for ${name}: ${value}`);
   return value;

@@ -67,7 +67,7 @@ function byKind(sigs: readonly SignatureInfo[]): { gpg: SignatureInfo; key: Sign
 }
 
 function inspect(policy: unknown, registriesD: string, image: string): { status: number | null; stderr: string; report: Record<string, unknown> | undefined } {
-  const r = spawnSync(LAYERPIPE, ['inspect', '--policy', policyFile(policy), '--registries.d', registriesD, '--tls-verify=false', image], { encoding: 'utf8' });
+  const r = spawnSync(LAYERPIPE, ['inspect', '--signatures', '--policy', policyFile(policy), '--registries.d', registriesD, '--tls-verify=false', image], { encoding: 'utf8' });
   return { status: r.status, stderr: r.stderr, report: r.stdout === '' ? undefined : (JSON.parse(r.stdout) as Record<string, unknown>) };
 }
 

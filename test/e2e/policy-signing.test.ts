@@ -271,7 +271,7 @@ describe('signature policy, compared with skopeo', { skip, timeout: 300_000 }, (
 
   it('layerpipe inspect refuses what the policy refuses, reporting why', () => {
     const policy = policyFile(only(signedBy(keys.a.binary)));
-    const args = ['inspect', '--policy', policy, '--registries.d', registriesD, '--tls-verify=false'];
+    const args = ['inspect', '--signatures', '--policy', policy, '--registries.d', registriesD, '--tls-verify=false'];
     const refused = spawnSync(BIN, [...args, registry.ref('app/unsigned:v1')], { encoding: 'utf8' });
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /A signature was required, but no signature exists/);

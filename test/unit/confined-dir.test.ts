@@ -188,7 +188,7 @@ for (const resolver of ['walk', 'auto'] as const) {
     });
 
     it('a missing or non-directory root is refused when opened', async () => {
-      await assert.rejects(ConfinedDirectory.open(path.join(rel, 'nowhere'), resolver), (e: unknown) => e instanceof InvalidArgumentError && /nowhere: no such file/.test(e.message));
+      await assert.rejects(ConfinedDirectory.open(path.join(rel, 'nowhere'), resolver), (e: unknown) => e instanceof InvalidArgumentError && /nowhere: no such directory/.test(e.message));
       await assert.rejects(ConfinedDirectory.open(path.join(rel, 'fifo'), resolver), (e: unknown) => e instanceof InvalidArgumentError && /not a directory/.test(e.message));
     });
 

@@ -45,6 +45,12 @@ export interface TarArchiveOptions {
   readonly maxLinkHops: number;
 }
 
+/** A failure to open the archive file, in words: "no such file or directory" rather than Node's "ENOENT: …, open '…'". */
+function fileErrorText(err: unknown): string {
+  const text = systemErrorText(err);
+  return text.replace(/^E[A-Z]+: /, '');
+}
+
 export class TarArchive {
   private closed = false;
 
@@ -70,7 +76,7 @@ export class TarArchive {
       // device from blocking the open (and a pool thread with it) before fstat can refuse it.
       handle = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
     } catch (err) {
-      throw new LayerpipeError(`opening archive ${JSON.stringify(clipInput(file))}: ${systemErrorText(err)}`, { cause: err });
+      throw new LayerpipeError(`${clipInput(file)}: ${fileErrorText(err)}`, { cause: err });
     }
     try {
       const st = await handle.stat();

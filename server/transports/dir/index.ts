@@ -2,6 +2,7 @@
  * The dir: transport: "dir:DIR" as `skopeo copy` writes it — manifest.json, one file per blob
  * named by its hex digest, instances of a list as HEX.manifest.json.
  */
+import { EXPECTED, openingAs } from '../local/expected';
 import { BlobNotFoundError, InvalidArgumentError, systemCode, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_MANIFEST_SIZE } from '../../image/manifest';
@@ -24,8 +25,8 @@ class DirImageSource implements ImageSource {
   ) {}
 
   async getManifest(instanceDigest: string | undefined, _signal: AbortSignal): Promise<RawManifest> {
-    const name = instanceDigest === undefined ? 'manifest.json' : `${blobFileName(instanceDigest)}.manifest.json`;
-    return { bytes: await this.files.read(name, MAX_MANIFEST_SIZE), mediaType: '' };
+    if (instanceDigest !== undefined) return { bytes: await this.files.read(`${blobFileName(instanceDigest)}.manifest.json`, MAX_MANIFEST_SIZE), mediaType: '' };
+    return { bytes: await openingAs(EXPECTED.dir, () => this.files.read('manifest.json', MAX_MANIFEST_SIZE)), mediaType: '' };
   }
 
   async getBlob(request: BlobRequest): Promise<BlobReader> {
@@ -62,7 +63,7 @@ class DirReference extends LocalPathReference implements ImageReference {
     return `dir:${this.dir}`;
   }
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
-    return new DirImageSource(this, await ConfinedDirectory.open(this.dir));
+    return new DirImageSource(this, await openingAs(EXPECTED.dir, () => ConfinedDirectory.open(this.dir)));
   }
 }
 

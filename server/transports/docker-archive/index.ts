@@ -5,6 +5,7 @@
  * byte ranges (../archive/tar-archive.ts); unlike skopeo, a missing tag or index is reported
  * when the image is opened, as ImageNotFoundError, so OpenImageOptional answers 0.
  */
+import { EXPECTED, openingAs } from '../local/expected';
 import { InvalidArgumentError } from '../../../protocol/errors';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { parseNormalizedNamed, referenceString, withDefaultTag, type DockerReference } from '../../reference/docker-reference';
@@ -43,7 +44,7 @@ class DockerArchiveReference implements ImageReference {
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    const archive = await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
+    const archive = await openingAs(EXPECTED['docker-archive'], () => TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
     return DockerArchiveSource.open(this, archive, this.selector);
   }
 }
@@ -81,7 +82,7 @@ export const dockerArchiveTransport: Transport = {
   /** As skopeo list-tags: every RepoTag of every image in the archive, fully qualified, whatever image the reference selects. */
   async listTags(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
     const { file } = dockerArchiveTransport.parseReference(reference) as DockerArchiveReference;
-    const archive = await TarArchive.open(file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
+    const archive = await openingAs(EXPECTED['docker-archive'], () => TarArchive.open(file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
     try {
       const items = parseTarManifest(await archive.read(MANIFEST_FILE, MAX_TAR_MANIFEST_SIZE));
       return items.flatMap((item) => item.repoTags.map((tag) => referenceString(parseNormalizedNamed(tag))));

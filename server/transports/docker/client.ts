@@ -50,7 +50,7 @@ export interface ClientSettings {
   readonly operationTimeoutMs: number | undefined;
   /** Large blobs as concurrent Range requests (blob-parallel.ts). */
   readonly parallelRanges: ParallelRangeOptions;
-  readonly logger: Pick<Logger, 'debug'> | undefined;
+  readonly logger: Pick<Logger, 'debug' | 'retrying'> | undefined;
 }
 
 export interface Endpoint {
@@ -331,6 +331,7 @@ export class RegistryClient {
           waitMs = retryAfterMs(res.headers['retry-after']) ?? this.retryDelay(attempt);
           await res.body.dump().catch(() => undefined);
           this.settings.logger?.debug(`${opts.what}: status ${res.statusCode}, retrying in ${waitMs} ms`);
+          this.settings.logger?.retrying?.({ what: opts.what, reason: `status ${res.statusCode}`, attempt: attempt + 1, attempts, delayMs: waitMs });
         } catch (err) {
           deadline.check(opts.what, err);
           // Typed errors were decided where they were made: a token request's RetryableError already had its retries.
@@ -339,6 +340,7 @@ export class RegistryClient {
           if (attempt >= attempts) throw new RetryableError(`${opts.what}: ${errorMessage(err)}`, { cause: err });
           waitMs = this.retryDelay(attempt);
           this.settings.logger?.debug(`${opts.what}: ${errorMessage(err)}, retrying in ${waitMs} ms`);
+          this.settings.logger?.retrying?.({ what: opts.what, reason: errorMessage(err), attempt: attempt + 1, attempts, delayMs: waitMs });
         }
         await sleep(waitMs, deadline.signal);
         deadline.check(opts.what);

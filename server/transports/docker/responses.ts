@@ -109,6 +109,22 @@ export function withContext(err: unknown, context: string): LayerpipeError {
     const Ctor = err.constructor as new (message: string, options?: { cause?: unknown }) => LayerpipeError;
     return new Ctor(`${context}: ${err.message}`, { cause: err });
   }
-  const message = `${context}: ${errorMessage(err)}`;
+  const message = `${context}: ${networkErrorText(err)}`;
   return isTransient(err) ? new RetryableError(message, { cause: err }) : new LayerpipeError(message, { cause: err });
+}
+
+/**
+ * A network error in words a person can act on. The one OpenSSL reports as "wrong version
+ * number" means the TLS handshake got a plain-HTTP answer: the registry speaks HTTP.
+ */
+export function networkErrorText(err: unknown): string {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/.test(e.message)) {
+      return 'the registry answered the TLS handshake in plain HTTP (OpenSSL: wrong version number): it speaks HTTP, not HTTPS. '
+        + 'To reach it over plain HTTP, pass --tls-verify=false, or mark it insecure in registries.conf';
+    }
+    e = e.cause;
+  }
+  return errorMessage(err);
 }

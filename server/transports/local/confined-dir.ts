@@ -78,9 +78,9 @@ export class ConfinedDirectory {
       fd = await native.openDirectory(dir);
     } catch (err) {
       const code = systemCode(err);
-      if (code === 'ENOENT') throw new InvalidArgumentError(`open ${clipInput(dir)}: no such file or directory`, { cause: err });
-      if (code === 'ENOTDIR') throw new InvalidArgumentError(`open ${clipInput(dir)}: not a directory`, { cause: err });
-      throw new LayerpipeError(`open ${clipInput(dir)}: ${systemErrorText(err)}`, { cause: err });
+      if (code === 'ENOENT') throw new InvalidArgumentError(`${clipInput(dir)}: no such directory`, { cause: err });
+      if (code === 'ENOTDIR') throw new InvalidArgumentError(`${clipInput(dir)}: not a directory`, { cause: err });
+      throw new LayerpipeError(`${clipInput(dir)}: ${systemErrorText(err)}`, { cause: err });
     }
     return new ConfinedDirectory(fd, dir, resolver);
   }

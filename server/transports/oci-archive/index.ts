@@ -5,6 +5,7 @@
  * chosen as for oci:, and a REF the archive does not hold is ImageNotFoundError, so
  * OpenImageOptional answers 0 for it.
  */
+import { EXPECTED, openingAs } from '../local/expected';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { TarArchive } from '../archive/tar-archive';
 import { LocalPathReference, pathAndParents } from '../local/policy-scope';
@@ -28,7 +29,8 @@ class OciArchiveReference extends LocalPathReference implements ImageReference {
   }
 
   async newImageSource(ctx: SystemContext, signal: AbortSignal): Promise<ImageSource> {
-    return openLayoutSource(this, await TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal), this.ref, this.file);
+    const archive = await openingAs(EXPECTED['oci-archive'], () => TarArchive.open(this.file, ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
+    return openingAs(EXPECTED['oci-archive'], () => openLayoutSource(this, archive, this.ref, this.file));
   }
 }
 
@@ -39,7 +41,7 @@ export const ociArchiveTransport: Transport = {
     return new OciArchiveReference(ociArchiveTransport, file, ref);
   },
   async listTags(reference: string, ctx: SystemContext, signal: AbortSignal): Promise<string[]> {
-    const archive = await TarArchive.open(layoutPathToList(reference, 'oci-archive'), ctx, { maxLinkHops: MAX_LINK_HOPS }, signal);
+    const archive = await openingAs(EXPECTED['oci-archive'], () => TarArchive.open(layoutPathToList(reference, 'oci-archive'), ctx, { maxLinkHops: MAX_LINK_HOPS }, signal));
     try {
       return await layoutRefNames(archive);
     } finally {

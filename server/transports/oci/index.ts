@@ -1,4 +1,5 @@
 /** The oci: transport: an OCI image layout in a directory, "oci:DIR[:REF]". */
+import { EXPECTED, openingAs } from '../local/expected';
 import type { ImageReference, ImageSource, SystemContext, Transport } from '../../image/types';
 import { ConfinedDirectory } from '../local/confined-dir';
 import { LocalPathReference, pathAndParents } from '../local/policy-scope';
@@ -20,7 +21,8 @@ class OciReference extends LocalPathReference implements ImageReference {
 
   async newImageSource(_ctx: SystemContext, _signal: AbortSignal): Promise<ImageSource> {
     // The layout's directory stays open, and every file is opened beneath it, until the source closes.
-    return openLayoutSource(this, await ConfinedDirectory.open(this.dir), this.ref, this.dir);
+    const files = await openingAs(EXPECTED.oci, () => ConfinedDirectory.open(this.dir));
+    return openingAs(EXPECTED.oci, () => openLayoutSource(this, files, this.ref, this.dir));
   }
 }
 
@@ -31,7 +33,7 @@ export const ociTransport: Transport = {
     return new OciReference(ociTransport, dir, ref);
   },
   async listTags(reference: string): Promise<string[]> {
-    const files = await ConfinedDirectory.open(layoutPathToList(reference, 'oci'));
+    const files = await openingAs(EXPECTED.oci, () => ConfinedDirectory.open(layoutPathToList(reference, 'oci')));
     try {
       return await layoutRefNames(files);
     } finally {
