@@ -310,8 +310,7 @@ export function flagsFor(command: CommandName): readonly FlagSpec[] {
   switch (command) {
     case 'experimental-image-proxy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...PROXY_FLAGS];
     case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...SERVE_FLAGS];
-    case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS];
-    case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SOURCE_IMAGE_FLAGS, ...COPY_FLAGS];
+    case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SOURCE_IMAGE_FLAGS, ...COPY_FLAGS, RETRY_FLAG];
     case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...INSPECT_FLAGS];
     case 'blob': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...BLOB_FLAGS];
     case 'list-tags': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, RETRY_FLAG];
