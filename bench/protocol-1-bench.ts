@@ -6,6 +6,9 @@
  * WebSocket too). Run by hand (`--only` keeps the deliveries whose label contains one of the words):
  *
  *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2] [--only 0.2.x,stdio,WebSocket]
+ *
+ * `--proxy-command PATH` runs another program as the spawned proxies (a script that execs
+ * `node --cpu-prof … bin/layerpipe "$@"` profiles them; NODE_OPTIONS refuses --cpu-prof).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -18,16 +21,22 @@ import { runWebSocketWay, WEBSOCKET_WAY_LABEL } from './websocket-way';
 
 const ARGS = ['--insecure-policy'];
 
+/** How a way starts its proxy: the program (default bin/layerpipe) and its flags. */
+interface Spawned {
+  readonly command?: string;
+  readonly args: readonly string[];
+}
+
 interface Way {
   readonly label: string;
   /** Fetches every layer serially through a fresh proxy; returns seconds and the proxy's peak RSS. */
-  run(ref: string, layers: readonly Layer[]): Promise<{ seconds: number; peakRssMiB: number }>;
+  run(ref: string, layers: readonly Layer[], spawned: Spawned): Promise<{ seconds: number; peakRssMiB: number }>;
 }
 
 const wire02: Way = {
   label: '0.2.x fd (socketpair)',
-  async run(ref, layers) {
-    const proxy = await ImageProxy.spawn({ args: ARGS });
+  async run(ref, layers, spawned) {
+    const proxy = await ImageProxy.spawn(spawned);
     await proxy.initialize();
     const image = await proxy.openImage(ref);
     const started = process.hrtime.bigint();
@@ -42,11 +51,11 @@ const wire02: Way = {
   },
 };
 
-function wire1(label: string, payload: PayloadKind, connect: () => Promise<RpcTransport>): Way {
+function wire1(label: string, payload: PayloadKind, connect: (spawned: Spawned) => Promise<RpcTransport>): Way {
   return {
     label,
-    async run(ref, layers) {
-      const proxy = await RpcImageProxy.connect(await connect(), { payloads: [payload] });
+    async run(ref, layers, spawned) {
+      const proxy = await RpcImageProxy.connect(await connect(spawned), { payloads: [payload] });
       if (proxy.payload !== payload) throw new Error(`${label}: the proxy chose ${proxy.payload}`);
       const image = await proxy.openImage(ref);
       const started = process.hrtime.bigint();
@@ -64,19 +73,23 @@ function wire1(label: string, payload: PayloadKind, connect: () => Promise<RpcTr
 
 const WAYS: readonly Way[] = [
   wire02,
-  wire1('1.0 fd (socketpair)', 'fd', () => spawnPacketTransport({ args: ARGS })),
-  wire1('1.0 fifo (socketpair)', 'fifo', () => spawnPacketTransport({ args: ARGS })),
-  wire1('1.0 stream (socketpair)', 'stream', () => spawnPacketTransport({ args: ARGS })),
-  wire1('1.0 fifo (stdio)', 'fifo', () => spawnStdioTransport({ args: ARGS })),
-  wire1('1.0 stream (stdio)', 'stream', () => spawnStdioTransport({ args: ARGS })),
+  wire1('1.0 fd (socketpair)', 'fd', spawnPacketTransport),
+  wire1('1.0 fifo (socketpair)', 'fifo', spawnPacketTransport),
+  wire1('1.0 stream (socketpair)', 'stream', spawnPacketTransport),
+  wire1('1.0 fifo (stdio)', 'fifo', spawnStdioTransport),
+  wire1('1.0 stream (stdio)', 'stream', spawnStdioTransport),
   { label: WEBSOCKET_WAY_LABEL, run: runWebSocketWay },
 ];
 
-function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; only: string[] } {
-  const opts = { layers: 4, layerMiB: 64, rounds: 2, only: [] as string[] };
+function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; only: string[]; command: string | undefined } {
+  const opts = { layers: 4, layerMiB: 64, rounds: 2, only: [] as string[], command: undefined as string | undefined };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') {
       opts.only = (argv[i + 1] ?? '').split(',').filter((w) => w !== '');
+      continue;
+    }
+    if (argv[i] === '--proxy-command') {
+      opts.command = argv[i + 1];
       continue;
     }
     const value = Number(argv[i + 1]);
@@ -84,7 +97,7 @@ function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number;
     if (argv[i] === '--layers') opts.layers = value;
     else if (argv[i] === '--layer-mib') opts.layerMiB = value;
     else if (argv[i] === '--rounds') opts.rounds = value;
-    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N, --only WORD,…)`);
+    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N, --only WORD,…, --proxy-command PATH)`);
   }
   return opts;
 }
@@ -102,10 +115,11 @@ async function main(): Promise<void> {
     for (const l of layers) readFileSync(path.join(dir, 'blobs', 'sha256', l.digest.slice(7))); // warm the page cache
     const totalMB = layers.reduce((n, l) => n + l.size, 0) / 1e6;
     const ref = `oci:${dir}:bench`;
+    const spawned: Spawned = { ...(opts.command === undefined ? {} : { command: opts.command }), args: ARGS };
     const best = new Map<string, { seconds: number; peakRssMiB: number }>();
     for (let round = 1; round <= opts.rounds; round++) {
       for (const way of ways) {
-        const r = await way.run(ref, layers);
+        const r = await way.run(ref, layers, spawned);
         console.log(`round ${round}: ${way.label.padEnd(26)} ${num(totalMB / r.seconds)} MB/s, peak RSS ${num(r.peakRssMiB)} MiB`);
         const previous = best.get(way.label);
         if (previous === undefined || r.seconds < previous.seconds) best.set(way.label, r);
