@@ -7,6 +7,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/protocol-1-bench.js [--layers 4] [--layer-mib 64] [--rounds 2] [--only 0.2.x,stdio,WebSocket]
  *
+ * `--window BYTES` has the 1.0 clients (but the WebSocket's) ask for that in-band window.
  * `--proxy-command PATH` runs another program as the spawned proxies (a script that execs
  * `node --cpu-prof … bin/layerpipe "$@"` profiles them; NODE_OPTIONS refuses --cpu-prof).
  */
@@ -25,6 +26,8 @@ const ARGS = ['--insecure-policy'];
 interface Spawned {
   readonly command?: string;
   readonly args: readonly string[];
+  /** The in-band window 1.0 clients ask for at Initialize (default: the client's). */
+  readonly window?: number;
 }
 
 interface Way {
@@ -55,7 +58,7 @@ function wire1(label: string, payload: PayloadKind, connect: (spawned: Spawned) 
   return {
     label,
     async run(ref, layers, spawned) {
-      const proxy = await RpcImageProxy.connect(await connect(spawned), { payloads: [payload] });
+      const proxy = await RpcImageProxy.connect(await connect(spawned), { payloads: [payload], ...(spawned.window === undefined ? {} : { window: spawned.window }) });
       if (proxy.payload !== payload) throw new Error(`${label}: the proxy chose ${proxy.payload}`);
       const image = await proxy.openImage(ref);
       const started = process.hrtime.bigint();
@@ -81,8 +84,8 @@ const WAYS: readonly Way[] = [
   { label: WEBSOCKET_WAY_LABEL, run: runWebSocketWay },
 ];
 
-function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; only: string[]; command: string | undefined } {
-  const opts = { layers: 4, layerMiB: 64, rounds: 2, only: [] as string[], command: undefined as string | undefined };
+function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number; rounds: number; only: string[]; command: string | undefined; window: number | undefined } {
+  const opts = { layers: 4, layerMiB: 64, rounds: 2, only: [] as string[], command: undefined as string | undefined, window: undefined as number | undefined };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--only') {
       opts.only = (argv[i + 1] ?? '').split(',').filter((w) => w !== '');
@@ -97,7 +100,8 @@ function parseArgs(argv: readonly string[]): { layers: number; layerMiB: number;
     if (argv[i] === '--layers') opts.layers = value;
     else if (argv[i] === '--layer-mib') opts.layerMiB = value;
     else if (argv[i] === '--rounds') opts.rounds = value;
-    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N, --only WORD,…, --proxy-command PATH)`);
+    else if (argv[i] === '--window') opts.window = value;
+    else throw new Error(`unknown argument ${argv[i]} (use --layers N, --layer-mib N, --rounds N, --window BYTES, --only WORD,…, --proxy-command PATH)`);
   }
   return opts;
 }
@@ -115,7 +119,7 @@ async function main(): Promise<void> {
     for (const l of layers) readFileSync(path.join(dir, 'blobs', 'sha256', l.digest.slice(7))); // warm the page cache
     const totalMB = layers.reduce((n, l) => n + l.size, 0) / 1e6;
     const ref = `oci:${dir}:bench`;
-    const spawned: Spawned = { ...(opts.command === undefined ? {} : { command: opts.command }), args: ARGS };
+    const spawned: Spawned = { ...(opts.command === undefined ? {} : { command: opts.command }), ...(opts.window === undefined ? {} : { window: opts.window }), args: ARGS };
     const best = new Map<string, { seconds: number; peakRssMiB: number }>();
     for (let round = 1; round <= opts.rounds; round++) {
       for (const way of ways) {

@@ -73,12 +73,26 @@ export class InBandStream extends Readable {
     this.onEnd({ transfer: this.transfer, error });
   }
 
+  /**
+   * Credit is settled after each read, when what it took has left the buffer: Readable calls
+   * _read before taking, and not again until the next push, which never comes once the proxy
+   * has used all its credit (the transfer stalled so).
+   */
+  override read(size?: number): unknown {
+    const chunk: unknown = super.read(size);
+    this.settleCredit();
+    return chunk;
+  }
+
   override _read(): void {
+    this.settleCredit();
+  }
+
+  /** Grants what was consumed, in batches, or all of it when the proxy has no credit left. */
+  private settleCredit(): void {
     if (this.ended) return;
     const consumed = this.received - this.readableLength;
     const owed = consumed - this.credited;
-    // Readable calls _read again only after the next push. Once the proxy has used all its credit
-    // no push comes, so whatever was consumed is granted now, batch or not, or the transfer stalls.
     const proxyOutOfCredit = this.received >= this.credited + this.window;
     if (owed > 0 && (owed >= this.window / CREDIT_BATCH_DIVISOR || proxyOutOfCredit)) {
       this.credited += owed;
