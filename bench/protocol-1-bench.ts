@@ -17,6 +17,7 @@ import path from 'node:path';
 import { ImageProxy, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport } from '../clients/typescript';
 import type { PayloadKind } from '../protocol/jsonrpc';
 import { randomLayer, writeOciImage } from '../test/harness/oci-builder';
+import { startCpuCount, type CpuSpent } from './cpu-time';
 import { drainVerified, num, peakRssMiB, type Layer } from './throughput';
 import { runWebSocketWay, WEBSOCKET_WAY_LABEL } from './websocket-way';
 
@@ -33,7 +34,14 @@ interface Spawned {
 interface Way {
   readonly label: string;
   /** Fetches every layer serially through a fresh proxy; returns seconds and the proxy's peak RSS. */
-  run(ref: string, layers: readonly Layer[], spawned: Spawned): Promise<{ seconds: number; peakRssMiB: number }>;
+  run(ref: string, layers: readonly Layer[], spawned: Spawned): Promise<WayResult>;
+}
+
+export interface WayResult {
+  readonly seconds: number;
+  readonly peakRssMiB: number;
+  /** CPU time over the fetches. */
+  readonly cpu: CpuSpent;
 }
 
 const wire02: Way = {
@@ -43,14 +51,16 @@ const wire02: Way = {
     await proxy.initialize();
     const image = await proxy.openImage(ref);
     const started = process.hrtime.bigint();
+    const cpuSince = startCpuCount(proxy.pid);
     for (const layer of layers) {
       const blob = await proxy.getBlob(image, layer.digest, layer.size);
       await Promise.all([drainVerified(blob.stream, layer), blob.finish()]);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpu = cpuSince();
     const rss = peakRssMiB(proxy.pid);
     await proxy.shutdown();
-    return { seconds, peakRssMiB: rss };
+    return { seconds, peakRssMiB: rss, cpu };
   },
 };
 
@@ -62,14 +72,16 @@ function wire1(label: string, payload: PayloadKind, connect: (spawned: Spawned) 
       if (proxy.payload !== payload) throw new Error(`${label}: the proxy chose ${proxy.payload}`);
       const image = await proxy.openImage(ref);
       const started = process.hrtime.bigint();
+      const cpuSince = startCpuCount(proxy.pid);
       for (const layer of layers) {
         const blob = await proxy.getBlob(image, layer.digest, layer.size);
         await Promise.all([drainVerified(blob.stream, layer), blob.finish()]);
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const cpu = cpuSince();
       const rss = peakRssMiB(proxy.pid);
       await proxy.shutdown();
-      return { seconds, peakRssMiB: rss };
+      return { seconds, peakRssMiB: rss, cpu };
     },
   };
 }
@@ -120,21 +132,23 @@ async function main(): Promise<void> {
     const totalMB = layers.reduce((n, l) => n + l.size, 0) / 1e6;
     const ref = `oci:${dir}:bench`;
     const spawned: Spawned = { ...(opts.command === undefined ? {} : { command: opts.command }), ...(opts.window === undefined ? {} : { window: opts.window }), args: ARGS };
-    const best = new Map<string, { seconds: number; peakRssMiB: number }>();
+    const best = new Map<string, WayResult>();
     for (let round = 1; round <= opts.rounds; round++) {
       for (const way of ways) {
         const r = await way.run(ref, layers, spawned);
-        console.log(`round ${round}: ${way.label.padEnd(26)} ${num(totalMB / r.seconds)} MB/s, peak RSS ${num(r.peakRssMiB)} MiB`);
+        console.log(`round ${round}: ${way.label.padEnd(26)} ${num(totalMB / r.seconds)} MB/s, peak RSS ${num(r.peakRssMiB)} MiB, CPU ms/MB client ${num(1000 * r.cpu.client / totalMB, 2)} proxy ${num(1000 * r.cpu.proxy / totalMB, 2)}`);
         const previous = best.get(way.label);
         if (previous === undefined || r.seconds < previous.seconds) best.set(way.label, r);
       }
     }
     const base = best.get(wire02.label)!;
     console.log(`\n${opts.layers} layers, ${num(totalMB)} MB; best of ${opts.rounds}; serial GetBlob, client verifies sha256`);
-    console.log(`${'delivery'.padEnd(26)}${'MB/s'.padEnd(10)}${'vs 0.2.x'.padEnd(10)}peak RSS (MiB)`);
+    // CPU per MB says what a delivery costs where other work shares the machine and throughput wanders.
+    console.log(`${'delivery'.padEnd(26)}${'MB/s'.padEnd(10)}${'vs 0.2.x'.padEnd(10)}${'peak RSS (MiB)'.padEnd(16)}CPU ms/MB client, proxy`);
     for (const way of ways) {
       const r = best.get(way.label)!;
-      console.log(`${way.label.padEnd(26)}${num(totalMB / r.seconds).padEnd(10)}${num(base.seconds / r.seconds, 2).padEnd(10)}${num(r.peakRssMiB)}`);
+      const cpu = `${num(1000 * r.cpu.client / totalMB, 2)}, ${num(1000 * r.cpu.proxy / totalMB, 2)}`;
+      console.log(`${way.label.padEnd(26)}${num(totalMB / r.seconds).padEnd(10)}${num(base.seconds / r.seconds, 2).padEnd(10)}${num(r.peakRssMiB).padEnd(16)}${cpu}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
