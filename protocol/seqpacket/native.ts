@@ -187,6 +187,13 @@ export interface NativeModule {
   isListeningSocket(fd: number): boolean;
   /** Writes the padded standard base64 of `src` into `dst` at `offset`; the offset after it. RangeError if it does not fit. */
   base64Encode(src: Uint8Array, dst: Uint8Array, offset: number): number;
+  /**
+   * Decodes the padded standard base64 text in src[start, end) into `dst` at `offset`: the
+   * number of bytes written, or -(1 + i) when src[i] is the first byte that makes the text
+   * invalid (not base64, misplaced or missing padding, non-zero bits under padding). RangeError
+   * if the bounds are wrong or the bytes ((end - start) / 4 * 3, less one per final '=') do not fit.
+   */
+  base64Decode(src: Uint8Array, start: number, end: number, dst: Uint8Array, offset: number): number;
   /** shutdown(SHUT_RDWR): its reader sees the end and the peer a closed connection; the fd stays open (ENOTCONN ignored). */
   shutdownSocket(fd: number): void;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */

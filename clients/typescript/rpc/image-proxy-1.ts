@@ -26,6 +26,7 @@ import { pipeReadable } from '../pipes';
 import { ProxyRpcError, rpcErrorFrom } from './errors';
 import { InBandStream, InBandStreams } from './in-band';
 import type { ReceivedFds } from './packet-messages';
+import type { TransferDataTap } from './transfer-data';
 
 export interface CallOptions {
   /** Aborting sends $/cancelRequest; the call rejects with the proxy's Cancelled error or the abort reason. */
@@ -70,6 +71,8 @@ export interface RpcTransport {
   readonly pid?: number;
   /** fd payloads: the read ends that came with transfer responses. */
   readonly fds?: ReceivedFds;
+  /** Has the transport hand `transfer/data` to `tap` from its bytes rather than as messages (transfer-data.ts). */
+  tapTransferData?(tap: TransferDataTap): void;
   /** Closes the transport and waits for the peer (a child process's exit status). */
   close(): Promise<number | null>;
 }
@@ -94,6 +97,9 @@ export class RpcImageProxy {
 
   private constructor(private readonly transport: RpcTransport) {
     this.connection = createMessageConnection(transport.reader, writerThatNeverRejects(transport.writer));
+    // Chunks the transport recognises skip vscode-jsonrpc's queue; they only ever overtake messages
+    // sent before them, which InBandStreams allows for (it holds chunks that precede their response).
+    transport.tapTransferData?.((transfer, text) => this.streams.dataText(transfer, text));
     this.connection.onNotification(Notifications1.TransferData, (p) => this.streams.data(p));
     this.connection.onNotification(Notifications1.TransferEnd, (p) => {
       this.streams.end(p);
@@ -227,10 +233,11 @@ export class RpcImageProxy {
     const { transfer, size } = result;
     let stream: Readable;
     let ended: Promise<RpcError | undefined> = Promise.resolve(undefined);
+    let inBand: InBandStream | undefined;
     if (this.payloadKind === 'stream') {
-      const inBand = new InBandStream(transfer, this.window, (bytes) => {
+      inBand = new InBandStream(transfer, this.window, (bytes) => {
         void this.connection.sendNotification(Notifications1.TransferCredit, { transfer, bytes }).catch(() => undefined);
-      });
+      }, () => void this.request('CancelTransfer', { transfer }).catch(() => undefined));
       this.streams.add(inBand);
       stream = inBand;
       ended = inBand.outcome;
@@ -244,7 +251,14 @@ export class RpcImageProxy {
       stream = pipeReadable(fd);
     }
     const finish = async (): Promise<void> => {
-      await this.request('FinishTransfer', { transfer });
+      try {
+        await this.request('FinishTransfer', { transfer });
+      } catch (err) {
+        // A chunk this client refused (bad base64) cancelled the transfer: that is the news, not the cancellation.
+        const refused = inBand?.refused;
+        if (refused !== undefined) throw rpcErrorFrom(Notifications1.TransferData.method, refused);
+        throw err;
+      }
       const error = await ended;
       if (error !== undefined) throw rpcErrorFrom('FinishTransfer', error);
     };

@@ -1,12 +1,13 @@
 /**
  * vscode-jsonrpc's reader and writer over a packet Channel (a SOCK_SEQPACKET socket): one
- * JSON-RPC message per packet. A response that starts an `fd` transfer carries the pipe's read
- * end on its packet; vscode-jsonrpc hands results over without their packets, so the reader
+ * JSON-RPC message per packet, a `transfer/data` going to the TransferDataRoute unparsed. A
+ * response that starts an `fd` transfer carries the pipe's read end on its packet; vscode-jsonrpc hands results over without their packets, so the reader
  * keeps such fds by the result's `transfer` id until the proxy object claims them.
  */
 import { AbstractMessageReader, AbstractMessageWriter, type DataCallback, type Disposable, type Message } from 'vscode-jsonrpc';
 import type { Channel, ChannelPacket } from '../channel';
 import { closeFds } from '../pipes';
+import type { TransferDataRoute } from './transfer-data';
 
 /** Read ends received on transfer responses, by transfer id. */
 export class ReceivedFds {
@@ -42,36 +43,12 @@ function transferOf(message: unknown): number | undefined {
   return typeof transfer === 'number' ? transfer : undefined;
 }
 
-const DATA_HEAD = Buffer.from('{"jsonrpc":"2.0","method":"transfer/data","params":{"transfer":');
-const DATA_MIDDLE = Buffer.from(',"data":"');
-const DATA_TAIL = Buffer.from('"}}');
-
-/**
- * `transfer/data` as layerpipe lays it out (nearly every message of a stream transfer), read
- * without JSON.parse: the base64 is ASCII, so a latin1 view of its bytes is the string, and
- * the UTF-8 decoding and parsing of hundreds of KiB per message are saved. Anything else,
- * or anything unexpected in it: undefined, and the message is parsed as JSON.
- */
-function transferDataMessage(data: Buffer): Message | undefined {
-  if (data.length < DATA_HEAD.length + DATA_MIDDLE.length + DATA_TAIL.length || !data.subarray(0, DATA_HEAD.length).equals(DATA_HEAD)) return undefined;
-  let at = DATA_HEAD.length;
-  let transfer = 0;
-  const digitsStart = at;
-  while (at < data.length && data[at]! >= 0x30 && data[at]! <= 0x39 && at - digitsStart < 16) transfer = transfer * 10 + (data[at++]! - 0x30);
-  if (at === digitsStart || !data.subarray(at, at + DATA_MIDDLE.length).equals(DATA_MIDDLE)) return undefined;
-  const start = at + DATA_MIDDLE.length;
-  const end = data.length - DATA_TAIL.length;
-  if (!data.subarray(end).equals(DATA_TAIL) || data.indexOf(0x22, start) !== end || data.indexOf(0x5c, start) !== -1) return undefined;
-  const params = { transfer, data: data.toString('latin1', start, end) };
-  return { jsonrpc: '2.0', method: 'transfer/data', params } as Message;
-}
-
 export class PacketMessageReader extends AbstractMessageReader {
   private callback: DataCallback | undefined;
   private readonly early: Message[] = [];
   private closed = false;
 
-  constructor(channel: Channel, private readonly fds: ReceivedFds) {
+  constructor(channel: Channel, private readonly fds: ReceivedFds, private readonly transferData: TransferDataRoute) {
     super();
     channel.start({
       packet: (packet) => this.onPacket(packet),
@@ -102,7 +79,8 @@ export class PacketMessageReader extends AbstractMessageReader {
     let message: Message;
     try {
       if (packet.truncated) throw new Error(`a message from the proxy is larger than ${packet.data.length} bytes`);
-      message = transferDataMessage(packet.data) ?? (JSON.parse(packet.data.toString('utf8')) as Message);
+      if (packet.fds.length === 0 && this.transferData.route(packet.data)) return;
+      message = JSON.parse(packet.data.toString('utf8')) as Message;
     } catch (err) {
       closeFds(packet.fds);
       this.fireError(err);

@@ -4,11 +4,13 @@
  * JSON-RPC on its stdio (`serve --stdio`), or any connected packet Channel (a unix service).
  */
 import { spawn } from 'node:child_process';
-import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import type { Channel } from '../channel';
 import { SeqpacketChannel, connectSeqpacket } from '../seqpacket-channel';
 import { defaultProxyCommand, spawnProxyChannel, type ImageProxyOptions } from '../spawn';
 import { PacketMessageReader, PacketMessageWriter, ReceivedFds } from './packet-messages';
+import { ContentLengthMessageReader } from './stdio-messages';
+import { TransferDataRoute } from './transfer-data';
 import type { RpcTransport } from './image-proxy-1';
 
 /** 1.0 messages are at most 1 MiB; a packet buffer of that size takes any of them. */
@@ -17,9 +19,11 @@ const RPC_MAX_PACKET = 1024 * 1024 + 4096;
 /** A connected packet Channel (its peer already running) as a 1.0 transport; it takes the channel. */
 export function packetTransport(channel: Channel): RpcTransport {
   const fds = new ReceivedFds();
-  const reader = new PacketMessageReader(channel, fds);
+  const transferData = new TransferDataRoute();
+  const reader = new PacketMessageReader(channel, fds, transferData);
   return {
     reader,
+    tapTransferData: (tap) => transferData.set(tap),
     writer: new PacketMessageWriter(channel, (err) => reader.lost(err)),
     payloads: ['fd', 'fifo', 'stream'],
     ...(channel.process?.pid === undefined ? {} : { pid: channel.process.pid }),
@@ -66,8 +70,10 @@ export async function spawnStdioTransport(options: StdioTransportOptions = {}): 
   });
   child.stdin.on('error', () => undefined); // a child that is gone shows as the reader's close
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const transferData = new TransferDataRoute();
   return {
-    reader: new StreamMessageReader(child.stdout),
+    reader: new ContentLengthMessageReader(child.stdout, transferData),
+    tapTransferData: (tap) => transferData.set(tap),
     writer: new StreamMessageWriter(child.stdin),
     payloads: ['fifo', 'stream'],
     ...(child.pid === undefined ? {} : { pid: child.pid }),

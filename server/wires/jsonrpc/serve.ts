@@ -1,6 +1,7 @@
 /** Protocol 1.0 on its two framings: a SOCK_SEQPACKET connection, and a byte stream pair (stdio). */
 import type { Readable, Writable } from 'node:stream';
 import { MAX_STREAM_CHUNK } from '../../../protocol/jsonrpc';
+import { native } from '../../../protocol/seqpacket/native';
 import type { Packet, SeqpacketSocket } from '../../../protocol/seqpacket/socket';
 import type { Logger } from '../../log';
 import type { Session } from '../../service/session';
@@ -19,9 +20,27 @@ export function serveJsonRpcSeqpacket(socket: SeqpacketSocket, first: Packet | u
   return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk: SEQPACKET_STREAM_CHUNK, answersAfterEnd: false, close: () => socket.close() }, session, log, options);
 }
 
+/**
+ * A pipe's default 64 KiB holds a fifth of one `transfer/data`: each message then leaves in
+ * several writes, each waiting for the client to read. 1 MiB (the unprivileged maximum) takes a
+ * message whole. Not a pipe (a file, a terminal, a socket): left as it is.
+ */
+const STDIO_PIPE_BYTES = 1024 * 1024;
+
+function widenOutputPipe(output: Writable, log: Logger): void {
+  const fd = (output as { fd?: unknown }).fd;
+  if (typeof fd !== 'number') return;
+  try {
+    native.setPipeSize(fd, STDIO_PIPE_BYTES);
+  } catch (err) {
+    log.debug(`stdout keeps its buffer size: ${(err as Error).message}`);
+  }
+}
+
 /** Serves 1.0 with Content-Length framing on `input`/`output` (stdin/stdout): stream payloads, or FIFOs when offered. */
 export function serveJsonRpcStdio(input: Readable, output: Writable, session: Session, log: Logger, options: JsonRpcWireOptions): Promise<WireEnd> {
   const handouts = new TransferHandouts();
+  widenOutputPipe(output, log);
   const writer = new StdioMessageWriter(output, handouts);
   const refuse = (response: Parameters<StdioMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
   const reader = new ContentLengthMessageReader(input, refuse, log);

@@ -135,8 +135,11 @@ export class StdioMessageWriter extends HandoutMessageWriter {
   /** Resolves once the frame is written out (the stream's backpressure). */
   protected send(_message: unknown, data: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
+      // Corked, header and body leave in one writev, not two writes.
+      this.output.cork();
       this.output.write(`Content-Length: ${data.length}\r\n\r\n`, 'ascii');
       this.output.write(data, (err) => (err ? reject(err) : resolve()));
+      this.output.uncork();
     });
   }
 
