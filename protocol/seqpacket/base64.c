@@ -12,21 +12,6 @@
 
 static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *length) {
-  bool is_typed = false;
-  napi_typedarray_type type;
-  void *base = NULL;
-  napi_value buffer;
-  size_t offset = 0;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, v, &type, length, &base, &buffer, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return false;
-  }
-  *data = base;
-  return true;
-}
-
 static napi_value js_base64_encode(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
   uint8_t *src, *dst;

@@ -118,3 +118,18 @@ char *get_path(napi_env env, napi_value v, const char *syscall) {
   }
   return path;
 }
+
+bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  void *base = NULL;
+  napi_value buffer;
+  size_t offset = 0;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, length, &base, &buffer, &offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return false;
+  }
+  *data = base;
+  return true;
+}

@@ -35,6 +35,8 @@ bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *ar
 bool get_int(napi_env env, napi_value v, const char *what, int64_t max, bool fd, int64_t *out);
 bool get_fd(napi_env env, napi_value v, int *fd);
 bool get_bool(napi_env env, napi_value v, bool *out);
+/* The bytes of a Uint8Array (a Buffer), without copying; throws ERR_INVALID_ARG_TYPE with `what` otherwise. */
+bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *length);
 /* The JS string `v` as a fresh C string (free() it); refuses NUL bytes, and PATH_MAX or more bytes as ENAMETOOLONG of `syscall`. */
 char *get_path(napi_env env, napi_value v, const char *syscall);
 

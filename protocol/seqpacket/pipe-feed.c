@@ -30,21 +30,6 @@
 #define MIN_RING (256u * 1024u)
 #define MAX_RING (8u * 1024u * 1024u)
 
-static bool get_chunk(napi_env env, napi_value v, uint8_t **data, size_t *length) {
-  bool is_typed = false;
-  napi_typedarray_type type;
-  void *base = NULL;
-  napi_value buffer;
-  size_t offset = 0;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, v, &type, length, &base, &buffer, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "chunk must be a Uint8Array");
-    return false;
-  }
-  *data = base;
-  return true;
-}
-
 static napi_value number(napi_env env, double d) {
   napi_value v;
   CHECK(env, napi_create_double(env, d, &v));
@@ -225,7 +210,7 @@ static napi_value feed_push(napi_env env, napi_callback_info info) {
   uint8_t *data;
   size_t length, contiguous, taken = 0;
   feed_t *f = unwrap_feed(env, info, 1, argv);
-  if (f == NULL || !get_chunk(env, argv[0], &data, &length)) return NULL;
+  if (f == NULL || !get_bytes(env, argv[0], "chunk must be a Uint8Array", &data, &length)) return NULL;
   /* What the reader consumed only grows: ask the kernel (a system call) only when the last answer leaves too little room. */
   if (feed_room(f, &contiguous) < length && !refresh_or_throw(env, f)) return NULL;
   while (taken < length && feed_room(f, &contiguous) > 0) {
