@@ -4,9 +4,10 @@
  * same contract in prose, and the build writes PARAMS/RESULT shapes to methods.json for the
  * Python and Rust clients' tests. Names here are fixed: fields may be added, never renamed.
  *
- * Imports only vscode-jsonrpc's common (browser-safe) API.
+ * Imports only vscode-jsonrpc's message types (browser-safe), not its index: the proxy reads
+ * this module at start-up to tell the wires apart, before it knows it will speak 1.0.
  */
-import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonrpc';
+import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonrpc/lib/common/messages';
 
 /** Answered by Initialize. */
 export const PROTOCOL_VERSION_1 = '1.0.0';

@@ -30,11 +30,12 @@ build_step() { # build_step NAME COMMAND...: quiet unless it fails
 
 echo "== build"
 # The same incremental build as `npm run build` (tsc, the wire's method table as JSON, which
-# the Python and Rust tests check their clients against, and the browser client's ES module,
-# which the browser example's page loads).
+# the Python and Rust tests check their clients against, the browser client's ES module,
+# which the browser example's page loads, and the one-file CLI bin/layerpipe starts from).
 build_step typescript npm run --silent build:ts
 export LAYERPIPE_METHODS_JSON="$PWD/dist/protocol/methods.json"
 build_step browser npm run --silent build:browser
+build_step bundle npm run --silent build:bundle
 
 echo "== node suites"
 # Only *.test.js: given a directory, node --test would also run every harness module (and the child programs among them).

@@ -191,7 +191,7 @@ const GO_DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1
 /** A Go time.Duration string ("1m30s", "500ms", "2h", "0") in milliseconds, rounded up. */
 export function parseGoDuration(name: string, value: string): number {
   if (value === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/gy;
   let total = 0;
   let matched = 0;
   for (let m = re.exec(value); m !== null; m = re.exec(value)) {

@@ -2,7 +2,6 @@
  * Runs docker-credential-NAME programs (the docker-credential-helpers protocol): `NAME get`
  * with the server URL on stdin answers {"ServerURL","Username","Secret"} on stdout.
  */
-import { spawn } from 'node:child_process';
 import { CancelledError, CredentialHelperError } from '../../protocol/errors';
 
 export interface HelperAnswer {
@@ -54,6 +53,8 @@ export async function getFromCredentialHelper(
     overflow: boolean;
   }>((resolve) => {
     // With a signal, Node kills the helper when it aborts (and reports an AbortError, handled below).
+    // child_process is loaded here, not at start-up: most runs never call a helper.
+    const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'], ...(signal !== undefined ? { signal } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

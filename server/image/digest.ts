@@ -2,8 +2,13 @@
  * Content digests ("sha256:<hex>"): strict parsing, hashing, and a pass-through stream that
  * verifies length and digest as bytes flow.
  */
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { clipInput, DigestMismatchError, InvalidArgumentError } from '../../protocol/errors';
+
+/** node:crypto loads with the first digest computed, not with the many modules that parse digests. */
+function createHash(algorithm: string): Hash {
+  return (require('node:crypto') as typeof import('node:crypto')).createHash(algorithm);
+}
 
 /** Algorithms go-digest accepts, with their hex lengths. */
 const ALGORITHMS: Readonly<Record<string, { hexLength: number; nodeName: string }>> = {

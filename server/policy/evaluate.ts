@@ -13,7 +13,6 @@ import { identityMatches } from './identity';
 import { KeyringError, loadKeys } from './keyring';
 import { requirementsFor } from './scopes';
 import { SignatureRejected, verifySimpleSignature, type AcceptanceRules } from './simple-signing';
-import { sigstoreSignedRefusal } from './sigstore/requirement';
 import type { IdentityMatch, Policy, Requirement } from './types';
 
 const NO_SIGNATURE = 'A signature was required, but no signature exists';
@@ -59,8 +58,11 @@ async function refusal(req: Requirement, image: UnparsedImage): Promise<string |
       return `Running image ${image.reference.toString()} is rejected by policy.`;
     case 'signedBaseLayer':
       return 'signedBaseLayer not implemented yet!';
-    case 'sigstoreSigned':
+    case 'sigstoreSigned': {
+      // The sigstore checks (certificates, DER, Rekor) load with the first policy that uses them.
+      const { sigstoreSignedRefusal } = require('./sigstore/requirement') as typeof import('./sigstore/requirement');
       return sigstoreSignedRefusal(req.trust, await image.signatures(), acceptanceRules(req.signedIdentity, image));
+    }
     case 'signedBy':
       // Only simple-signing signatures count here, as containers/image's Signatures() returns only those.
       return signedByRefusal(req, image, (await image.signatures()).flatMap((s) => (s.format === 'simple-signing' ? [s.blob] : [])));

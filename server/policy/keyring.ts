@@ -6,7 +6,8 @@
  * without restarting.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { openpgpModule } from './openpgp';
 import { systemErrorText } from '../../protocol/errors';
 import type { KeySource } from './types';
 
@@ -24,10 +25,10 @@ async function keysFrom(data: Buffer, where: string): Promise<openpgp.Key[]> {
     if (/^\s*-----BEGIN /.test(text)) {
       const blocks = data.toString('utf8').match(ARMOR_BLOCK) ?? [];
       const out: openpgp.Key[] = [];
-      for (const block of blocks) out.push(...(await openpgp.readKeys({ armoredKeys: block })));
+      for (const block of blocks) out.push(...(await openpgpModule().readKeys({ armoredKeys: block })));
       return out;
     }
-    return await openpgp.readKeys({ binaryKeys: new Uint8Array(data) });
+    return await openpgpModule().readKeys({ binaryKeys: new Uint8Array(data) });
   } catch (err) {
     throw new KeyringError(`reading public keys from ${where}: ${(err as Error).message}`);
   }

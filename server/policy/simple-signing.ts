@@ -5,7 +5,8 @@
  * read strictly, then its digest against the manifest, then its identity against the policy.
  * Every failure is a rejection with a reason; hostile input never escapes as an exception.
  */
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { openpgpModule } from './openpgp';
 import { sha256Digest } from '../image/digest';
 import { exactMembers, JsonObject, parseStrictJson, strictMembers, type JsonValue } from './strict-json';
 import { fingerprintOf } from './keyring';
@@ -49,13 +50,13 @@ function findSigner(keys: readonly openpgp.Key[], keyID: openpgp.KeyID): { prima
 async function verifyOpenPgp(blob: Buffer, keys: readonly openpgp.Key[]): Promise<{ payload: Buffer; fingerprint: string }> {
   let message: openpgp.Message<Uint8Array>;
   try {
-    message = await openpgp.readMessage({ binaryMessage: new Uint8Array(blob) });
+    message = await openpgpModule().readMessage({ binaryMessage: new Uint8Array(blob) });
   } catch (err) {
     return reject(`Invalid GPG signature: not an OpenPGP message: ${(err as Error).message}`);
   }
   let result: openpgp.VerifyMessageResult<Uint8Array>;
   try {
-    result = await openpgp.verify({ message, verificationKeys: [...keys], format: 'binary', expectSigned: false });
+    result = await openpgpModule().verify({ message, verificationKeys: [...keys], format: 'binary', expectSigned: false });
   } catch (err) {
     return reject(`Invalid GPG signature: ${(err as Error).message}`);
   }
@@ -138,7 +139,7 @@ export interface UnverifiedSimpleSignature {
 export async function readUnverifiedSimpleSignature(blob: Buffer): Promise<UnverifiedSimpleSignature> {
   let message: openpgp.Message<Uint8Array>;
   try {
-    message = (await openpgp.readMessage({ binaryMessage: new Uint8Array(blob) })).unwrapCompressed();
+    message = (await openpgpModule().readMessage({ binaryMessage: new Uint8Array(blob) })).unwrapCompressed();
   } catch {
     return { keyId: undefined, dockerReference: null };
   }

@@ -8,11 +8,10 @@
  * guard runs one every `everyBytes` bytes copied, whichever transfer copied them.
  *
  * It is made once, at start-up (the CLI), before any transfer; every copy reports its bytes to
- * it. `--memory-guard=false` (or LAYERPIPE_MEMORY_GUARD=0) leaves it out; the memory test in
- * test/methods pins what it buys.
+ * it. The collector itself is taken at the first collection, so a proxy that streams nothing
+ * loads neither node:v8 nor node:vm and makes no extra context. `--memory-guard=false` (or
+ * LAYERPIPE_MEMORY_GUARD=0) leaves it out; the memory test in test/methods pins what it buys.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 type MinorCollect = (options: { type: 'minor' }) => void;
 
@@ -20,24 +19,13 @@ export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
 
 export class MemoryGuard {
   private bytesSinceCollect = 0;
+  /** undefined until the first collection; null when V8 refused to expose its collector. */
+  private collect: MinorCollect | null | undefined;
 
-  private constructor(
-    private readonly collect: MinorCollect,
-    private readonly everyBytes: number,
-  ) {}
+  private constructor(private readonly everyBytes: number) {}
 
-  /**
-   * A guard, or undefined when V8 refuses to expose its collector. `--expose-gc` is set before
-   * the collector is taken from a fresh context, so the main global gains no `gc`.
-   */
-  static create(everyBytes = DEFAULT_GUARD_BYTES): MemoryGuard | undefined {
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc: unknown = runInNewContext('gc');
-      return typeof gc === 'function' ? new MemoryGuard(gc as MinorCollect, everyBytes) : undefined;
-    } catch {
-      return undefined;
-    }
+  static create(everyBytes = DEFAULT_GUARD_BYTES): MemoryGuard {
+    return new MemoryGuard(everyBytes);
   }
 
   /** Called by every copy for every chunk it hands to a sink. */
@@ -45,6 +33,21 @@ export class MemoryGuard {
     this.bytesSinceCollect += bytes;
     if (this.bytesSinceCollect < this.everyBytes) return;
     this.bytesSinceCollect = 0;
-    this.collect({ type: 'minor' });
+    this.collect ??= minorCollector();
+    this.collect?.({ type: 'minor' });
+  }
+}
+
+/**
+ * V8's collector, or null when V8 refuses to expose it. `--expose-gc` is set before the
+ * collector is taken from a fresh context, so the main global gains no `gc`.
+ */
+function minorCollector(): MinorCollect | null {
+  try {
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+    const gc: unknown = (require('node:vm') as typeof import('node:vm')).runInNewContext('gc');
+    return typeof gc === 'function' ? (gc as MinorCollect) : null;
+  } catch {
+    return null;
   }
 }

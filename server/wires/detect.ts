@@ -9,7 +9,6 @@ import { SeqpacketSocket, type Packet } from '../../protocol/seqpacket/socket';
 import type { Logger } from '../log';
 import type { Session } from '../service/session';
 import type { JsonRpcWireOptions } from './jsonrpc/connection';
-import { serveJsonRpcSeqpacket } from './jsonrpc/serve';
 import { serveSkopeoSocket, type WireEnd } from './skopeo/wire';
 
 export type { JsonRpcWireOptions } from './jsonrpc/connection';
@@ -76,6 +75,8 @@ export async function serveConnection(fd: number, session: Session, log: Logger,
   }
   if (speaksJsonRpc(first)) {
     log.debug('first packet is JSON-RPC 2.0: serving protocol 1.0');
+    // Loaded only now: a 0.2.x client never pays for vscode-jsonrpc and the 1.0 methods.
+    const { serveJsonRpcSeqpacket } = require('./jsonrpc/serve') as typeof import('./jsonrpc/serve');
     return serveJsonRpcSeqpacket(socket, first, session, log, options);
   }
   return serveSkopeoSocket(socket, session, log, first);

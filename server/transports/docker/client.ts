@@ -5,7 +5,6 @@
  * on the registry's own origin, and 401s answered by fetching a fresh token once.
  */
 import { Readable } from 'node:stream';
-import { request } from 'undici';
 import {
   AccessDeniedError, CancelledError, InternalError, LayerpipeError, RetryableError, errorMessage, isTransient,
 } from '../../../protocol/errors';
@@ -25,6 +24,7 @@ import {
 } from './responses';
 import { backoffMs, Deadline, retryAfterMs, sleep } from './retry';
 import { SharedOperation } from './shared';
+import { request } from './undici';
 
 export { retryAfterMs } from './retry';
 

@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, ProxyAgent } from 'undici';
 import { CancelledError } from '../../../protocol/errors';
+import { createAgent, createProxyAgent } from './undici';
 
 /** How to talk TLS to one host. */
 export interface TlsSettings {
@@ -92,13 +93,13 @@ export class ConnectionPool {
     }
     const proxy = proxyFor(url, env);
     if (proxy === undefined) {
-      entry.direct ??= new Agent({ ...AGENT_OPTIONS, connect: this.connectOptions(settings) });
+      entry.direct ??= createAgent({ ...AGENT_OPTIONS, connect: this.connectOptions(settings) });
       return entry.direct;
     }
     let agent = entry.viaProxy.get(proxy);
     if (agent === undefined) {
       // requestTls is the TLS to the registry inside the tunnel; the proxy itself is trusted as the system trusts it.
-      agent = new ProxyAgent({ ...AGENT_OPTIONS, uri: proxy, requestTls: this.connectOptions(settings), proxyTls: { ca: this.systemCaCertificates() } });
+      agent = createProxyAgent({ ...AGENT_OPTIONS, uri: proxy, requestTls: this.connectOptions(settings), proxyTls: { ca: this.systemCaCertificates() } });
       entry.viaProxy.set(proxy, agent);
     }
     return agent;

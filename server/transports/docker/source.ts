@@ -8,12 +8,8 @@ import { lookupCredentials, type RegistryCredentials } from '../../config/auth';
 import { tlsFilesFor } from '../../config/certs-d';
 import { loadRegistriesConfig, pullSourcesFor, type PullSource, type RegistriesConfig } from '../../config/registries-conf';
 import { CancelledError, ImageNotFoundError, InvalidArgumentError, LayerpipeError, errorMessage } from '../../../protocol/errors';
-import { parseDigest, sha256Digest, verifyBytes } from '../../image/digest';
-import { loadRegistriesD, lookasideFor, registriesDirectory, useSigstoreAttachmentsFor } from '../../config/registries-d';
-import { checkSignatureBounds, simpleSigning, type ImageSignature } from '../../image/signatures';
-import { readLookasideSignatures } from './lookaside';
-import { readExtensionSignatures } from './signature-extension';
-import { readSigstoreAttachments } from './sigstore-attachments';
+import { parseDigest, verifyBytes } from '../../image/digest';
+import type { ImageSignature } from '../../image/signatures';
 import type { BlobReader, BlobRequest, ImageReference, ImageSource, RawManifest, SystemContext } from '../../image/types';
 import type { AuthIdentity } from './auth';
 import type { RegistryClient } from './client';
@@ -21,7 +17,7 @@ import type { TlsSettings } from './http';
 import { RegistryPool } from './registry-pool';
 import { clientSettings } from './settings';
 import {
-  endpointHost, manifestSelector, nameOf, parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, shortRepositoryOf,
+  endpointHost, manifestSelector, nameOf, parseDockerReference, referenceString, shortRepositoryOf,
   type DockerReference,
 } from '../../reference/docker-reference';
 import { resolveShortName } from '../../reference/short-names';
@@ -204,32 +200,10 @@ export class DockerImageSource implements ImageSource {
     return this.opened.client.getBlob(this.opened.physical.repository, request.digest, request.signal, request.range);
   }
 
-  /**
-   * Signatures of the place the image is read from, as containers/image finds them:
-   * simple-signing ones from the registry's signature extension when its /v2/ advertises it,
-   * else from the lookaside registries.d names (or the built-in default one); then sigstore
-   * attachments when registries.d enables them.
-   */
+  /** Signatures of the place the image is read from (source-signatures.ts, loaded when first asked). */
   async getSignatures(instanceDigest: string | undefined, signal: AbortSignal): Promise<ImageSignature[]> {
-    const config = await loadRegistriesD(await registriesDirectory(this.ctx.registry.registriesDir));
-    const physical = this.opened.physical;
-    const scopes = [policyIdentityOf(physical), ...policyNamespacesOf(physical)];
-    const digest = instanceDigest ?? sha256Digest(this.opened.manifest.bytes);
-    const out: ImageSignature[] = [];
-    const base = lookasideFor(config, scopes);
-    if (await this.opened.client.supportsSignatureExtension(signal)) {
-      const blobs = await readExtensionSignatures(this.opened.client, physical.repository, digest, signal);
-      out.push(...blobs.map(simpleSigning));
-    } else {
-      // The layout names the repository path only, without the registry host.
-      const blobs = await readLookasideSignatures(base, physical.repository, digest, signal);
-      out.push(...blobs.map(simpleSigning));
-    }
-    if (useSigstoreAttachmentsFor(config, scopes)) {
-      out.push(...(await readSigstoreAttachments(this.opened.client, physical.repository, digest, this.ctx.log, signal)));
-    }
-    checkSignatureBounds(`${nameOf(physical)}@${digest}`, out);
-    return out;
+    const { readDockerSignatures } = require('./source-signatures') as typeof import('./source-signatures');
+    return readDockerSignatures(this.ctx, this.opened, instanceDigest, signal);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,117 @@
+/**
+ * Memory: the proxy process's peak resident set (VmHWM from /proc/PID/status), layerpipe against
+ * skopeo 1.9.3 in the same run, on the same loopback registry:
+ *
+ * - idle: spawned, Initialize answered, read a moment later;
+ * - streaming: an image of 4 incompressible layers (default 64 MiB each) opened and all four
+ *   fetched at once with GetBlob, the client hashing every byte, read once the last is verified.
+ *
+ * A fresh proxy per measurement, so the peak is that measurement's; the figure is the median
+ * over rounds. Targets (issue 13): at most 48 MiB idle, at most 64 MiB streaming. Run by hand:
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/memory-bench.js [--rounds 3] [--layer-mib 64] [--quick]
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { randomLayer, type BuiltLayer } from '../test/harness/oci-builder';
+import { startRegistry } from '../test/harness/registry';
+import { httpGet } from '../test/harness/registry-http';
+import { pushImage } from '../test/harness/registry-images';
+import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-client';
+import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
+import type { BenchRow } from './bench-row';
+import { printRows } from './print-rows';
+import { measure, peakRssMiB, type Layer } from './throughput';
+
+const IDLE_TARGET_MIB = 48;
+const STREAMING_TARGET_MIB = 64;
+const LAYERS = 4;
+/** How long an idle proxy is left before its peak is read: timers and lazy work after Initialize count too. */
+const IDLE_SETTLE_MS = 300;
+
+export interface MemoryBenchOptions {
+  readonly quick: boolean;
+  readonly rounds?: number;
+  readonly layerMiB?: number;
+}
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const ARGS = ['--tls-verify=false', '--insecure-policy'];
+
+async function idlePeak(program: ProxyProgram): Promise<number> {
+  const proxy = await spawnProxy({ program, args: ARGS });
+  try {
+    await delay(IDLE_SETTLE_MS);
+    return peakRssMiB(proxy.pid);
+  } finally {
+    await proxy.close();
+  }
+}
+
+function row(name: string, samples: Record<ProxyProgram, number[]>, target: number): BenchRow {
+  const layerpipe = median(samples.layerpipe);
+  const skopeo = samples.skopeo.length > 0 ? { skopeo: median(samples.skopeo) } : {};
+  return { name, layerpipe, ...skopeo, unit: 'MiB', ratio: layerpipe / target, target: `≤ ${target} MiB`, limit: layerpipe <= target ? 'ok' : 'over' };
+}
+
+export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
+  const missing = missingRegistryTools();
+  if (missing.length > 0) throw new Error(`memory-bench needs ${missing.join(', ')}: ${INSTALL_HINT}`);
+  const rounds = options.rounds ?? (options.quick ? 1 : 3);
+  const layerMiB = options.layerMiB ?? (options.quick ? 16 : 64);
+  const programs: ProxyProgram[] = findProgram('skopeo') !== undefined ? ['layerpipe', 'skopeo'] : ['layerpipe'];
+
+  const built: BuiltLayer[] = [];
+  for (let i = 0; i < LAYERS; i++) built.push(randomLayer(layerMiB * 1024 * 1024, `layer-${i}.bin`));
+  const layers: Layer[] = built.map((l) => ({ digest: l.digest, size: l.compressed.length }));
+  const registry = await startRegistry();
+  try {
+    const { ref } = await pushImage(registry, 'bench/memory:v1', { layers: built });
+    built.length = 0; // the registry has them now
+    for (const layer of layers) {
+      // Warm the page cache, so that every program reads alike.
+      const got = await httpGet(`${registry.url}/v2/bench/memory/blobs/${layer.digest}`);
+      if (got.status !== 200) throw new Error(`warm-up read of ${layer.digest}: ${got.status}`);
+    }
+    const idle: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const streaming: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const program of programs) {
+        idle[program].push(await idlePeak(program));
+        streaming[program].push((await measure(program, 'GetBlob', LAYERS, ref, layers, ARGS)).peakRssMiB);
+      }
+    }
+    return [
+      row('memory: peak RSS idle after Initialize', idle, IDLE_TARGET_MIB),
+      row(`memory: peak RSS streaming ${LAYERS}×${layerMiB} MiB at once`, streaming, STREAMING_TARGET_MIB),
+    ];
+  } finally {
+    await registry.stop();
+  }
+}
+
+function parseArgs(argv: readonly string[]): MemoryBenchOptions {
+  let quick = false;
+  let rounds: number | undefined;
+  let layerMiB: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const value = Number(argv[i + 1]);
+    const positive = Number.isInteger(value) && value > 0;
+    if (argv[i] === '--quick') quick = true;
+    else if (argv[i] === '--rounds' && positive) rounds = value;
+    else if (argv[i] === '--layer-mib' && positive) layerMiB = value;
+    else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --layer-mib N, --quick)`);
+    if (argv[i] !== '--quick') i++;
+  }
+  return { quick, ...(rounds !== undefined ? { rounds } : {}), ...(layerMiB !== undefined ? { layerMiB } : {}) };
+}
+
+if (require.main === module) {
+  const opts = parseArgs(process.argv.slice(2));
+  run(opts).then(
+    (rows) => printRows('peak RSS (VmHWM) of the proxy process, median over rounds (same run)', rows),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,190 @@
+/**
+ * Cold start: how long a freshly spawned proxy takes to answer, layerpipe against skopeo 1.9.3
+ * and against a bare `node -e 0` (the floor for any Node program), in the same run.
+ *
+ * - spawn → Initialize: from spawn until the Initialize reply is read (node: until it exits);
+ * - first manifest: spawn, Initialize, OpenImage of a small image on a loopback docker-registry,
+ *   GetManifest, Shutdown, until the proxy has exited; with layerpipe's time split by step.
+ *
+ * Every round runs each measurement once, in a rotating order, so that a busy machine slows
+ * them alike; the figures are medians. Targets (issue 13): spawn → Initialize ≤ 1.15× and the
+ * first manifest ≤ 1.6× of `node -e 0` in the same run. Run by hand:
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick]
+ */
+import { spawn } from 'node:child_process';
+import { ImageProxy, defaultProxyCommand } from '../clients/typescript';
+import { makeLayer } from '../test/harness/oci-builder';
+import { startRegistry, type RunningRegistry } from '../test/harness/registry';
+import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
+import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
+import type { BenchRow } from './bench-row';
+import { printRows } from './print-rows';
+
+const INITIALIZE_TARGET = 1.15;
+const MANIFEST_TARGET = 1.6;
+const QUICK_ROUNDS = 5;
+const FULL_ROUNDS = 15;
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+type Program = 'layerpipe' | 'skopeo';
+
+const commandOf = (program: Program): string => (program === 'skopeo' ? 'skopeo' : defaultProxyCommand());
+/** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
+const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
+const proxyEnv = (): NodeJS.ProcessEnv => ({ ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath() });
+
+/** `node -e 0`, spawn to exit. */
+function bareNode(): Promise<number> {
+  const t0 = now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('node', ['-e', '0'], { stdio: 'ignore' });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(now() - t0) : reject(new Error(`node -e 0 exited ${code}`))));
+  });
+}
+
+async function shutdown(proxy: ImageProxy, program: Program): Promise<void> {
+  const status = await proxy.shutdown();
+  if (status !== 0) throw new Error(`${program} exited ${status}: ${proxy.stderr}`);
+}
+
+/** Spawn until the Initialize reply; the shutdown afterwards is not timed. */
+async function spawnToInitialize(program: Program): Promise<number> {
+  const t0 = now();
+  const proxy = await ImageProxy.spawn({ command: commandOf(program), args: PROXY_ARGS, env: proxyEnv() });
+  await proxy.initialize();
+  const elapsed = now() - t0;
+  await shutdown(proxy, program);
+  return elapsed;
+}
+
+interface ManifestSteps {
+  /** Spawn to exit. */
+  total: number;
+  initialize: number;
+  openImage: number;
+  getManifest: number;
+  /** Shutdown sent to the process gone. */
+  shutdown: number;
+}
+
+async function firstManifest(program: Program, ref: string): Promise<ManifestSteps> {
+  const t0 = now();
+  const proxy = await ImageProxy.spawn({ command: commandOf(program), args: PROXY_ARGS, env: proxyEnv() });
+  await proxy.initialize();
+  const t1 = now();
+  const image = await proxy.openImage(ref);
+  const t2 = now();
+  const manifest = await proxy.getManifest(image);
+  const t3 = now();
+  if (manifest.bytes.length === 0) throw new Error(`${program}: empty manifest`);
+  await shutdown(proxy, program);
+  const t4 = now();
+  return { total: t4 - t0, initialize: t1 - t0, openImage: t2 - t1, getManifest: t3 - t2, shutdown: t4 - t3 };
+}
+
+function rotate<T>(xs: readonly T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+interface Samples {
+  node: number[];
+  initialize: Record<Program, number[]>;
+  manifest: Record<Program, ManifestSteps[]>;
+}
+
+async function measureRounds(rounds: number, programs: readonly Program[], ref: string | undefined): Promise<Samples> {
+  const samples: Samples = { node: [], initialize: { layerpipe: [], skopeo: [] }, manifest: { layerpipe: [], skopeo: [] } };
+  const steps: (() => Promise<void>)[] = [async () => void samples.node.push(await bareNode())];
+  for (const program of programs) {
+    steps.push(async () => void samples.initialize[program].push(await spawnToInitialize(program)));
+    if (ref !== undefined) steps.push(async () => void samples.manifest[program].push(await firstManifest(program, ref)));
+  }
+  // One untimed pass: the page cache then holds every program's files for all rounds alike.
+  for (const step of steps) await step();
+  samples.node.length = 0;
+  for (const program of programs) {
+    samples.initialize[program].length = 0;
+    samples.manifest[program].length = 0;
+  }
+  for (let round = 0; round < rounds; round++) {
+    for (const step of rotate(steps, round)) await step();
+  }
+  return samples;
+}
+
+const verdict = (ratio: number, limit: number): string => (ratio <= limit ? 'ok' : 'over');
+
+function rowsOf(samples: Samples, hasSkopeo: boolean): BenchRow[] {
+  const node = median(samples.node);
+  const skopeo = (xs: number[]): { skopeo?: number } => (hasSkopeo ? { skopeo: median(xs) } : {});
+  const rows: BenchRow[] = [{ name: 'startup: node -e 0 (spawn → exit)', layerpipe: node, unit: 'ms' }];
+  const init = median(samples.initialize.layerpipe);
+  rows.push({
+    name: 'startup: spawn → Initialize', layerpipe: init, ...skopeo(samples.initialize.skopeo), unit: 'ms',
+    ratio: init / node, target: `≤ ${INITIALIZE_TARGET}× node -e 0`, limit: verdict(init / node, INITIALIZE_TARGET),
+  });
+  const lp = samples.manifest.layerpipe;
+  if (lp.length > 0) {
+    const total = median(lp.map((s) => s.total));
+    rows.push({
+      name: 'startup: spawn + OpenImage + GetManifest + Shutdown', layerpipe: total, ...skopeo(samples.manifest.skopeo.map((s) => s.total)), unit: 'ms',
+      ratio: total / node, target: `≤ ${MANIFEST_TARGET}× node -e 0`, limit: verdict(total / node, MANIFEST_TARGET),
+    });
+    for (const step of ['initialize', 'openImage', 'getManifest', 'shutdown'] as const) {
+      rows.push({ name: `startup:   of which ${step}`, layerpipe: median(lp.map((s) => s[step])), ...skopeo(samples.manifest.skopeo.map((s) => s[step])), unit: 'ms' });
+    }
+  }
+  return rows;
+}
+
+async function withRegistryImage<T>(fn: (ref: string | undefined) => Promise<T>): Promise<T> {
+  const missing = missingRegistryTools();
+  if (missing.length > 0) {
+    console.error(`startup-bench: no first-manifest rows without ${missing.join(', ')}: ${INSTALL_HINT}`);
+    return fn(undefined);
+  }
+  let registry: RunningRegistry | undefined;
+  try {
+    registry = await startRegistry();
+    const { ref } = await pushImage(registry, 'bench/startup:v1', { layers: [makeLayer({ 'etc/os-release': 'ID=bench\n' })] });
+    return await fn(ref);
+  } finally {
+    await registry?.stop();
+  }
+}
+
+export async function run(options: { quick: boolean; rounds?: number }): Promise<BenchRow[]> {
+  const rounds = options.rounds ?? (options.quick ? QUICK_ROUNDS : FULL_ROUNDS);
+  const hasSkopeo = findProgram('skopeo') !== undefined;
+  const programs: Program[] = hasSkopeo ? ['layerpipe', 'skopeo'] : ['layerpipe'];
+  return withRegistryImage(async (ref) => rowsOf(await measureRounds(rounds, programs, ref), hasSkopeo));
+}
+
+function parseArgs(argv: readonly string[]): { quick: boolean; rounds?: number } {
+  const opts: { quick: boolean; rounds?: number } = { quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const value = Number(argv[i + 1]);
+    if (argv[i] === '--quick') opts.quick = true;
+    else if (argv[i] === '--rounds' && Number.isInteger(value) && value > 0) {
+      opts.rounds = value;
+      i++;
+    } else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --quick)`);
+  }
+  return opts;
+}
+
+if (require.main === module) {
+  const opts = parseArgs(process.argv.slice(2));
+  run(opts).then(
+    (rows) => printRows(`cold start, medians of ${opts.rounds ?? (opts.quick ? QUICK_ROUNDS : FULL_ROUNDS)} rotating rounds (same run)`, rows),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+      process.exitCode = 1;
+    },
+  );
+}

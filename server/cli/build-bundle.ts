@@ -1,0 +1,119 @@
+/**
+ * Build step (`npm run build`): the CLI in one file, dist/bundle/layerpipe.js, and V8's code
+ * cache for it, dist/bundle/layerpipe.cache, which bin/layerpipe starts from (start.ts).
+ *
+ * What the compiled tree loads lazily stays lazy in the bundle (esbuild wraps each lazily
+ * required module in a function). Packages loaded only for rarer work stay outside, required
+ * from node_modules when used: openpgp (signedBy), yaml (registries.d), ws (WebSocket service),
+ * tar-stream (archives) and undici's index (proxies); the registry client's parts of undici
+ * (Agent, request) are in the bundle.
+ *
+ * The code cache is made after a warm-up: the bundle serves Initialize on a socketpair in this
+ * process, so that the functions every start runs are in the cache already compiled.
+ */
+import * as esbuild from 'esbuild';
+import { createHash } from 'node:crypto';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ImageProxy } from '../../clients/typescript/image-proxy';
+import { SeqpacketChannel, seqpacketPair } from '../../clients/typescript/seqpacket-channel';
+import { BUILD_ID_PREFIX, codeCacheFile, INSTALLED, loadBundle } from './start';
+
+const BUNDLE_FILE = INSTALLED.bundle;
+
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** Whole packages only: undici's subpaths (lib/dispatcher/agent, lib/api/api-request) are bundled. */
+const EXTERNAL_PACKAGES = /^(openpgp|yaml|ws|tar-stream|undici)$/;
+
+const externalPackages: esbuild.Plugin = {
+  name: 'external-packages',
+  setup(build) {
+    build.onResolve({ filter: EXTERNAL_PACKAGES }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
+/**
+ * `__dirname` in a bundled module would name the bundle's directory; each of our modules gets
+ * the directory its compiled file has in dist/ instead, so that paths found from it (package.json,
+ * the native addon) are the same in both layouts.
+ */
+const compiledDirname: esbuild.Plugin = {
+  name: 'compiled-dirname',
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      if (!source.includes('__dirname')) return undefined;
+      const compiledDir = path.join(PACKAGE_ROOT, 'dist', path.relative(PACKAGE_ROOT, path.dirname(args.path)));
+      const fromBundle = path.relative(path.dirname(BUNDLE_FILE), compiledDir);
+      const expr = `require('node:path').join(__dirname, ${JSON.stringify(fromBundle)})`;
+      return { contents: source.replace(/\b__dirname\b/g, expr), loader: 'ts' };
+    });
+  },
+};
+
+/**
+ * undici's Client loads its HTTP/2 half (and node:http2, the costliest built-in it needs) when it
+ * is loaded, though only a connection that negotiates h2 uses it, and layerpipe never offers h2.
+ * In the bundle that half loads at its first use instead. If undici's source no longer reads as
+ * expected, the bundle is left as undici wrote it.
+ */
+const H2_IMPORT = "const connectH2 = require('./client-h2.js')";
+const undiciHttp2WhenUsed: esbuild.Plugin = {
+  name: 'undici-http2-when-used',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      if (!source.includes(H2_IMPORT)) {
+        return { contents: source, loader: 'js', warnings: [{ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' }] };
+      }
+      const lazy = "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)";
+      return { contents: source.replace(H2_IMPORT, lazy), loader: 'js' };
+    });
+  },
+};
+
+export async function buildBundle(): Promise<void> {
+  await esbuild.build({
+    entryPoints: [path.join(PACKAGE_ROOT, 'server', 'cli', 'index.ts')],
+    outfile: BUNDLE_FILE,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    charset: 'ascii',
+    minify: true,
+    legalComments: 'external',
+    plugins: [externalPackages, compiledDirname, undiciHttp2WhenUsed],
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
+  const bundle = readFileSync(BUNDLE_FILE);
+  if (bundle.some((byte) => byte > 0x7f)) throw new Error(`${BUNDLE_FILE} is not ASCII: start.ts reads it as latin1`);
+  appendFileSync(BUNDLE_FILE, `${BUILD_ID_PREFIX}${createHash('sha256').update(bundle).digest('hex')}\n`);
+}
+
+/** Loads the bundle here, lets it answer one Initialize, and writes the compiled code V8 then holds. */
+export async function buildCodeCache(): Promise<void> {
+  const { cli, script, source } = loadBundle(INSTALLED, false);
+  const [ours, theirs] = seqpacketPair();
+  // No flag may change V8's settings here: the cache records them, and V8 refuses it under others.
+  const serving = cli.run(['experimental-image-proxy', '--sockfd', String(theirs), '--insecure-policy', '--memory-guard=false']);
+  const proxy = ImageProxy.connect(new SeqpacketChannel(ours));
+  await proxy.initialize();
+  await proxy.close();
+  const status = await serving;
+  if (status !== 0) throw new Error(`the warm-up proxy ended with status ${status}`);
+  writeFileSync(INSTALLED.codeCache, codeCacheFile(source, script.createCachedData()));
+}
+
+if (require.main === module) {
+  buildBundle().then(buildCodeCache).then(
+    () => process.exit(0), // the warm-up session leaves signal handlers behind
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

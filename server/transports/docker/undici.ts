@@ -1,0 +1,43 @@
+/**
+ * undici, loaded by part, when the first registry connection is made. The package's index loads
+ * all it has (fetch, WebSocket, EventSource, cookies, caches, mocks: most of its load time),
+ * while the registry client needs an Agent and `request` on it. Proxies (HTTP(S)_PROXY) get the
+ * index: ProxyAgent tunnels through Dispatcher.prototype.connect, which only the index installs.
+ */
+import type { Agent, Dispatcher, ProxyAgent } from 'undici';
+import { setFlagsFromString } from 'node:v8';
+
+type RequestOnDispatcher = (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+
+/** A request to a full URL on a chosen dispatcher (no global dispatcher is ever made). */
+export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
+  readonly dispatcher: Dispatcher;
+  readonly method?: Dispatcher.HttpMethod;
+};
+
+/**
+ * Wasm tier-up would recompile undici's HTTP parser (llhttp) with TurboFan at the first large
+ * download: ~30 MiB of compiler memory for no measurable speed, the parser only walks headers
+ * and skips over body bytes. Set once, before undici compiles the parser (at its first connection).
+ */
+function liftoffOnly(): void {
+  setFlagsFromString('--liftoff-only');
+}
+
+export function createAgent(options: Agent.Options): Agent {
+  liftoffOnly();
+  const AgentClass = require('undici/lib/dispatcher/agent') as typeof Agent;
+  return new AgentClass(options);
+}
+
+export function createProxyAgent(options: ProxyAgent.Options): ProxyAgent {
+  liftoffOnly();
+  return new (require('undici') as typeof import('undici')).ProxyAgent(options);
+}
+
+/** undici's `request(url, options)`, with the dispatcher required. */
+export function request(url: URL, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+  const requestOn = require('undici/lib/api/api-request') as RequestOnDispatcher;
+  const { dispatcher, ...rest } = options;
+  return requestOn.call(dispatcher, { ...rest, origin: url.origin, path: `${url.pathname}${url.search}`, method: rest.method ?? 'GET' });
+}

@@ -1,0 +1,115 @@
+/**
+ * What a proxy loads for its first requests (issue 13's cold start): nothing the request does not
+ * need. The real proxy process runs, from the compiled tree and from the bundle (when `npm run
+ * build` made one), with a preload that records at exit which built-in modules Node loaded and
+ * which files were required. After Initialize alone no registry, JSON-RPC or signature code is
+ * there; after the first manifest from a plain-HTTP registry, no credential helper, OpenPGP,
+ * YAML or fetch/WebSocket half of undici (and, in the bundle, no HTTP/2).
+ */
+import { strict as assert } from 'node:assert';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ImageProxy } from '../../../clients/typescript';
+import { bundleIsCurrent, INSTALLED } from '../../../server/cli/start';
+import { makeLayer } from '../../harness/oci-builder';
+import { startRegistry, type RunningRegistry } from '../../harness/registry';
+import { emptyAuthFilePath, pushImage } from '../../harness/registry-images';
+import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-tools';
+
+const skip = registrySuiteSkip();
+const DIST = path.resolve(__dirname, '..', '..', '..');
+
+interface Loaded {
+  readonly builtins: readonly string[];
+  readonly files: readonly string[];
+}
+
+/** Writes the preload and one launcher per layout into `dir`. */
+function writeLaunchers(dir: string): { preload: string; layouts: Record<string, string> } {
+  const preload = path.join(dir, 'record-loaded.js');
+  writeFileSync(preload, `'use strict';
+process.on('exit', () => {
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
+  require('node:fs').writeFileSync(process.env.LAYERPIPE_TEST_LOADED, JSON.stringify({ builtins, files: Object.keys(require.cache) }));
+});
+`);
+  const launcher = (name: string, body: string): string => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `#!/usr/bin/env node\n'use strict';\n${body}\n`);
+    chmodSync(file, 0o755);
+    return file;
+  };
+  const layouts: Record<string, string> = {
+    tree: launcher('tree', `require(${JSON.stringify(path.join(DIST, 'server', 'cli', 'index.js'))}).main(process.argv.slice(2));`),
+  };
+  if (bundleIsCurrent(INSTALLED)) {
+    const start = JSON.stringify(path.join(DIST, 'server', 'cli', 'start.js'));
+    layouts.bundle = launcher('bundle', `const start = require(${start});\nstart.loadBundle(start.INSTALLED, true).cli.main(process.argv.slice(2));`);
+  }
+  return { preload, layouts };
+}
+
+describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
+  let registry: RunningRegistry;
+  let ref: string;
+  let dir: string;
+  let preload: string;
+  let layouts: Record<string, string>;
+
+  before(async () => {
+    assertRegistryTools();
+    registry = await startRegistry();
+    ({ ref } = await pushImage(registry, 'loading/img:v1', { layers: [makeLayer({ 'etc/hostname': 'lazy\n' })] }));
+    dir = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-loading-'));
+    ({ preload, layouts } = writeLaunchers(dir));
+  });
+
+  after(async () => {
+    await registry?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function loadedBy(command: string, work: (proxy: ImageProxy) => Promise<void>): Promise<Loaded> {
+    const out = path.join(dir, `loaded-${Date.now()}-${Math.random()}.json`);
+    const proxy = await ImageProxy.spawn({
+      command,
+      args: ['--insecure-policy', '--tls-verify=false'],
+      env: { ...process.env, NODE_OPTIONS: `--require ${preload}`, LAYERPIPE_TEST_LOADED: out, REGISTRY_AUTH_FILE: emptyAuthFilePath() },
+    });
+    await proxy.initialize();
+    await work(proxy);
+    assert.equal(await proxy.shutdown(), 0, proxy.stderr);
+    return JSON.parse(readFileSync(out, 'utf8')) as Loaded;
+  }
+
+  const filesMatching = (loaded: Loaded, pattern: RegExp): string[] => loaded.files.filter((f) => pattern.test(f));
+  const builtinsAmong = (loaded: Loaded, names: readonly string[]): string[] => names.filter((n) => loaded.builtins.includes(n));
+
+  for (const layout of ['tree', 'bundle']) {
+    it(`${layout}: Initialize loads no registry, JSON-RPC, signature or child-process code`, async (t) => {
+      const command = layouts[layout];
+      if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
+      const loaded = await loadedBy(command, async () => undefined);
+      assert.deepEqual(builtinsAmong(loaded, ['http', 'http2', 'tls', 'crypto', 'child_process', 'zlib']), []);
+      assert.deepEqual(filesMatching(loaded, /node_modules[\\/](undici|openpgp|yaml|smol-toml|ws|tar-stream)[\\/]|vscode-jsonrpc[\\/]lib[\\/]node/), []);
+      assert.deepEqual(filesMatching(loaded, /[\\/](transports[\\/]docker|wires[\\/]jsonrpc|policy[\\/]sigstore)[\\/]/), []);
+    });
+
+    it(`${layout}: the first manifest loads no credential helper, OpenPGP, YAML or undici index (and, bundled, no HTTP/2)`, async (t) => {
+      const command = layouts[layout];
+      if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
+      const loaded = await loadedBy(command, async (proxy) => {
+        const image = await proxy.openImage(ref);
+        assert.ok((await proxy.getManifest(image)).bytes.length > 0);
+      });
+      // The registry client did run (a layout that loaded nothing would pass the rest).
+      assert.deepEqual(builtinsAmong(loaded, ['http', 'crypto']), ['http', 'crypto']);
+      assert.deepEqual(builtinsAmong(loaded, ['child_process', 'zlib']), []);
+      // undici's Client loads its HTTP/2 half with it; the bundle defers that to a first h2 connection.
+      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2']), []);
+      assert.deepEqual(filesMatching(loaded, /node_modules[\\/](openpgp|yaml|ws|tar-stream)[\\/]|undici[\\/](index\.js|lib[\\/]web[\\/])/), []);
+    });
+  }
+});
