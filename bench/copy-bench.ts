@@ -129,7 +129,7 @@ function parseArgs(argv: readonly string[]): CopyBenchOptions {
 }
 
 if (require.main === module) {
-  runCopyBench(parseArgs(process.argv.slice(2))).then((rows) => {
+  Promise.resolve().then(() => runCopyBench(parseArgs(process.argv.slice(2)))).then((rows) => {
     console.log('');
     for (const r of rows) {
       console.log(`${r.name}: layerpipe ${r.layerpipe.toFixed(1)} MB/s, skopeo ${r.skopeo!.toFixed(1)} MB/s, time ratio layerpipe/skopeo ${(1 / r.ratio!).toFixed(2)} (below 1: layerpipe faster)`);
