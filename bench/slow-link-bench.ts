@@ -19,7 +19,7 @@ import { pushRawBlobImage, randomBlobs, type RawBlobImage } from '../test/harnes
 import { startRegistry, type RunningRegistry } from '../test/harness/registry';
 import { spawnProxy, tlsFlags, type ProxyProgram } from '../test/harness/registry-proxy-client';
 import { INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
-import { spawnShapingProxy, type LinkShape } from '../test/harness/shaping-proxy';
+import { spawnShapingProxy, type LinkShape, type ShapingProxy } from '../test/harness/shaping-proxy';
 import type { BenchRow } from './bench-row';
 import { drainVerified, num, peakRssMiB, type Layer } from './throughput';
 
@@ -46,7 +46,41 @@ function cases(quick: boolean): Case[] {
   ];
 }
 
-/** Seconds to fetch every layer serially through a fresh proxy, and its peak RSS. */
+/** The link of issue 13: 40 MB/s per connection each way, 20 ms added round trip. */
+export const WAN_LINK: LinkShape = { bytesPerSecond: 40e6, rttMs: 20 };
+
+/** How a bench row names the link it was measured over. */
+export function linkLabel(link: LinkShape): string {
+  return `slow link (${num(link.bytesPerSecond / 1e6, 0)} MB/s per connection, +${link.rttMs} ms RTT)`;
+}
+
+export interface ShapedRegistry {
+  /** Push here (loopback, unshaped). */
+  readonly registry: RunningRegistry;
+  /** Pull through here: `docker://${shaper.host}/repo:tag`. */
+  readonly shaper: ShapingProxy;
+  close(): Promise<void>;
+}
+
+/** A docker-registry on 127.0.0.1 behind the shaping proxy, the proxy in a child process of its own. */
+export async function startShapedRegistry(link: LinkShape, tls: boolean): Promise<ShapedRegistry> {
+  const registry = await startRegistry({ tls });
+  try {
+    const shaper = await spawnShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, ...link });
+    return {
+      registry,
+      shaper,
+      close: async () => {
+        await shaper.close();
+        await registry.stop();
+      },
+    };
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  }
+}
+
 /** CPU seconds (user + system) a process has used, or NaN. */
 function cpuSeconds(pid: number | undefined): number {
   try {
@@ -57,6 +91,7 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** Seconds to fetch every layer serially through a fresh proxy, its peak RSS and CPU seconds. */
 async function pull(program: ProxyProgram, ref: string, layers: readonly Layer[], args: readonly string[]): Promise<{ seconds: number; rssMiB: number; cpu: number }> {
   const proxy: ImageProxy = await spawnProxy({ program, args });
   try {
@@ -74,12 +109,12 @@ async function pull(program: ProxyProgram, ref: string, layers: readonly Layer[]
 }
 
 export async function run(options: { quick: boolean } & Partial<SlowLinkOptions>): Promise<BenchRow[]> {
-  const link = options.link ?? { bytesPerSecond: 40e6, rttMs: 20 };
+  const link = options.link ?? WAN_LINK;
   const rounds = options.rounds ?? 1;
   const missing = missingRegistryTools();
   if (missing.length > 0) throw new Error(`slow-link-bench needs ${missing.join(', ')}: ${INSTALL_HINT}`);
-  const registry: RunningRegistry = await startRegistry({ tls: options.tls === true });
-  const shaper = await spawnShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, ...link });
+  const shaped = await startShapedRegistry(link, options.tls === true);
+  const { registry, shaper } = shaped;
   const args = tlsFlags(registry);
   const rows: BenchRow[] = [];
   try {
@@ -102,7 +137,7 @@ export async function run(options: { quick: boolean } & Partial<SlowLinkOptions>
         }
       }
       rows.push({
-        name: `slow link (${num(link.bytesPerSecond / 1e6, 0)} MB/s per connection, +${link.rttMs} ms RTT): ${c.name}`,
+        name: `${linkLabel(link)}: ${c.name}`,
         layerpipe: best.layerpipe,
         skopeo: best.skopeo,
         unit: 'MB/s',
@@ -111,8 +146,7 @@ export async function run(options: { quick: boolean } & Partial<SlowLinkOptions>
       });
     }
   } finally {
-    await shaper.close();
-    await registry.stop();
+    await shaped.close();
   }
   return rows;
 }
