@@ -118,6 +118,15 @@ static void pump_finish(pump_t *p, int err, const char *syscall) {
   napi_close_handle_scope(env, scope);
 }
 
+/* Whether the span has a byte at `position` (a blob longer than expected); -1 with errno on failure. */
+static int has_byte_at(int fd, uint64_t position) {
+  unsigned char c;
+  ssize_t n;
+  do n = pread(fd, &c, 1, (off_t)position);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : n == 1;
+}
+
 /* One raw step: 1 to go on, 0 to wait for room, -1 finished or failed (reported). */
 static int pump_splice(pump_t *p, uint64_t *budget) {
   if (p->remaining == 0) return pump_finish(p, 0, NULL), -1;
@@ -125,9 +134,16 @@ static int pump_splice(pump_t *p, uint64_t *budget) {
   loff_t off = (loff_t)p->position;
   ssize_t n = splice(p->file_fd, &off, p->pipe_fd, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
   if (n < 0) {
-    if (errno == EINTR) return 1;
-    if (errno == EAGAIN) return 0;
-    return pump_finish(p, errno, "splice"), -1;
+    int err = errno;
+    if (err == EINTR) return 1;
+    if (err == EAGAIN) return 0;
+    /* The kernel checks for a reader before it looks for the file's end. A reader that knew the
+       size may leave once it has every byte: at the file's end, that is the end, not a failure. */
+    if (err == EPIPE && has_byte_at(p->file_fd, p->position) == 0) {
+      p->eof = true;
+      return pump_finish(p, 0, NULL), -1;
+    }
+    return pump_finish(p, err, "splice"), -1;
   }
   if (n == 0) {
     p->eof = true;
@@ -139,15 +155,6 @@ static int pump_splice(pump_t *p, uint64_t *budget) {
   *budget -= (uint64_t)n < *budget ? (uint64_t)n : *budget;
   /* A short splice means the pipe filled up: wait rather than pay for an EAGAIN. */
   return (size_t)n < want ? 0 : 1;
-}
-
-/* Whether the span has a byte at `position` (a blob longer than expected); -1 with errno on failure. */
-static int has_byte_at(int fd, uint64_t position) {
-  unsigned char c;
-  ssize_t n;
-  do n = pread(fd, &c, 1, (off_t)position);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? -1 : n == 1;
 }
 
 /* One verified step, as pump_splice. Errors thrown by the feed helpers are taken back as errors. */

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,6 +82,26 @@ describe('native pipe copy', () => {
     assert.equal(error, undefined);
     assert.ok(received.equals(bytes));
     assert.equal(progress.bytes, bytes.length);
+  });
+
+  it('ends well when a raw reader that knew the size leaves before the file end is seen', async () => {
+    // The kernel's splice looks for a reader before it looks for the file's end: a reader that
+    // took every byte and closed (it knows the size from GetRawBlob) must not turn into EPIPE.
+    const { sink, readFd } = openPipeSink('raw to a leaving reader');
+    const capacity = native.setPipeSize(sink.fd, 64 * 1024);
+    const exact = randomBytes(capacity);
+    const { body, files } = await fileBody('exact', exact);
+    const progress = new TransferProgress();
+    const copied = copyBody(body, sink, { signal: new AbortController().signal, guard: undefined, progress }).then(() => undefined, (err: unknown) => err);
+    while (progress.bytes < exact.length) await new Promise((resolve) => setImmediate(resolve));
+    const received = Buffer.alloc(exact.length);
+    for (let got = 0; got < exact.length;) got += readSync(readFd, received, got, exact.length - got, null);
+    closeSync(readFd);
+    const error = await copied;
+    sink.close();
+    await files.close();
+    assert.equal(error, undefined);
+    assert.ok(received.equals(exact));
   });
 
   it('hashes a verified file span and a verified stream on the way', async () => {
