@@ -8,7 +8,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { errorMessage, InvalidConfigError } from '../../protocol/errors';
 
 export const SYSTEM_REGISTRIES_D = '/etc/containers/registries.d';
@@ -88,6 +87,8 @@ export async function loadRegistriesD(dir: string): Promise<RegistriesDConfig> {
     if (stat.size > MAX_FILE_SIZE) bad(file, `larger than ${MAX_FILE_SIZE} bytes`);
     let doc: unknown;
     try {
+      // yaml loads only when a file is there to parse: most hosts have no registries.d at all.
+      const { parse: parseYaml } = require('yaml') as typeof import('yaml');
       doc = parseYaml(await fs.readFile(file, 'utf8'), { maxAliasCount: 100 });
     } catch (err) {
       bad(file, `not valid YAML: ${errorMessage(err)}`);

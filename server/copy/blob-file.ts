@@ -4,11 +4,10 @@
  * hashed as they are written and the file is renamed to its final name only once its size and
  * digest are right. A file at the final name is therefore always a whole, verified blob.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { addAbortSignal } from 'node:stream';
 import { DigestMismatchError } from '../../protocol/errors';
 import { BlobVerifier, parseDigest, verifyBytes } from '../image/digest';
 import type { ByteRange } from '../image/range';
@@ -60,15 +59,20 @@ async function fileSize(file: string): Promise<number> {
   return info?.isFile() === true ? info.size : 0;
 }
 
-/** A pass-through stage that verifies and counts, refusing bytes past the expected size. */
-function verifyingStage(verifier: BlobVerifier, progress: BlobProgress): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      const { part, overflow } = verifier.take(chunk);
-      if (part.length > 0) progress.advance(part.length);
-      done(overflow ? verifier.overflowError() : null, part);
-    },
-  });
+/**
+ * Bytes gathered before one writev. A write per network chunk (tens of KiB) cost a thread-pool
+ * round trip each, and a Transform and a WriteStream per blob cost more CPU than the hashing.
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Writes all of `buffers` at the file's position (a short writev is continued). */
+async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest);
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length;
+    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
+  }
 }
 
 /** Makes the bytes durable before the rename publishes them, so a crash never leaves a short blob under its final name. */
@@ -81,6 +85,11 @@ async function syncFile(file: string): Promise<void> {
   }
 }
 
+/**
+ * Fetches the blob (from `resumeFrom`) onto the end of `partial`, hashing it as it arrives,
+ * and syncs the file once the bytes are verified. One writev is in flight while the next batch
+ * gathers, so at most two batches of the blob are held here; the network waits when they are.
+ */
 async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, progress: BlobProgress, signal: AbortSignal): Promise<number> {
   const verifier = new BlobVerifier(parseDigest(blob.digest), blob.size);
   if (resumeFrom > 0) await feedFile(partial, verifier);
@@ -88,14 +97,45 @@ async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, 
   // A partial file that is already whole (cut before its rename) needs no read at all.
   if (resumeFrom > 0 && resumeFrom === blob.size) {
     verifier.finish();
+    await syncFile(partial);
     return 0;
   }
   const reader = await blob.open(resumeFrom > 0 ? { offset: resumeFrom } : undefined);
-  // A large buffer lets the stream gather chunks into one writev instead of a write per network chunk.
-  const sink = createWriteStream(partial, { flags: resumeFrom > 0 ? 'a' : 'w', highWaterMark: 1024 * 1024 });
+  const handle = await open(partial, resumeFrom > 0 ? 'a' : 'w');
+  let writing: Promise<void> = Promise.resolve();
+  let batch: Buffer[] = [];
+  let batched = 0;
   let fetched = 0;
-  await pipeline(reader.stream, verifyingStage(verifier, { start: () => {}, advance: (n) => { fetched += n; progress.advance(n); } }), sink, { signal });
-  verifier.finish();
+  try {
+    addAbortSignal(signal, reader.stream);
+    for await (const chunk of reader.stream as AsyncIterable<Buffer>) {
+      const { part, overflow } = verifier.take(chunk);
+      if (overflow) throw verifier.overflowError();
+      batch.push(part);
+      batched += part.length;
+      fetched += part.length;
+      progress.advance(part.length);
+      if (batched >= WRITE_BATCH_BYTES) {
+        await writing;
+        writing = writeAll(handle, batch);
+        writing.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+        batch = [];
+        batched = 0;
+      }
+    }
+    await writing;
+    await writeAll(handle, batch);
+    verifier.finish();
+    await handle.sync();
+  } catch (err) {
+    // Interrupted (a signal, a dropped connection): keep what arrived for the next run to continue from.
+    if (!(err instanceof DigestMismatchError)) await writing.then(() => writeAll(handle, batch)).catch(() => {});
+    throw err;
+  } finally {
+    reader.stream.destroy();
+    await writing.catch(() => {});
+    await handle.close();
+  }
   return fetched;
 }
 
@@ -114,7 +154,6 @@ export async function placeBlob(file: string, blob: BlobSource, progress: BlobPr
   for (;;) {
     try {
       const fetched = await fetchInto(partial, blob, resumeFrom, progress, signal);
-      await syncFile(partial);
       await rename(partial, file);
       return { kind: 'copied', fetched, resumedFrom: resumeFrom };
     } catch (err) {

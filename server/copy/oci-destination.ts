@@ -8,7 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { pack, type Pack } from 'tar-stream';
+import type { Pack } from 'tar-stream';
 import { UnsupportedError } from '../../protocol/errors';
 import { MAX_MANIFEST_SIZE, MediaTypes, parseManifestList } from '../image/manifest';
 import type { Descriptor } from '../image/types';
@@ -94,6 +94,8 @@ async function addFile(archive: Pack, name: string, file: string): Promise<void>
 
 /** Tars the staging layout's published files (no partial blob) into `out`. */
 async function packLayout(staging: string, out: string, referenced: ReadonlySet<string>): Promise<void> {
+  // tar-stream loads for oci-archive: only, not with every copy.
+  const { pack } = require('tar-stream') as typeof import('tar-stream');
   const archive = pack();
   const written = pipeline(archive, createWriteStream(out, { mode: 0o644 }));
   try {

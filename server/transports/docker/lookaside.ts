@@ -5,7 +5,6 @@
  * other scheme is an error. Sizes and counts are bounded (server/image/signatures.ts).
  */
 import { open } from 'node:fs/promises';
-import { request } from 'undici';
 import { InvalidConfigError, LayerpipeError, systemCode, systemErrorText } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_SIGNATURE_SIZE, readNumberedSignatures, tooLargeSignature } from '../../image/signatures';
@@ -47,6 +46,8 @@ async function readLocal(file: string, where: string): Promise<Buffer | undefine
 }
 
 async function readHttp(url: URL, signal: AbortSignal): Promise<Buffer | undefined> {
+  // undici's index (its whole API) loads only for an http(s) lookaside; file:// ones are the common case.
+  const { request } = require('undici') as typeof import('undici');
   const res = await request(url, { method: 'GET', signal, headersTimeout: HTTP_TIMEOUT_MS, bodyTimeout: HTTP_TIMEOUT_MS });
   if (res.statusCode === 404) {
     await res.body.dump();
