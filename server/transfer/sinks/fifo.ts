@@ -6,8 +6,9 @@
  *
  * Opening a FIFO for writing blocks until a reader comes, so the write end is opened
  * O_NONBLOCK and retried on ENXIO (no reader yet) with a short backoff, on the event loop,
- * until a reader comes or the open timeout passes; then the fd is wrapped in a net.Socket as
- * the pipe sink does, so the copy is backpressured without a thread per transfer.
+ * until a reader comes or the open timeout passes. A FIFO is a pipe: once open, the copy writes
+ * it as it writes a pipe sink (pipe-copy.ts: spliced, vmspliced, backpressured on the event
+ * loop); a net.Socket over the fd serves anything else that writes `writable`.
  */
 import { closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -16,7 +17,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { BrokenPipeError, CancelledError, LayerpipeError, systemCode } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
+import type { TransferBody } from '../body';
+import type { CopyOptions } from '../copy';
 import type { Sink } from '../sink';
+import { PipeSink } from './fd-pipe';
 
 /** How long a FIFO waits for its reader unless told otherwise. */
 export const DEFAULT_FIFO_OPEN_TIMEOUT_MS = 60_000;
@@ -103,6 +107,9 @@ class FifoWriter extends Writable {
   private socket: Socket | undefined;
   private waiting: { chunk: Buffer; callback: (err?: Error | null) => void } | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** Who takes the fd instead of a socket (handOverFd); once handed over, the fd is theirs. */
+  private handOver: ((fd: number) => void) | undefined;
+  private handedOver = false;
   private delayMs = FIRST_RETRY_MS;
   private readonly deadline: number;
 
@@ -142,11 +149,25 @@ class FifoWriter extends Writable {
       this.destroy(new LayerpipeError(`${this.fifoPath} was replaced by something that is not a FIFO`));
       return;
     }
+    const handOver = this.handOver;
+    if (handOver !== undefined) {
+      this.handOver = undefined;
+      this.handedOver = true;
+      handOver(fd);
+      return;
+    }
     this.socket = new Socket({ fd, readable: false, writable: true });
     this.socket.on('error', (err) => this.destroy(err));
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting !== undefined) this.socket.write(waiting.chunk, waiting.callback);
+  }
+
+  /** Asks for the fd itself once a reader opened the FIFO (no socket is made); false when writing has begun. */
+  handOverFd(onOpen: (fd: number) => void): boolean {
+    if (this.socket !== undefined || this.waiting !== undefined || this.handedOver || this.destroyed) return false;
+    this.handOver = onOpen;
+    return true;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -157,9 +178,10 @@ class FifoWriter extends Writable {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     if (this.retry !== undefined) clearTimeout(this.retry);
     this.retry = undefined;
+    this.handOver = undefined;
     if (this.socket !== undefined) {
       this.socket.destroy();
-    } else {
+    } else if (!this.handedOver) {
       this.wakeBlockedReader();
       unlinkQuietly(this.fifoPath);
     }
@@ -181,7 +203,9 @@ class FifoWriter extends Writable {
 
 /** A FIFO as a sink: closing it before a reader came removes the FIFO and releases a reader stuck opening it. */
 export class FifoSink implements Sink {
-  readonly writable: Writable;
+  readonly writable: FifoWriter;
+  /** The open FIFO written as a pipe (directCopy). */
+  private pipe: PipeSink | undefined;
 
   constructor(
     readonly path: string,
@@ -193,11 +217,41 @@ export class FifoSink implements Sink {
     this.writable.on('error', () => undefined);
   }
 
+  /** Once a reader opened the FIFO, the copy writes it as a pipe sink (pipe-copy.ts). */
+  directCopy(body: TransferBody, options: CopyOptions): Promise<void> | undefined {
+    const writer = this.writable;
+    let onOpen: ((fd: number) => void) | undefined;
+    // The FIFO cannot open before the executor below has set onOpen: opening is retried on timers.
+    if (!writer.handOverFd((fd) => onOpen?.(fd))) return undefined;
+    const { signal } = options;
+    const opened = new Promise<PipeSink>((resolve, reject) => {
+      const stopListening = (): void => {
+        writer.off('error', onEnd).off('close', onEnd);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onEnd = (err?: Error): void => {
+        stopListening();
+        reject(err ?? (signal.aborted ? signal.reason : new BrokenPipeError(this.what)));
+      };
+      const onAbort = (): void => onEnd(signal.reason instanceof Error ? signal.reason : new CancelledError(String(signal.reason)));
+      writer.once('error', onEnd).once('close', onEnd);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      onOpen = (fd) => {
+        stopListening();
+        this.pipe = new PipeSink(fd, this.what);
+        resolve(this.pipe);
+      };
+    });
+    return opened.then((pipe) => pipe.directCopy(body, options) ?? Promise.reject(new BrokenPipeError(this.what)));
+  }
+
   describeFailure(err: Error): Error {
     return systemCode(err) === 'EPIPE' ? new BrokenPipeError(this.what, { cause: err }) : err;
   }
 
   close(): void {
+    this.pipe?.close();
     this.writable.destroy();
   }
 }
