@@ -280,10 +280,10 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
 const SOURCE_IMAGE_FLAGS: readonly FlagSpec[] = IMAGE_FLAGS.map((f) => ({ ...f, name: `src-${f.name}` }));
 
 const COPY_FLAGS: readonly FlagSpec[] = [
-  { name: 'all', kind: 'bool', help: 'copy every instance of a list, and the list', apply: (o, v) => { o.copy.all = parseBool('all', v); } },
+  { name: 'all', short: 'a', kind: 'bool', help: 'copy every instance of a list, and the list', apply: (o, v) => { o.copy.all = parseBool('all', v); } },
   { name: 'preserve-digests', kind: 'bool', help: 'fail rather than convert a manifest (which would change its digest)', apply: (o, v) => { o.copy.preserveDigests = parseBool('preserve-digests', v); } },
   { name: 'remove-signatures', kind: 'bool', help: 'do not copy signatures (required for a signed source: copy writes none)', apply: (o, v) => { o.copy.removeSignatures = parseBool('remove-signatures', v); } },
-  { name: 'quiet', kind: 'bool', help: 'print no progress', apply: (o, v) => { o.copy.quiet = parseBool('quiet', v); } },
+  { name: 'quiet', short: 'q', kind: 'bool', help: 'print no progress', apply: (o, v) => { o.copy.quiet = parseBool('quiet', v); } },
   { name: 'digestfile', kind: 'string', help: 'write the digest of the copied manifest to this file', apply: (o, v) => { o.copy.digestFile = v; } },
 ];
 

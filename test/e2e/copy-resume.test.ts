@@ -148,6 +148,11 @@ describe('choosing an instance of a list', () => {
     assert.equal(everything.status, 0, everything.stderr);
     assert.equal(await skopeoRawDigest(`dir:${all}`), list.digest);
     for (const m of [amd64, arm64]) assert.ok(existsSync(path.join(all, `${m.digest.slice(7)}.manifest.json`)));
+    // skopeo's short spellings: -a (--all), -q (--quiet).
+    const short = await layerpipeCopy(['-q', '-a', `oci:${layout}:v1`, `dir:${path.join(tmp, 'all-short')}`]);
+    assert.equal(short.status, 0, short.stderr);
+    assert.equal(short.stderr + short.stdout, '');
+    assert.equal(await skopeoRawDigest(`dir:${path.join(tmp, 'all-short')}`), list.digest);
   });
 });
 
