@@ -7,20 +7,28 @@
  *   fetched at once with GetBlob, the client hashing every byte, read once the last is verified.
  *
  * A fresh proxy per measurement, so the peak is that measurement's; the figure is the median
- * over rounds. Targets (issue 13): at most 48 MiB idle, at most 64 MiB streaming. Run by hand:
+ * over rounds. Streaming is measured with the transfer memory guard (the default) and without it
+ * (--memory-guard=false), so what the guard buys is a same-run figure. Targets (issue 13): at
+ * most 48 MiB idle, at most 64 MiB streaming. `--breakdown` loads memory-sampler.ts into each
+ * layerpipe proxy and prints what its RSS was made of at its peak (last round). Run by hand:
  *
- *   npx tsc -p tsconfig.json && node dist/bench/memory-bench.js [--rounds 3] [--layer-mib 64] [--quick]
+ *   npx tsc -p tsconfig.json && node dist/bench/memory-bench.js [--rounds 3] [--layer-mib 64] [--quick] [--breakdown]
  */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomLayer, type BuiltLayer } from '../test/harness/oci-builder';
 import { startRegistry } from '../test/harness/registry';
 import { httpGet } from '../test/harness/registry-http';
 import { pushImage } from '../test/harness/registry-images';
+import type { ImageProxy } from '../clients/typescript';
 import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-client';
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
-import { measure, peakRssMiB, type Layer } from './throughput';
+import { SAMPLE_FILE_ENV, type MemoryBreakdown } from './memory-sampler';
+import { fetchLayers, num, peakRssMiB, type Layer } from './throughput';
 
 const IDLE_TARGET_MIB = 48;
 const STREAMING_TARGET_MIB = 64;
@@ -32,19 +40,44 @@ export interface MemoryBenchOptions {
   readonly quick: boolean;
   readonly rounds?: number;
   readonly layerMiB?: number;
+  /** Print what each layerpipe proxy's RSS was made of at its peak. */
+  readonly breakdown?: boolean;
 }
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const ARGS = ['--tls-verify=false', '--insecure-policy'];
 
-async function idlePeak(program: ProxyProgram): Promise<number> {
-  const proxy = await spawnProxy({ program, args: ARGS });
+/** One proxy's run: spawned (with the sampler preloaded when a breakdown is wanted), `work` done, its peak read. */
+async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown: boolean, work: (proxy: ImageProxy) => Promise<void>): Promise<{ peak: number; parts?: MemoryBreakdown }> {
+  const sampleFile = path.join(os.tmpdir(), `layerpipe-memory-sample-${process.pid}.json`);
+  const sampled = breakdown && program === 'layerpipe';
+  const env: Record<string, string> = sampled ? { NODE_OPTIONS: `--require ${require.resolve('./memory-sampler')}`, [SAMPLE_FILE_ENV]: sampleFile } : {};
+  const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
+  let peak = NaN;
   try {
-    await delay(IDLE_SETTLE_MS);
-    return peakRssMiB(proxy.pid);
+    await work(proxy);
+    peak = peakRssMiB(proxy.pid);
   } finally {
     await proxy.close();
   }
+  if (!sampled || !existsSync(sampleFile)) return { peak };
+  const parts = JSON.parse(readFileSync(sampleFile, 'utf8')) as MemoryBreakdown;
+  rmSync(sampleFile, { force: true });
+  return { peak, parts };
+}
+
+const idle = (): Promise<void> => delay(IDLE_SETTLE_MS);
+
+/** Opens the image and fetches all its layers at once with GetBlob, the client verifying every byte. */
+const streamAll = (ref: string, layers: readonly Layer[]) => async (proxy: ImageProxy): Promise<void> => {
+  const id = await proxy.openImage(ref);
+  await fetchLayers(proxy, id, layers, 'GetBlob', LAYERS);
+};
+
+function describeParts(what: string, parts: MemoryBreakdown | undefined): string {
+  if (parts === undefined) return `${what}: no sample`;
+  const fields = Object.entries(parts).map(([k, v]: [string, number]) => `${k} ${num(v)}`);
+  return `${what} (MiB at its peak): ${fields.join(', ')}`;
 }
 
 function row(name: string, samples: Record<ProxyProgram, number[]>, target: number): BenchRow {
@@ -72,17 +105,29 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
       const got = await httpGet(`${registry.url}/v2/bench/memory/blobs/${layer.digest}`);
       if (got.status !== 200) throw new Error(`warm-up read of ${layer.digest}: ${got.status}`);
     }
-    const idle: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const idlePeaks: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
     const streaming: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const unguarded: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const breakdown = options.breakdown ?? false;
+    const parts: string[] = [];
     for (let round = 0; round < rounds; round++) {
+      parts.length = 0;
       for (const program of programs) {
-        idle[program].push(await idlePeak(program));
-        streaming[program].push((await measure(program, 'GetBlob', LAYERS, ref, layers, ARGS)).peakRssMiB);
+        const atRest = await peakOf(program, [], breakdown, idle);
+        idlePeaks[program].push(atRest.peak);
+        const busy = await peakOf(program, [], breakdown, streamAll(ref, layers));
+        streaming[program].push(busy.peak);
+        if (program !== 'layerpipe') continue;
+        const bare = await peakOf(program, ['--memory-guard=false'], breakdown, streamAll(ref, layers));
+        unguarded[program].push(bare.peak);
+        if (breakdown) parts.push(describeParts('idle', atRest.parts), describeParts('streaming', busy.parts), describeParts('streaming, no guard', bare.parts));
       }
     }
+    for (const line of parts) console.log(`# ${line}`);
     return [
-      row('memory: peak RSS idle after Initialize', idle, IDLE_TARGET_MIB),
+      row('memory: peak RSS idle after Initialize', idlePeaks, IDLE_TARGET_MIB),
       row(`memory: peak RSS streaming ${LAYERS}×${layerMiB} MiB at once`, streaming, STREAMING_TARGET_MIB),
+      row(`memory: same, --memory-guard=false`, unguarded, STREAMING_TARGET_MIB),
     ];
   } finally {
     await registry.stop();
@@ -93,16 +138,18 @@ function parseArgs(argv: readonly string[]): MemoryBenchOptions {
   let quick = false;
   let rounds: number | undefined;
   let layerMiB: number | undefined;
+  let breakdown = false;
   for (let i = 0; i < argv.length; i++) {
     const value = Number(argv[i + 1]);
     const positive = Number.isInteger(value) && value > 0;
     if (argv[i] === '--quick') quick = true;
+    else if (argv[i] === '--breakdown') breakdown = true;
     else if (argv[i] === '--rounds' && positive) rounds = value;
     else if (argv[i] === '--layer-mib' && positive) layerMiB = value;
-    else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --layer-mib N, --quick)`);
-    if (argv[i] !== '--quick') i++;
+    else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --layer-mib N,  --quick, --breakdown)`);
+    if (argv[i] !== '--quick' && argv[i] !== '--breakdown') i++;
   }
-  return { quick, ...(rounds !== undefined ? { rounds } : {}), ...(layerMiB !== undefined ? { layerMiB } : {}) };
+  return { quick, breakdown, ...(rounds !== undefined ? { rounds } : {}), ...(layerMiB !== undefined ? { layerMiB } : {}) };
 }
 
 if (require.main === module) {
