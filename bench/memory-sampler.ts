@@ -6,10 +6,12 @@
  * so a proxy killed at the end leaves its last peak behind).
  *
  * Parts, in MiB: `binary` the node executable's pages (file-backed text and data), `libraries`
- * other file-backed pages, `v8Heap` the JavaScript heap (committed), `arrayBuffers` backing
+ * other file-backed pages, `v8Heap` the JavaScript heap (committed, not all of it resident),
+ * `arrayBuffers` backing
  * stores of ArrayBuffers and Buffers not yet collected (socket reads among them), `mallocMain`
  * glibc's main heap ([heap]: the backing stores live there), `otherAnon` the rest of the
- * anonymous memory (transfer rings, thread arenas and stacks, V8 pages outside the heap figure).
+ * anonymous memory less `v8Heap` (transfer rings, thread arenas and stacks; 0 when the heap's
+ * committed pages are not all resident). Figures taken with it include the sampler's own cost.
  */
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 

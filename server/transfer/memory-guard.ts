@@ -15,7 +15,7 @@
  * chunks it hands on are views into the socket's chunk, which may wait in stream queues (a full
  * ring, a paused reader, a range piece held); a reused buffer would be overwritten under them.
  * Measured with memory-bench (4 × 64 MiB at once, one connection per blob): 73 MiB peak with the
- * guard, 99 MiB without, and less proxy CPU with it (fewer fresh pages to fault in).
+ * guard, 103 MiB without (the glibc heap keeps ~30 MiB of freed socket buffers).
  *
  * It is made once, at start-up (the CLI), before any transfer; every copy reports its bytes to
  * it. The collector itself is taken at the first collection, so a proxy that streams nothing
