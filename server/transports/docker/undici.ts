@@ -21,8 +21,17 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
  * and skips over body bytes. Set once, before undici compiles the parser (at its first connection).
  */
 function liftoffOnly(): void {
-  setFlagsFromString('--liftoff-only');
+  setFlagsFromString(LIFTOFF_ONLY);
 }
+
+const LIFTOFF_ONLY = '--liftoff-only';
+
+/**
+ * What sets V8's flags back as they were before liftoffOnly(): it and the two flags V8 turns off
+ * with it. V8 takes a code cache only under the flags it was made with, and a start checks the
+ * bundle's cache before any connection, so build-bundle.ts makes it with these set back.
+ */
+export const UNDO_LIFTOFF_ONLY: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering'];
 
 export function createAgent(options: Agent.Options): Agent {
   liftoffOnly();
