@@ -93,6 +93,8 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
       const loaded = await loadedBy(command, async () => undefined);
       assert.deepEqual(builtinsAmong(loaded, ['http', 'http2', 'tls', 'crypto', 'child_process', 'zlib']), []);
+      // Loaded only where used: a terminal check for a bad fd, sockets over pipe fds, keyring files.
+      assert.deepEqual(builtinsAmong(loaded, ['tty', 'net', 'fs/promises', 'readline']), []);
       assert.deepEqual(filesMatching(loaded, /node_modules[\\/](undici|openpgp|yaml|smol-toml|ws|tar-stream)[\\/]|vscode-jsonrpc[\\/]lib[\\/]node/), []);
       assert.deepEqual(filesMatching(loaded, /[\\/](transports[\\/]docker|wires[\\/]jsonrpc|policy[\\/]sigstore)[\\/]/), []);
     });
