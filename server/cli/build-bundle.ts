@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { UNDO_LIFTOFF_ONLY } from '../transports/docker/undici';
+import { undiciLoading } from './bundle-undici';
 import { warmUp } from './bundle-warm-up';
 import { BUILD_ID_PREFIX, codeCacheFile, INSTALLED, loadBundle } from './start';
 
@@ -56,27 +57,6 @@ const compiledDirname: esbuild.Plugin = {
   },
 };
 
-/**
- * undici's Client loads its HTTP/2 half (and node:http2, the costliest built-in it needs) when it
- * is loaded, though only a connection that negotiates h2 uses it, and layerpipe never offers h2.
- * In the bundle that half loads at its first use instead. If undici's source no longer reads as
- * expected, the bundle is left as undici wrote it.
- */
-const H2_IMPORT = "const connectH2 = require('./client-h2.js')";
-const undiciHttp2WhenUsed: esbuild.Plugin = {
-  name: 'undici-http2-when-used',
-  setup(build) {
-    build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      if (!source.includes(H2_IMPORT)) {
-        return { contents: source, loader: 'js', warnings: [{ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' }] };
-      }
-      const lazy = "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)";
-      return { contents: source.replace(H2_IMPORT, lazy), loader: 'js' };
-    });
-  },
-};
-
 export async function buildBundle(): Promise<void> {
   await esbuild.build({
     entryPoints: [path.join(PACKAGE_ROOT, 'server', 'cli', 'index.ts')],
@@ -88,7 +68,7 @@ export async function buildBundle(): Promise<void> {
     charset: 'ascii',
     minify: true,
     legalComments: 'external',
-    plugins: [externalPackages, compiledDirname, undiciHttp2WhenUsed],
+    plugins: [externalPackages, compiledDirname, undiciLoading],
     sourcemap: 'linked',
     logLevel: 'warning',
   });
