@@ -77,11 +77,14 @@ export async function buildBundle(): Promise<void> {
   appendFileSync(BUNDLE_FILE, `${BUILD_ID_PREFIX}${createHash('sha256').update(bundle).digest('hex')}\n`);
 }
 
-/** Loads the bundle here, runs its warm-up (bundle-warm-up.ts) and writes the compiled code V8 then holds. */
 /** Run in a new node: whether V8 takes the installed bundle's cache, loaded as start.ts loads it. */
 const CACHE_CHECK = `const start = require(${JSON.stringify(path.join(__dirname, 'start.js'))});
 process.stdout.write(start.loadBundle(start.INSTALLED, true).script.cachedDataRejected === false ? 'accepted' : 'refused');`;
 
+/**
+ * Loads the bundle here, runs its warm-up (bundle-warm-up.ts) and writes the compiled code V8 then
+ * holds, with V8's flags set back as a start has them when it checks the cache.
+ */
 export async function buildCodeCache(): Promise<void> {
   const { cli, script, source } = loadBundle(INSTALLED, false);
   await warmUp(cli);
