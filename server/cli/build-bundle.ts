@@ -8,16 +8,20 @@
  * tar-stream (archives) and undici's index (proxies); the registry client's parts of undici
  * (Agent, request) are in the bundle.
  *
- * The code cache is made after a warm-up: the bundle serves Initialize on a socketpair in this
- * process, so that the functions every start runs are in the cache already compiled.
+ * The code cache is made after a warm-up (bundle-warm-up.ts): the bundle serves Initialize and a
+ * first image from a loopback registry in this process, so that the functions a start and a first
+ * manifest run are in the cache already compiled.
  */
 import * as esbuild from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ImageProxy } from '../../clients/typescript/image-proxy';
-import { SeqpacketChannel, seqpacketPair } from '../../clients/typescript/seqpacket-channel';
+import { setFlagsFromString } from 'node:v8';
+import { UNDO_LIFTOFF_ONLY } from '../transports/docker/undici';
+import { undiciLoading } from './bundle-undici';
+import { warmUp } from './bundle-warm-up';
 import { BUILD_ID_PREFIX, codeCacheFile, INSTALLED, loadBundle } from './start';
 
 const BUNDLE_FILE = INSTALLED.bundle;
@@ -53,27 +57,6 @@ const compiledDirname: esbuild.Plugin = {
   },
 };
 
-/**
- * undici's Client loads its HTTP/2 half (and node:http2, the costliest built-in it needs) when it
- * is loaded, though only a connection that negotiates h2 uses it, and layerpipe never offers h2.
- * In the bundle that half loads at its first use instead. If undici's source no longer reads as
- * expected, the bundle is left as undici wrote it.
- */
-const H2_IMPORT = "const connectH2 = require('./client-h2.js')";
-const undiciHttp2WhenUsed: esbuild.Plugin = {
-  name: 'undici-http2-when-used',
-  setup(build) {
-    build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      if (!source.includes(H2_IMPORT)) {
-        return { contents: source, loader: 'js', warnings: [{ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' }] };
-      }
-      const lazy = "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)";
-      return { contents: source.replace(H2_IMPORT, lazy), loader: 'js' };
-    });
-  },
-};
-
 export async function buildBundle(): Promise<void> {
   await esbuild.build({
     entryPoints: [path.join(PACKAGE_ROOT, 'server', 'cli', 'index.ts')],
@@ -85,7 +68,7 @@ export async function buildBundle(): Promise<void> {
     charset: 'ascii',
     minify: true,
     legalComments: 'external',
-    plugins: [externalPackages, compiledDirname, undiciHttp2WhenUsed],
+    plugins: [externalPackages, compiledDirname, undiciLoading],
     sourcemap: 'linked',
     logLevel: 'warning',
   });
@@ -94,18 +77,22 @@ export async function buildBundle(): Promise<void> {
   appendFileSync(BUNDLE_FILE, `${BUILD_ID_PREFIX}${createHash('sha256').update(bundle).digest('hex')}\n`);
 }
 
-/** Loads the bundle here, lets it answer one Initialize, and writes the compiled code V8 then holds. */
+/** Run in a new node: whether V8 takes the installed bundle's cache, loaded as start.ts loads it. */
+const CACHE_CHECK = `const start = require(${JSON.stringify(path.join(__dirname, 'start.js'))});
+process.stdout.write(start.loadBundle(start.INSTALLED, true).script.cachedDataRejected === false ? 'accepted' : 'refused');`;
+
+/**
+ * Loads the bundle here, runs its warm-up (bundle-warm-up.ts) and writes the compiled code V8 then
+ * holds, with V8's flags set back as a start has them when it checks the cache.
+ */
 export async function buildCodeCache(): Promise<void> {
   const { cli, script, source } = loadBundle(INSTALLED, false);
-  const [ours, theirs] = seqpacketPair();
-  // No flag may change V8's settings here: the cache records them, and V8 refuses it under others.
-  const serving = cli.run(['experimental-image-proxy', '--sockfd', String(theirs), '--insecure-policy', '--memory-guard=false']);
-  const proxy = ImageProxy.connect(new SeqpacketChannel(ours));
-  await proxy.initialize();
-  await proxy.close();
-  const status = await serving;
-  if (status !== 0) throw new Error(`the warm-up proxy ended with status ${status}`);
+  await warmUp(cli);
+  for (const flag of UNDO_LIFTOFF_ONLY) setFlagsFromString(flag);
   writeFileSync(INSTALLED.codeCache, codeCacheFile(source, script.createCachedData()));
+  // A cache V8 refuses costs every start a full compile and nothing says so: refuse the build instead.
+  const check = spawnSync(process.execPath, ['-e', CACHE_CHECK], { encoding: 'utf8' });
+  if (check.stdout.trim() !== 'accepted') throw new Error(`V8 refuses the code cache in a new process: ${check.stdout}${check.stderr}`);
 }
 
 if (require.main === module) {

@@ -5,7 +5,6 @@
  * requirement is evaluated, as containers/image reads them, so a key file can be replaced
  * without restarting.
  */
-import { readFile } from 'node:fs/promises';
 import type * as openpgp from 'openpgp';
 import { openpgpModule } from './openpgp';
 import { systemErrorText } from '../../protocol/errors';
@@ -36,7 +35,8 @@ async function keysFrom(data: Buffer, where: string): Promise<openpgp.Key[]> {
 
 async function readKeyFile(file: string): Promise<Buffer> {
   try {
-    const data = await readFile(file);
+    // node:fs/promises loads with the first keyring read, not with every proxy (the policy code is always loaded).
+    const data = await (require('node:fs/promises') as typeof import('node:fs/promises')).readFile(file);
     if (data.length > MAX_KEYRING_SIZE) throw new KeyringError(`key file ${file} is larger than ${MAX_KEYRING_SIZE} bytes`);
     return data;
   } catch (err) {

@@ -1,6 +1,5 @@
 /** `layerpipe experimental-image-proxy`: the skopeo-compatible command; a first packet in JSON-RPC 2.0 gets protocol 1.0 instead. */
 import { fstatSync } from 'node:fs';
-import { isatty } from 'node:tty';
 import { systemCode } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
 import { serveConnection } from '../../wires/detect';
@@ -19,7 +18,8 @@ function notSeqpacket(fd: number): string | undefined {
     const type = native.socketType(fd);
     return type === 'seqpacket' ? undefined : `a ${type === 'other' ? 'non-SEQPACKET' : `SOCK_${type.toUpperCase()}`} socket`;
   }
-  if (isatty(fd)) return 'a terminal';
+  // node:tty (and node:net, streams with it) loads only for this error message, not at every start.
+  if ((require('node:tty') as typeof import('node:tty')).isatty(fd)) return 'a terminal';
   if (stat.isFIFO()) return 'a pipe';
   if (stat.isCharacterDevice()) return 'a character device (such as /dev/null)';
   if (stat.isFile()) return 'a regular file';

@@ -3,7 +3,7 @@
  * writes the other end. The write end is non-blocking, so a copy is backpressured by the event
  * loop (no thread per copy, memory flat whatever the size).
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { BrokenPipeError, InternalError } from '../../../protocol/errors';
 import { native, type Poller } from '../../../protocol/seqpacket/native';
 import type { TransferBody } from '../body';
@@ -34,7 +34,9 @@ export class PipeSink implements Sink {
     if (this.socket === undefined) {
       if (this.closed) throw new InternalError(`${this.what}: the pipe is closed`);
       if (this.poller !== undefined) throw new InternalError(`${this.what}: the pipe is already written directly`);
-      this.socket = new Socket({ fd: this.fd, readable: false, writable: true });
+      // node:net (and streams with it) loads here, not with the proxy: a pipe copied directly never needs it.
+      const { Socket: NetSocket } = require('node:net') as typeof import('node:net');
+      this.socket = new NetSocket({ fd: this.fd, readable: false, writable: true });
       // Failures are reported through the copy; an unheard 'error' must not crash the process.
       this.socket.on('error', () => undefined);
     }

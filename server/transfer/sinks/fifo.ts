@@ -11,7 +11,7 @@
  * loop); a net.Socket over the fd serves anything else that writes `writable`.
  */
 import { closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -156,7 +156,9 @@ class FifoWriter extends Writable {
       handOver(fd);
       return;
     }
-    this.socket = new Socket({ fd, readable: false, writable: true });
+    // node:net loads here, at a FIFO's first socket, not with every proxy.
+    const { Socket: NetSocket } = require('node:net') as typeof import('node:net');
+    this.socket = new NetSocket({ fd, readable: false, writable: true });
     this.socket.on('error', (err) => this.destroy(err));
     const waiting = this.waiting;
     this.waiting = undefined;

@@ -93,6 +93,8 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
       const loaded = await loadedBy(command, async () => undefined);
       assert.deepEqual(builtinsAmong(loaded, ['http', 'http2', 'tls', 'crypto', 'child_process', 'zlib']), []);
+      // Loaded only where used: a terminal check for a bad fd, sockets over pipe fds, keyring files.
+      assert.deepEqual(builtinsAmong(loaded, ['tty', 'net', 'fs/promises', 'readline']), []);
       assert.deepEqual(filesMatching(loaded, /node_modules[\\/](undici|openpgp|yaml|smol-toml|ws|tar-stream)[\\/]|vscode-jsonrpc[\\/]lib[\\/]node/), []);
       assert.deepEqual(filesMatching(loaded, /[\\/](transports[\\/]docker|wires[\\/]jsonrpc|policy[\\/]sigstore)[\\/]/), []);
     });
@@ -108,7 +110,8 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       assert.deepEqual(builtinsAmong(loaded, ['http', 'crypto']), ['http', 'crypto']);
       assert.deepEqual(builtinsAmong(loaded, ['child_process', 'zlib']), []);
       // undici's Client loads its HTTP/2 half with it; the bundle defers that to a first h2 connection.
-      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2']), []);
+      // The bundle's undici loads node:http2 and node:assert only when used (bundle-undici.ts).
+      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2', 'assert']), []);
       assert.deepEqual(filesMatching(loaded, /node_modules[\\/](openpgp|yaml|ws|tar-stream)[\\/]|undici[\\/](index\.js|lib[\\/]web[\\/])/), []);
     });
   }
