@@ -1,9 +1,12 @@
 /**
  * A large blob fetched as several Range requests at once, handed on as one in-order stream.
  * On links where each connection is capped (CDNs, long round trips) k connections move about k
- * times the bytes of one.
+ * times the bytes of one; on a fast link (a registry nearby) they only cost CPU. So the blob
+ * starts as the one stream of the plain GET, and after it has flowed `sampleMs` its rate decides:
+ * below `splitBelowBytesPerSecond` (a capped connection) that stream is cut a piece further on and
+ * the rest comes as Range requests; otherwise it stays one stream to the end.
  *
- * The blob is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
+ * After the split the rest is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
  * at most `windowPieces` planned at a time: the head piece (the one the reader is at) streams
  * straight through, the ones after it are held in memory until the reader gets to them, each at
  * most `chunkBytes` (a piece ahead that fills its share stops reading: backpressure, not
@@ -14,6 +17,7 @@
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
  * ranges: the pieces after the head are dropped and the rest comes as one stream.
  */
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
@@ -38,6 +42,10 @@ export interface ParallelBlobOptions {
   /** Pieces in flight or held, not yet handed on, at most (>= connections): the memory bound is this x chunkBytes. */
   readonly windowPieces: number;
   readonly chunkBytes: number;
+  /** How long the first stream flows before its rate is judged; 0: split at once. */
+  readonly sampleMs: number;
+  /** A first stream slower than this is split. */
+  readonly splitBelowBytesPerSecond: number;
   readonly stallTimeoutMs: number;
   readonly maxAttemptsWithoutProgress: number;
   readonly maxResumes: number;
@@ -52,7 +60,8 @@ export interface ParallelBlobOptions {
 interface Piece {
   /** Blob offsets [start, end). */
   readonly start: number;
-  readonly end: number;
+  /** Moved nearer when the first stream is split. */
+  end: number;
   /** The tail after a fallback: a 200 answer is fine. */
   readonly whole: boolean;
   stream: ResumableBlobStream | undefined;
@@ -74,6 +83,16 @@ export class ParallelBlobStream extends Readable {
   private heldTotal = 0;
   private heldPeak = 0;
   private requests = 0;
+  /** Bytes per piece after the split: chunkBytes, or less to share a short rest evenly. */
+  private pieceBytes: number;
+  /** Whether the first stream has been judged (always, when splitting at once). */
+  private judged: boolean;
+  /** The first stream's sample: bytes, and flowing time (the clock stops while the reader is full). */
+  private sampledBytes = 0;
+  private flowedMs = 0;
+  private flowingSince: number | undefined;
+  private rate: number | undefined;
+  private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
     this.destroy(new CancelledError(`${this.options.what}: aborted`));
@@ -84,7 +103,10 @@ export class ParallelBlobStream extends Readable {
     super({ highWaterMark: 64 * 1024 });
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
-    const head = this.plan(0, Math.min(options.chunkBytes, options.totalSize), false);
+    this.pieceBytes = options.chunkBytes;
+    this.judged = options.sampleMs <= 0;
+    if (this.judged) this.splitOffset = Math.min(options.chunkBytes, options.totalSize);
+    const head = this.plan(0, this.judged ? Math.min(options.chunkBytes, options.totalSize) : options.totalSize, false);
     this.requests++;
     this.attach(head, first);
     this.fill();
@@ -98,6 +120,16 @@ export class ParallelBlobStream extends Readable {
   /** Range requests opened for pieces so far (the first GET included, resumes not). */
   get pieceRequests(): number {
     return this.requests;
+  }
+
+  /** Where the first stream was cut and Range requests took over; undefined: one stream so far. */
+  get splitAt(): number | undefined {
+    return this.splitOffset;
+  }
+
+  /** The first stream's measured rate, bytes/s; undefined until judged (or when split at once). */
+  get sampledBytesPerSecond(): number | undefined {
+    return this.rate;
   }
 
   override _read(): void {
@@ -123,9 +155,9 @@ export class ParallelBlobStream extends Readable {
   /** Starts pieces while fewer than `connections` are in flight and fewer than `windowPieces` are planned, until the blob is covered. */
   private fill(): void {
     // A piece in its last eighth no longer counts: the next request's round trip overlaps its tail.
-    const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.options.chunkBytes / 8).length;
+    const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.pieceBytes / 8).length;
     while (!this.failed && !this.destroyed && this.pieces.length < this.options.windowPieces && inFlight() < this.options.connections && this.nextStart < this.options.totalSize) {
-      const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.options.chunkBytes, this.options.totalSize), false);
+      const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.pieceBytes, this.options.totalSize), false);
       void this.open(piece);
     }
   }
@@ -172,12 +204,13 @@ export class ParallelBlobStream extends Readable {
     if (this.destroyed || !this.pieces.includes(piece)) return;
     const before = piece.end - piece.start - piece.received;
     piece.received += chunk.length;
-    if (before > this.options.chunkBytes / 8 && before - chunk.length <= this.options.chunkBytes / 8) this.fill();
+    if (!this.judged) this.sample(piece, chunk.length);
+    if (before > this.pieceBytes / 8 && before - chunk.length <= this.pieceBytes / 8) this.fill();
     const head = piece === this.pieces[0];
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
         this.wanted = false;
-        piece.stream?.pause();
+        this.pauseHead(piece);
       }
       return;
     }
@@ -186,7 +219,49 @@ export class ParallelBlobStream extends Readable {
     this.heldTotal += chunk.length;
     this.heldPeak = Math.max(this.heldPeak, this.heldTotal);
     // The head waits for the reader; a piece ahead reads on until its share is full.
-    if (head || piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
+    if (head) this.pauseHead(piece);
+    else if (piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
+  }
+
+  private pauseHead(head: Piece): void {
+    head.stream?.pause();
+    if (this.flowingSince !== undefined) this.flowedMs += performance.now() - this.flowingSince;
+    this.flowingSince = undefined;
+  }
+
+  private resumeHead(head: Piece): void {
+    head.stream?.resume();
+    if (!this.judged && this.sampledBytes > 0) this.flowingSince ??= performance.now();
+  }
+
+  /**
+   * Counts a chunk of the first stream (its clock starts at its first byte); once it has flowed
+   * sampleMs, judges its rate and, when slow and enough is left, splits it.
+   */
+  private sample(first: Piece, bytes: number): void {
+    const now = performance.now();
+    if (this.sampledBytes === 0) this.flowingSince = now;
+    this.sampledBytes += bytes;
+    const flowed = this.flowedMs + (this.flowingSince === undefined ? 0 : now - this.flowingSince);
+    if (flowed < this.options.sampleMs) return;
+    this.judged = true;
+    this.flowingSince = undefined;
+    this.rate = (this.sampledBytes * 1000) / flowed;
+    const stream = first.stream;
+    if (this.rate >= this.options.splitBelowBytesPerSecond || stream === undefined || this.failed) return;
+    // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
+    const at = first.start + stream.bytesDelivered;
+    const rest = this.options.totalSize - at;
+    // Less than a piece left: the round trips of new requests would eat most of the gain.
+    if (rest < this.options.chunkBytes) return;
+    // The first stream goes on for one piece (it is past its slow start); a short rest is shared evenly.
+    this.pieceBytes = Math.min(this.options.chunkBytes, Math.ceil(rest / this.options.connections));
+    const cut = at + this.pieceBytes;
+    stream.shortenTo(cut - first.start);
+    first.end = cut;
+    this.nextStart = cut;
+    this.splitOffset = cut;
+    this.fill();
   }
 
   private onPieceEnd(piece: Piece): void {
@@ -274,7 +349,7 @@ export class ParallelBlobStream extends Readable {
         return;
       }
       if (!head.ended) {
-        head.stream?.resume();
+        this.resumeHead(head);
         return;
       }
       this.pieces.shift();
