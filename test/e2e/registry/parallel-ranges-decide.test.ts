@@ -1,0 +1,91 @@
+/**
+ * Whether a large blob goes parallel is decided per link, by measuring its first stream
+ * (server/transports/docker/blob-parallel.ts): a fast link (loopback, through the fault proxy
+ * that records every request) stays one stream with no Range request at all; a link capped per
+ * connection (the shaping proxy) is split after the sample, the rest as Range requests on
+ * several connections, the bytes identical.
+ */
+import { strict as assert } from 'node:assert';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { neverAborted } from '../../harness/context';
+import { openImage, readStream, TestContexts } from '../../harness/docker-source';
+import { match, startFaultProxy, type FaultProxy } from '../../harness/fault-proxy';
+import { pushRawBlobImage, randomBlob, type RawBlobImage } from '../../harness/raw-blob-image';
+import { startRegistry, type RunningRegistry } from '../../harness/registry';
+import { sha256Hex } from '../../harness/registry-proxy-client';
+import { assertRegistryTools, registrySuiteSkip } from '../../harness/registry-tools';
+import { startShapingProxy } from '../../harness/shaping-proxy';
+import { ParallelBlobStream } from '../../../server/transports/docker/blob-parallel';
+
+const skip = registrySuiteSkip();
+const MiB = 1024 * 1024;
+const CHUNK = 256 * 1024;
+const SAMPLE_MS = 60;
+/** Far below loopback even on a busy machine, far above the capped link. */
+const BELOW = 10e6;
+const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: SAMPLE_MS, splitBelowBytesPerSecond: BELOW } as const;
+const TUNING = { stallTimeoutMs: 5_000, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
+
+describe('parallel ranges decided by the measured rate of the first stream', { skip, timeout: 180_000 }, () => {
+  let registry: RunningRegistry;
+  let image: RawBlobImage;
+  let bytes: Buffer;
+  const contexts = new TestContexts();
+
+  before(async () => {
+    assertRegistryTools();
+    registry = await startRegistry();
+    bytes = randomBlob(24 * MiB + 321);
+    image = await pushRawBlobImage(registry, 'decide/big', 'v1', [bytes]);
+  });
+  after(() => registry?.stop());
+  afterEach(() => contexts.closeAll());
+
+  it('keeps a fast link to one stream: judged fast, no Range request', async () => {
+    const proxy: FaultProxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
+    try {
+      const digest = image.layers[0]!.digest;
+      const opened = await openImage(`docker://${proxy.host}/decide/big:v1`, contexts.with({ tlsVerify: false, ...TUNING }));
+      const from = proxy.requests.length;
+      const reader = await opened.openBlob({ digest, size: bytes.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream, 'a blob that could be split');
+      const stream = reader.stream;
+      const got = await readStream(stream);
+      assert.equal(sha256Hex(got), digest);
+      const rate = stream.sampledBytesPerSecond;
+      assert.ok(rate !== undefined && rate >= BELOW, `the first stream was judged fast (${rate} B/s)`);
+      assert.equal(stream.splitAt, undefined);
+      const seen = proxy.requests.slice(from).filter(match.blobGet(digest));
+      assert.deepEqual(seen.map((r) => r.headers.range), [undefined], 'one plain GET, no Range request');
+      assert.equal(stream.pieceRequests, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('splits a link capped per connection after the sample, over several connections', async () => {
+    const rate = 2_000_000;
+    const shaper = await startShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, bytesPerSecond: rate, rttMs: 20 });
+    try {
+      const small = randomBlob(3 * MiB + 17);
+      const capped = await pushRawBlobImage(registry, 'decide/capped', 'v1', [small]);
+      const digest = capped.layers[0]!.digest;
+      const opened = await openImage(`docker://${shaper.host}/decide/capped:v1`, contexts.with({ tlsVerify: false, ...TUNING }));
+      const connectionsBefore = shaper.connectionCount();
+      const reader = await opened.openBlob({ digest, size: small.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      const got = await readStream(stream);
+      assert.ok(got.equals(small), 'the same bytes');
+      const measured = stream.sampledBytesPerSecond;
+      assert.ok(measured !== undefined && measured < BELOW, `the first stream was judged slow (${measured} B/s)`);
+      const at = stream.splitAt;
+      assert.ok(at !== undefined && at > 0 && at < small.length, `split at ${at}`);
+      assert.ok(stream.pieceRequests > 2, `${stream.pieceRequests} requests`);
+      assert.ok(shaper.connectionCount() - connectionsBefore >= 2, 'new connections for the pieces');
+      assert.ok(shaper.peakConnections() >= 3, `at most ${shaper.peakConnections()} connections at once`);
+    } finally {
+      await shaper.close();
+    }
+  });
+});
