@@ -53,6 +53,8 @@ export interface ParallelBlobOptions {
   readonly open: PieceOpener;
   readonly signal?: AbortSignal;
   readonly onResume?: (offset: number, reason: string) => void;
+  /** The first stream measured `bytesPerSecond`: from `offset` on the blob comes as Range requests. */
+  readonly onSplit?: (offset: number, bytesPerSecond: number) => void;
   /** Ranges were refused: the rest, from `offset`, comes as one stream. */
   readonly onFallback?: (offset: number) => void;
 }
@@ -261,6 +263,7 @@ export class ParallelBlobStream extends Readable {
     first.end = cut;
     this.nextStart = cut;
     this.splitOffset = cut;
+    this.options.onSplit?.(cut, this.rate);
     this.fill();
   }
 

@@ -247,8 +247,9 @@ export class RegistryClient {
         what, signal: sendSignal, bodyTimeoutMs: 0, attempts, headers: { range: header }, scope: withAuth ? pullScope(repository) : undefined,
       }, async (res) => res);
       const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
+      const onSplit = (offset: number, rate: number) => this.settings.logger?.debug(`${what}: one stream at ${(rate / 1e6).toFixed(1)} MB/s, the rest from byte ${offset} as Range requests`);
       const servedBy = first.served.url;
-      return { stream: parallelBlob({ ...first, servedBy }, url, send, this.settings.parallelRanges, { ...common, onFallback }), size: first.size };
+      return { stream: parallelBlob({ ...first, servedBy }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit }), size: first.size };
     }
     const stream = new ResumableBlobStream(first.opened, {
       ...common,
