@@ -40,6 +40,8 @@ export interface ShapingProxy {
   close(): Promise<void>;
 }
 
+const WRITE_BYTES = 64 * 1024;
+
 /** One direction of one connection: a delay line feeding a token bucket. */
 class ShapedDirection {
   private readonly queue: { data: Buffer; due: number }[] = [];
@@ -92,7 +94,9 @@ class ShapedDirection {
         this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.shape.bytesPerSecond) / 1000);
         this.refilledAt = now;
         n = Math.min(n, Math.floor(this.tokens));
-        if (n < Math.min(head.data.length, 4096)) return this.wait(((Math.min(head.data.length, 4096) - this.tokens) * 1000) / this.shape.bytesPerSecond);
+        // Writes of up to 64 KiB, not a trickle of small ones: the proxy's own CPU must not become the link's limit.
+        const least = Math.min(head.data.length, WRITE_BYTES);
+        if (n < least) return this.wait(((least - this.tokens) * 1000) / this.shape.bytesPerSecond);
         this.tokens -= n;
       }
       const piece = head.data.subarray(0, n);

@@ -89,10 +89,11 @@ export class ParallelBlobStream extends Readable {
   private pieceBytes: number;
   /** Whether the first stream has been judged (always, when splitting at once). */
   private judged: boolean;
-  /** The first stream's sample: bytes, and flowing time (the clock stops while the reader is full). */
+  /** The first stream's sample: bytes since its first byte, and when that came. */
   private sampledBytes = 0;
-  private flowedMs = 0;
-  private flowingSince: number | undefined;
+  private firstByteAt = 0;
+  /** Bytes and time at half the sample: the rate is judged on the second half. */
+  private halfway: { readonly bytes: number; readonly ms: number } | undefined;
   private rate: number | undefined;
   private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
@@ -212,7 +213,7 @@ export class ParallelBlobStream extends Readable {
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
         this.wanted = false;
-        this.pauseHead(piece);
+        piece.stream?.pause();
       }
       return;
     }
@@ -221,34 +222,24 @@ export class ParallelBlobStream extends Readable {
     this.heldTotal += chunk.length;
     this.heldPeak = Math.max(this.heldPeak, this.heldTotal);
     // The head waits for the reader; a piece ahead reads on until its share is full.
-    if (head) this.pauseHead(piece);
-    else if (piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
-  }
-
-  private pauseHead(head: Piece): void {
-    head.stream?.pause();
-    if (this.flowingSince !== undefined) this.flowedMs += performance.now() - this.flowingSince;
-    this.flowingSince = undefined;
-  }
-
-  private resumeHead(head: Piece): void {
-    head.stream?.resume();
-    if (!this.judged && this.sampledBytes > 0) this.flowingSince ??= performance.now();
+    if (head || piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
   }
 
   /**
-   * Counts a chunk of the first stream (its clock starts at its first byte); once it has flowed
-   * sampleMs, judges its rate and, when slow and enough is left, splits it.
+   * Counts a chunk of the first stream; sampleMs after its first byte, judges its rate over the
+   * second half of that time (a connection's opening burst and slow start left out) and, when
+   * slow and enough is left, splits it. Wall time: a reader slower than the link also reads as
+   * slow, and then more connections cost a little CPU but no time.
    */
   private sample(first: Piece, bytes: number): void {
     const now = performance.now();
-    if (this.sampledBytes === 0) this.flowingSince = now;
+    if (this.sampledBytes === 0) this.firstByteAt = now;
     this.sampledBytes += bytes;
-    const flowed = this.flowedMs + (this.flowingSince === undefined ? 0 : now - this.flowingSince);
-    if (flowed < this.options.sampleMs) return;
+    const flowed = now - this.firstByteAt;
+    if (this.halfway === undefined && flowed >= this.options.sampleMs / 2) this.halfway = { bytes: this.sampledBytes, ms: flowed };
+    if (flowed < this.options.sampleMs || this.halfway === undefined || flowed <= this.halfway.ms) return;
     this.judged = true;
-    this.flowingSince = undefined;
-    this.rate = (this.sampledBytes * 1000) / flowed;
+    this.rate = ((this.sampledBytes - this.halfway.bytes) * 1000) / (flowed - this.halfway.ms);
     const stream = first.stream;
     if (this.rate >= this.options.splitBelowBytesPerSecond || stream === undefined || this.failed) return;
     // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
@@ -352,7 +343,7 @@ export class ParallelBlobStream extends Readable {
         return;
       }
       if (!head.ended) {
-        this.resumeHead(head);
+        head.stream?.resume();
         return;
       }
       this.pieces.shift();
