@@ -92,8 +92,9 @@ export class ParallelBlobStream extends Readable {
   /** The first stream's sample: bytes since its first byte, and when that came. */
   private sampledBytes = 0;
   private firstByteAt = 0;
-  /** Bytes and time at half the sample: the rate is judged on the second half. */
-  private halfway: { readonly bytes: number; readonly ms: number } | undefined;
+  /** The window of the second half being measured (bytes and time at its start), and the best rate of those done. */
+  private window: { readonly bytes: number; readonly ms: number } | undefined;
+  private bestRate = 0;
   private rate: number | undefined;
   private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
@@ -236,10 +237,19 @@ export class ParallelBlobStream extends Readable {
     if (this.sampledBytes === 0) this.firstByteAt = now;
     this.sampledBytes += bytes;
     const flowed = now - this.firstByteAt;
-    if (this.halfway === undefined && flowed >= this.options.sampleMs / 2) this.halfway = { bytes: this.sampledBytes, ms: flowed };
-    if (flowed < this.options.sampleMs || this.halfway === undefined || flowed <= this.halfway.ms) return;
+    const sampleMs = this.options.sampleMs;
+    if (flowed < sampleMs / 2) return;
+    // The second half in three windows, the best one counts: a pause of this process (a busy
+    // machine) slows one window, a capped connection slows them all.
+    if (this.window !== undefined && flowed - this.window.ms >= sampleMs / 6) {
+      this.bestRate = Math.max(this.bestRate, ((this.sampledBytes - this.window.bytes) * 1000) / (flowed - this.window.ms));
+      this.window = undefined;
+    }
+    this.window ??= { bytes: this.sampledBytes, ms: flowed };
+    // Judged once sampleMs have gone by and a window is done (later, when chunks come far apart).
+    if (flowed < sampleMs || this.bestRate === 0) return;
     this.judged = true;
-    this.rate = ((this.sampledBytes - this.halfway.bytes) * 1000) / (flowed - this.halfway.ms);
+    this.rate = this.bestRate;
     const stream = first.stream;
     if (this.rate >= this.options.splitBelowBytesPerSecond || stream === undefined || this.failed) return;
     // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
