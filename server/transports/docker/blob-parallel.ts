@@ -92,9 +92,9 @@ export class ParallelBlobStream extends Readable {
   /** The first stream's sample: bytes since its first byte, and when that came. */
   private sampledBytes = 0;
   private firstByteAt = 0;
-  /** The window of the second half being measured (bytes and time at its start), and the best rate of those done. */
+  /** The window of the second half being measured (bytes and time at its start), and the rates of those done. */
   private window: { readonly bytes: number; readonly ms: number } | undefined;
-  private bestRate = 0;
+  private readonly windowRates: number[] = [];
   private rate: number | undefined;
   private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
@@ -239,17 +239,18 @@ export class ParallelBlobStream extends Readable {
     const flowed = now - this.firstByteAt;
     const sampleMs = this.options.sampleMs;
     if (flowed < sampleMs / 2) return;
-    // The second half in three windows, the best one counts: a pause of this process (a busy
-    // machine) slows one window, a capped connection slows them all.
+    // The second half in three windows, the median counts: one window slowed by a pause of this
+    // process (a busy machine) or sped up by a burst of bytes that waited on the way is left out;
+    // a capped connection slows them all.
     if (this.window !== undefined && flowed - this.window.ms >= sampleMs / 6) {
-      this.bestRate = Math.max(this.bestRate, ((this.sampledBytes - this.window.bytes) * 1000) / (flowed - this.window.ms));
+      this.windowRates.push(((this.sampledBytes - this.window.bytes) * 1000) / (flowed - this.window.ms));
       this.window = undefined;
     }
     this.window ??= { bytes: this.sampledBytes, ms: flowed };
     // Judged once sampleMs have gone by and a window is done (later, when chunks come far apart).
-    if (flowed < sampleMs || this.bestRate === 0) return;
+    if (flowed < sampleMs || this.windowRates.length === 0) return;
     this.judged = true;
-    this.rate = this.bestRate;
+    this.rate = [...this.windowRates].sort((a, b) => a - b)[Math.floor(this.windowRates.length / 2)]!;
     const stream = first.stream;
     if (this.rate >= this.options.splitBelowBytesPerSecond || stream === undefined || this.failed) return;
     // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.

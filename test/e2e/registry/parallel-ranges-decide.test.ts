@@ -45,7 +45,8 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
     const proxy: FaultProxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
     try {
       const digest = image.layers[0]!.digest;
-      const opened = await openImage(`docker://${proxy.host}/decide/big:v1`, contexts.with({ tlsVerify: false, ...TUNING }));
+      // A longer sample here: its windows must outlast a busy machine's scheduling pauses.
+      const opened = await openImage(`docker://${proxy.host}/decide/big:v1`, contexts.with({ tlsVerify: false, ...TUNING, parallelRanges: { ...PARALLEL, sampleMs: 300 } }));
       const from = proxy.requests.length;
       const reader = await opened.openBlob({ digest, size: bytes.length, signal: neverAborted() });
       assert.ok(reader.stream instanceof ParallelBlobStream, 'a blob that could be split');
@@ -85,6 +86,33 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
       assert.ok(shaper.connectionCount() - connectionsBefore >= 2, 'new connections for the pieces');
       assert.ok(shaper.peakConnections() >= 3, `at most ${shaper.peakConnections()} connections at once`);
     } finally {
+      await shaper.close();
+    }
+  });
+
+  it('resumes a first stream cut on a capped link from its own last byte, and still splits it', async () => {
+    const rate = 2_000_000;
+    const shaper = await startShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, bytesPerSecond: rate, rttMs: 20 });
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: shaper.port });
+    try {
+      const small = randomBlob(3 * MiB + 5);
+      const capped = await pushRawBlobImage(registry, 'decide/cut', 'v1', [small]);
+      const digest = capped.layers[0]!.digest;
+      proxy.addRule({ match: (r) => match.blobGet(digest)(r) && r.headers.range === undefined, action: { kind: 'cut', afterBytes: 150_000 } });
+      const opened = await openImage(`docker://${proxy.host}/decide/cut:v1`, contexts.with({ tlsVerify: false, ...TUNING }));
+      const from = proxy.requests.length;
+      const reader = await opened.openBlob({ digest, size: small.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      const got = await readStream(stream);
+      assert.ok(got.equals(small), 'the same bytes');
+      const seen = proxy.requests.slice(from).filter(match.blobGet(digest));
+      assert.equal(seen[0]!.fault, 'cut');
+      assert.ok(seen.some((r) => r.headers.range?.startsWith('bytes=150000-')), `the first stream resumed at its last byte: ${JSON.stringify(seen.map((r) => r.headers.range))}`);
+      assert.ok(stream.splitAt !== undefined, 'split after the sample');
+      assert.ok(seen.every((r) => r.headers.range === undefined || r.status === 206));
+    } finally {
+      await proxy.close();
       await shaper.close();
     }
   });
