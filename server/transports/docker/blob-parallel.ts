@@ -87,7 +87,7 @@ export class ParallelBlobStream extends Readable {
   private requests = 0;
   /** Bytes per piece after the split: chunkBytes, or less to share a short rest evenly. */
   private pieceBytes: number;
-  /** Whether the first stream has been judged (always, when splitting at once). */
+  /** Whether the first stream is no longer measured: split (at once, or after a slow sample), or too little left. */
   private judged: boolean;
   /** The first stream's sample: bytes since its first byte, and when that came. */
   private sampledBytes = 0;
@@ -131,7 +131,7 @@ export class ParallelBlobStream extends Readable {
     return this.splitOffset;
   }
 
-  /** The first stream's measured rate, bytes/s; undefined until judged (or when split at once). */
+  /** The first stream's last measured rate, bytes/s; undefined until measured (or when split at once). */
   get sampledBytesPerSecond(): number | undefined {
     return this.rate;
   }
@@ -229,7 +229,7 @@ export class ParallelBlobStream extends Readable {
   /**
    * Counts a chunk of the first stream; sampleMs after its first byte, judges its rate over the
    * second half of that time (a connection's opening burst and slow start left out) and, when
-   * slow and enough is left, splits it. Wall time: a reader slower than the link also reads as
+   * slow and enough is left, splits it; when fast, measures the next sampleMs. Wall time: a reader slower than the link also reads as
    * slow, and then more connections cost a little CPU but no time.
    */
   private sample(first: Piece, bytes: number): void {
@@ -249,15 +249,24 @@ export class ParallelBlobStream extends Readable {
     this.window ??= { bytes: this.sampledBytes, ms: flowed };
     // Judged once sampleMs have gone by and a window is done (later, when chunks come far apart).
     if (flowed < sampleMs || this.windowRates.length === 0) return;
-    this.judged = true;
     this.rate = [...this.windowRates].sort((a, b) => a - b)[Math.floor(this.windowRates.length / 2)]!;
     const stream = first.stream;
-    if (this.rate >= this.options.splitBelowBytesPerSecond || stream === undefined || this.failed) return;
     // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
-    const at = first.start + stream.bytesDelivered;
+    const at = first.start + (stream?.bytesDelivered ?? 0);
     const rest = this.options.totalSize - at;
     // Less than a piece left: the round trips of new requests would eat most of the gain.
-    if (rest < this.options.chunkBytes) return;
+    if (stream === undefined || this.failed || rest < this.options.chunkBytes) {
+      this.judged = true;
+      return;
+    }
+    if (this.rate >= this.options.splitBelowBytesPerSecond) {
+      // Fast so far: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
+      this.sampledBytes = 0;
+      this.window = undefined;
+      this.windowRates.length = 0;
+      return;
+    }
+    this.judged = true;
     // The first stream goes on for one piece (it is past its slow start); a short rest is shared evenly.
     this.pieceBytes = Math.min(this.options.chunkBytes, Math.ceil(rest / this.options.connections));
     const cut = at + this.pieceBytes;
