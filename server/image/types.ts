@@ -89,6 +89,12 @@ export interface ParallelRangeOptions {
    */
   readonly sampleMs: number;
   readonly splitBelowBytesPerSecond: number;
+  /**
+   * A plain GET whose answer took at least this long (ms: one round trip or more, redirects and
+   * the server's own wait included) comes from a distant registry, where one connection rarely
+   * fills the link: split at once, without sampling.
+   */
+  readonly remoteAfterMs: number;
 }
 
 /** An OCI content descriptor (the parts layerpipe reads). */

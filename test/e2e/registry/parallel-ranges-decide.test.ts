@@ -25,7 +25,9 @@ const SAMPLE_MS = 60;
 const BELOW = 10e6;
 /** Loopback's floor in the fast-link case: still above the capped link's 2 MB/s. */
 const FAST_FLOOR = 2.5e6;
-const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: SAMPLE_MS, splitBelowBytesPerSecond: BELOW } as const;
+const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: SAMPLE_MS, splitBelowBytesPerSecond: BELOW,
+  // These cases are about the sample; the one for a distant registry sets its own.
+  remoteAfterMs: 60_000 } as const;
 const TUNING = { stallTimeoutMs: 5_000, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
 describe('parallel ranges decided by the measured rate of the first stream', { skip, timeout: 180_000 }, () => {
@@ -117,6 +119,26 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
       assert.ok(seen.every((r) => r.headers.range === undefined || r.status === 206));
     } finally {
       await proxy.close();
+      await shaper.close();
+    }
+  });
+
+  it('splits at once, without sampling, when the first answer comes from a distant registry', async () => {
+    // 40 ms of added round trip: the plain GET's answer takes at least that.
+    const shaper = await startShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, bytesPerSecond: 50_000_000, rttMs: 40 });
+    try {
+      const digest = image.layers[0]!.digest;
+      const distant = { ...PARALLEL, remoteAfterMs: 20 };
+      const opened = await openImage(`docker://${shaper.host}/decide/big:v1`, contexts.with({ tlsVerify: false, ...TUNING, parallelRanges: distant }));
+      const reader = await opened.openBlob({ digest, size: bytes.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      const got = await readStream(stream);
+      assert.equal(sha256Hex(got), digest);
+      assert.equal(stream.sampledBytesPerSecond, undefined, 'never sampled');
+      assert.equal(stream.splitAt, CHUNK, 'the first stream is one piece long');
+      assert.ok(stream.pieceRequests > 2, `${stream.pieceRequests} requests`);
+    } finally {
       await shaper.close();
     }
   });

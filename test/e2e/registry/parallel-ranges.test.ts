@@ -25,7 +25,7 @@ const CHUNK = 256 * 1024;
 const CONNECTIONS = 4;
 /** Pieces in flight or held at most (blob-parallel-open.ts: connections + 2). */
 const WINDOW = CONNECTIONS + 2;
-const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0 } as const;
+const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0 } as const;
 const STALL_MS = 400;
 const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
