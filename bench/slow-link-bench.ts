@@ -1,12 +1,13 @@
 /**
  * docker:// over a slow link (issue 13): a docker-registry behind the shaping proxy
  * (test/harness/shaping-proxy.ts), which caps each connection at 40 MB/s each way and adds a
- * 20 ms round trip, as a CDN in front of a far registry does. layerpipe (large blobs as
- * concurrent Range requests) against skopeo 1.9.3 (one stream per blob), same run, GetBlob,
- * the client hashing every byte:
+ * 20 ms round trip, as a CDN in front of a far registry does. layerpipe (a large blob's first
+ * stream measures slow, so the rest comes as concurrent Range requests) against skopeo 1.9.3
+ * (one stream per blob), same run, GetBlob, the client hashing every byte:
  *   - one 512 MiB blob; target layerpipe >= 3x skopeo;
  *   - an image of 20 layers of 32 MiB pulled one layer at a time; target >= 2.5x skopeo.
- * Run by hand (--quick: a 128 MiB blob and 4 layers; --tls: the registry speaks TLS):
+ * Run by hand (without --quick: those full sizes; --quick: a 128 MiB blob and 4 layers; --tls:
+ * the registry speaks TLS):
  *
  *   npx tsc -p tsconfig.json && node dist/bench/slow-link-bench.js [--quick] [--tls] [--rounds N] [--mbps 40] [--rtt-ms 20]
  *

@@ -81,8 +81,10 @@ function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): num
 /**
  * Defaults, with the environment's tuning knobs read here and nowhere else:
  * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
- * requests), LAYERPIPE_PARALLEL_RANGES, LAYERPIPE_RANGE_CHUNK_MB, LAYERPIPE_PARALLEL_MIN_BLOB_MB
- * (large blobs as concurrent Range requests; 1 range = off), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
+ * requests), LAYERPIPE_PARALLEL_RANGES, LAYERPIPE_RANGE_CHUNK_MB, LAYERPIPE_PARALLEL_MIN_BLOB_MB,
+ * LAYERPIPE_PARALLEL_BELOW_MBPS, LAYERPIPE_PARALLEL_SAMPLE_MS, LAYERPIPE_PARALLEL_REMOTE_MS (large
+ * blobs as concurrent Range requests when the registry is distant or one connection measures
+ * slower than the threshold; 1 range = off), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
  * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader) and
  * LAYERPIPE_WS_PING_INTERVAL_MS (the WebSocket service's idle ping).
  */
@@ -129,6 +131,9 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
         connections: Math.max(1, envInteger(env, 'LAYERPIPE_PARALLEL_RANGES', 4)),
         chunkBytes: Math.max(1, envInteger(env, 'LAYERPIPE_RANGE_CHUNK_MB', 8)) * 1024 * 1024,
         minBlobBytes: envInteger(env, 'LAYERPIPE_PARALLEL_MIN_BLOB_MB', 32) * 1024 * 1024,
+        sampleMs: envInteger(env, 'LAYERPIPE_PARALLEL_SAMPLE_MS', 100),
+        splitBelowBytesPerSecond: envInteger(env, 'LAYERPIPE_PARALLEL_BELOW_MBPS', 100) * 1e6,
+        remoteAfterMs: envInteger(env, 'LAYERPIPE_PARALLEL_REMOTE_MS', 10),
       },
     },
     copy: { all: false, preserveDigests: false, removeSignatures: false, quiet: false, digestFile: undefined },

@@ -82,6 +82,19 @@ export interface ParallelRangeOptions {
   readonly chunkBytes: number;
   /** Blobs smaller than this are fetched as one stream. */
   readonly minBlobBytes: number;
+  /**
+   * A blob starts as one stream; after it has flowed this long (ms), the rest goes parallel only
+   * if that stream is slower than `splitBelowBytesPerSecond` (a per-connection cap, not a fast
+   * link). 0: split at once, without measuring.
+   */
+  readonly sampleMs: number;
+  readonly splitBelowBytesPerSecond: number;
+  /**
+   * A plain GET whose answer took at least this long (ms: one round trip or more, redirects and
+   * the server's own wait included) comes from a distant registry, where one connection rarely
+   * fills the link: split at once, without sampling.
+   */
+  readonly remoteAfterMs: number;
 }
 
 /** An OCI content descriptor (the parts layerpipe reads). */

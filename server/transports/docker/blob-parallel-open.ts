@@ -40,9 +40,12 @@ export interface FirstAnswer {
   readonly servedBy: URL;
 }
 
-export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'open'>;
+export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'sampleMs' | 'splitBelowBytesPerSecond' | 'open'>;
 
-/** The blob as pieces fetched `opts.connections` at a time, the first from the plain GET's answer. */
+/**
+ * The blob from the plain GET's answer, split into pieces fetched `opts.connections` at a time
+ * when that one stream proves slow (or at once: opts.sampleMs 0).
+ */
 export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSender, opts: ParallelRangeOptions, settings: ParallelSettings): ParallelBlobStream {
   return new ParallelBlobStream(first.opened, {
     ...settings,
@@ -51,6 +54,8 @@ export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSe
     // Two pieces more than in flight: new requests start while the reader drains pieces that came in ahead.
     windowPieces: opts.connections + 2,
     chunkBytes: opts.chunkBytes,
+    sampleMs: opts.sampleMs,
+    splitBelowBytesPerSecond: opts.splitBelowBytesPerSecond,
     open: pieceOpener(registryUrl, first.servedBy, send, settings.what),
   });
 }

@@ -1,9 +1,12 @@
 /**
  * A large blob fetched as several Range requests at once, handed on as one in-order stream.
  * On links where each connection is capped (CDNs, long round trips) k connections move about k
- * times the bytes of one.
+ * times the bytes of one; on a fast link (a registry nearby) they only cost CPU. So the blob
+ * starts as the one stream of the plain GET, and after it has flowed `sampleMs` its rate decides:
+ * below `splitBelowBytesPerSecond` (a capped connection) that stream is cut a piece further on and
+ * the rest comes as Range requests; otherwise it stays one stream to the end.
  *
- * The blob is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
+ * After the split the rest is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
  * at most `windowPieces` planned at a time: the head piece (the one the reader is at) streams
  * straight through, the ones after it are held in memory until the reader gets to them, each at
  * most `chunkBytes` (a piece ahead that fills its share stops reading: backpressure, not
@@ -14,6 +17,7 @@
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
  * ranges: the pieces after the head are dropped and the rest comes as one stream.
  */
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
@@ -38,6 +42,10 @@ export interface ParallelBlobOptions {
   /** Pieces in flight or held, not yet handed on, at most (>= connections): the memory bound is this x chunkBytes. */
   readonly windowPieces: number;
   readonly chunkBytes: number;
+  /** How long the first stream flows before its rate is judged; 0: split at once. */
+  readonly sampleMs: number;
+  /** A first stream slower than this is split. */
+  readonly splitBelowBytesPerSecond: number;
   readonly stallTimeoutMs: number;
   readonly maxAttemptsWithoutProgress: number;
   readonly maxResumes: number;
@@ -45,6 +53,8 @@ export interface ParallelBlobOptions {
   readonly open: PieceOpener;
   readonly signal?: AbortSignal;
   readonly onResume?: (offset: number, reason: string) => void;
+  /** The first stream measured `bytesPerSecond`: from `offset` on the blob comes as Range requests. */
+  readonly onSplit?: (offset: number, bytesPerSecond: number) => void;
   /** Ranges were refused: the rest, from `offset`, comes as one stream. */
   readonly onFallback?: (offset: number) => void;
 }
@@ -52,7 +62,8 @@ export interface ParallelBlobOptions {
 interface Piece {
   /** Blob offsets [start, end). */
   readonly start: number;
-  readonly end: number;
+  /** Moved nearer when the first stream is split. */
+  end: number;
   /** The tail after a fallback: a 200 answer is fine. */
   readonly whole: boolean;
   stream: ResumableBlobStream | undefined;
@@ -74,6 +85,18 @@ export class ParallelBlobStream extends Readable {
   private heldTotal = 0;
   private heldPeak = 0;
   private requests = 0;
+  /** Bytes per piece after the split: chunkBytes, or less to share a short rest evenly. */
+  private pieceBytes: number;
+  /** Whether the first stream is no longer measured: split (at once, or after a slow sample), or too little left. */
+  private judged: boolean;
+  /** The first stream's sample: bytes since its first byte, and when that came. */
+  private sampledBytes = 0;
+  private firstByteAt = 0;
+  /** The window of the second half being measured (bytes and time at its start), and the rates of those done. */
+  private window: { readonly bytes: number; readonly ms: number } | undefined;
+  private readonly windowRates: number[] = [];
+  private rate: number | undefined;
+  private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
     this.destroy(new CancelledError(`${this.options.what}: aborted`));
@@ -84,7 +107,10 @@ export class ParallelBlobStream extends Readable {
     super({ highWaterMark: 64 * 1024 });
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
-    const head = this.plan(0, Math.min(options.chunkBytes, options.totalSize), false);
+    this.pieceBytes = options.chunkBytes;
+    this.judged = options.sampleMs <= 0;
+    if (this.judged) this.splitOffset = Math.min(options.chunkBytes, options.totalSize);
+    const head = this.plan(0, this.judged ? Math.min(options.chunkBytes, options.totalSize) : options.totalSize, false);
     this.requests++;
     this.attach(head, first);
     this.fill();
@@ -98,6 +124,16 @@ export class ParallelBlobStream extends Readable {
   /** Range requests opened for pieces so far (the first GET included, resumes not). */
   get pieceRequests(): number {
     return this.requests;
+  }
+
+  /** Where the first stream was cut and Range requests took over; undefined: one stream so far. */
+  get splitAt(): number | undefined {
+    return this.splitOffset;
+  }
+
+  /** The first stream's last measured rate, bytes/s; undefined until measured (or when split at once). */
+  get sampledBytesPerSecond(): number | undefined {
+    return this.rate;
   }
 
   override _read(): void {
@@ -123,9 +159,9 @@ export class ParallelBlobStream extends Readable {
   /** Starts pieces while fewer than `connections` are in flight and fewer than `windowPieces` are planned, until the blob is covered. */
   private fill(): void {
     // A piece in its last eighth no longer counts: the next request's round trip overlaps its tail.
-    const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.options.chunkBytes / 8).length;
+    const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.pieceBytes / 8).length;
     while (!this.failed && !this.destroyed && this.pieces.length < this.options.windowPieces && inFlight() < this.options.connections && this.nextStart < this.options.totalSize) {
-      const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.options.chunkBytes, this.options.totalSize), false);
+      const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.pieceBytes, this.options.totalSize), false);
       void this.open(piece);
     }
   }
@@ -172,7 +208,8 @@ export class ParallelBlobStream extends Readable {
     if (this.destroyed || !this.pieces.includes(piece)) return;
     const before = piece.end - piece.start - piece.received;
     piece.received += chunk.length;
-    if (before > this.options.chunkBytes / 8 && before - chunk.length <= this.options.chunkBytes / 8) this.fill();
+    if (!this.judged) this.sample(piece, chunk.length);
+    if (before > this.pieceBytes / 8 && before - chunk.length <= this.pieceBytes / 8) this.fill();
     const head = piece === this.pieces[0];
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
@@ -187,6 +224,58 @@ export class ParallelBlobStream extends Readable {
     this.heldPeak = Math.max(this.heldPeak, this.heldTotal);
     // The head waits for the reader; a piece ahead reads on until its share is full.
     if (head || piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
+  }
+
+  /**
+   * Counts a chunk of the first stream; sampleMs after its first byte, judges its rate over the
+   * second half of that time (a connection's opening burst and slow start left out) and, when
+   * slow and enough is left, splits it; when fast, measures the next sampleMs. Wall time: a reader slower than the link also reads as
+   * slow, and then more connections cost a little CPU but no time.
+   */
+  private sample(first: Piece, bytes: number): void {
+    const now = performance.now();
+    if (this.sampledBytes === 0) this.firstByteAt = now;
+    this.sampledBytes += bytes;
+    const flowed = now - this.firstByteAt;
+    const sampleMs = this.options.sampleMs;
+    if (flowed < sampleMs / 2) return;
+    // The second half in three windows, the median counts: one window slowed by a pause of this
+    // process (a busy machine) or sped up by a burst of bytes that waited on the way is left out;
+    // a capped connection slows them all.
+    if (this.window !== undefined && flowed - this.window.ms >= sampleMs / 6) {
+      this.windowRates.push(((this.sampledBytes - this.window.bytes) * 1000) / (flowed - this.window.ms));
+      this.window = undefined;
+    }
+    this.window ??= { bytes: this.sampledBytes, ms: flowed };
+    // Judged once sampleMs have gone by and a window is done (later, when chunks come far apart).
+    if (flowed < sampleMs || this.windowRates.length === 0) return;
+    this.rate = [...this.windowRates].sort((a, b) => a - b)[Math.floor(this.windowRates.length / 2)]!;
+    const stream = first.stream;
+    // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
+    const at = first.start + (stream?.bytesDelivered ?? 0);
+    const rest = this.options.totalSize - at;
+    // Less than a piece left: the round trips of new requests would eat most of the gain.
+    if (stream === undefined || this.failed || rest < this.options.chunkBytes) {
+      this.judged = true;
+      return;
+    }
+    if (this.rate >= this.options.splitBelowBytesPerSecond) {
+      // Fast so far: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
+      this.sampledBytes = 0;
+      this.window = undefined;
+      this.windowRates.length = 0;
+      return;
+    }
+    this.judged = true;
+    // The first stream goes on for one piece (it is past its slow start); a short rest is shared evenly.
+    this.pieceBytes = Math.min(this.options.chunkBytes, Math.ceil(rest / this.options.connections));
+    const cut = at + this.pieceBytes;
+    stream.shortenTo(cut - first.start);
+    first.end = cut;
+    this.nextStart = cut;
+    this.splitOffset = cut;
+    this.options.onSplit?.(cut, this.rate);
+    this.fill();
   }
 
   private onPieceEnd(piece: Piece): void {

@@ -56,6 +56,9 @@ export class ResumableBlobStream extends Readable {
   private reconnecting = false;
   private attemptsWithoutProgress = 0;
   private resumes = 0;
+  /** options.limit and options.totalSize, until shortenTo(). */
+  private limit: number | undefined;
+  private expected: number;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
     // Its image was closed or its session ended: a cancellation, not a network fault.
@@ -65,9 +68,21 @@ export class ResumableBlobStream extends Readable {
   constructor(first: OpenedBody, private readonly options: ResumableOptions) {
     // Little is needed here: the client pipe's 1 MiB kernel buffer is the real slack.
     super({ highWaterMark: 64 * 1024 });
+    this.limit = options.limit;
+    this.expected = options.totalSize;
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.attach(first);
+  }
+
+  /**
+   * From now on deliver only the first `length` bytes (at least those delivered already): the
+   * rest of this body is fetched elsewhere (blob-parallel.ts splits a running stream).
+   */
+  shortenTo(length: number): void {
+    if (length < this.delivered) throw new RangeError(`cannot shorten to ${length} bytes after ${this.delivered} were delivered`);
+    this.limit = length;
+    this.expected = length;
   }
 
   /** Bytes handed to the consumer so far. */
@@ -132,13 +147,13 @@ export class ResumableBlobStream extends Readable {
         return;
       }
     }
-    const limit = this.options.limit;
+    const limit = this.limit;
     if (limit !== undefined && this.delivered + chunk.length > limit) {
       this.endAtLimit(chunk.subarray(0, limit - this.delivered));
       return;
     }
-    if (this.options.totalSize >= 0 && this.delivered + chunk.length > this.options.totalSize) {
-      this.fail(new RetryableError(`${this.options.what}: the registry sent more than the ${this.options.totalSize} bytes it announced`));
+    if (this.expected >= 0 && this.delivered + chunk.length > this.expected) {
+      this.fail(new RetryableError(`${this.options.what}: the registry sent more than the ${this.expected} bytes it announced`));
       return;
     }
     this.delivered += chunk.length;
@@ -164,9 +179,9 @@ export class ResumableBlobStream extends Readable {
   private onEnd(body: Readable): void {
     if (body !== this.current || this.destroyed) return;
     this.clearStallTimer();
-    if (this.options.totalSize >= 0 && this.delivered < this.options.totalSize) {
+    if (this.expected >= 0 && this.delivered < this.expected) {
       // A clean end before the announced size: the connection was cut between chunks.
-      this.onBodyFailure(body, new Error(`connection closed after ${this.delivered} of ${this.options.totalSize} bytes`));
+      this.onBodyFailure(body, new Error(`connection closed after ${this.delivered} of ${this.expected} bytes`));
       return;
     }
     this.detach(false);
@@ -182,7 +197,7 @@ export class ResumableBlobStream extends Readable {
       this.destroy(err);
       return;
     }
-    if (this.options.totalSize >= 0 && this.delivered === this.options.totalSize) {
+    if (this.expected >= 0 && this.delivered === this.expected) {
       // Everything announced has arrived; only the connection's end was lost.
       this.push(null);
       return;

@@ -231,7 +231,9 @@ export class RegistryClient {
       }
       return rangeAnswer(res, wanted, delivered, what);
     });
+    const asked = performance.now();
     const first = await request(0, signal);
+    const answeredMs = performance.now() - asked;
     if (first === undefined || range?.length === 0) {
       first?.opened.body.destroy();
       return { stream: Readable.from([]), size: 0 };
@@ -247,8 +249,13 @@ export class RegistryClient {
         what, signal: sendSignal, bodyTimeoutMs: 0, attempts, headers: { range: header }, scope: withAuth ? pullScope(repository) : undefined,
       }, async (res) => res);
       const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
+      const onSplit = (offset: number, rate: number) => this.settings.logger?.debug(`${what}: one stream at ${(rate / 1e6).toFixed(1)} MB/s, the rest from byte ${offset} as Range requests`);
       const servedBy = first.served.url;
-      return { stream: parallelBlob({ ...first, servedBy }, url, send, this.settings.parallelRanges, { ...common, onFallback }), size: first.size };
+      const ranges = this.settings.parallelRanges;
+      const distant = answeredMs >= ranges.remoteAfterMs;
+      if (distant) this.settings.logger?.debug(`${what}: answered in ${answeredMs.toFixed(1)} ms, a distant registry: Range requests at once`);
+      const opts = distant ? { ...ranges, sampleMs: 0 } : ranges;
+      return { stream: parallelBlob({ ...first, servedBy }, url, send, opts, { ...common, onFallback, onSplit }), size: first.size };
     }
     const stream = new ResumableBlobStream(first.opened, {
       ...common,

@@ -25,7 +25,7 @@ const CHUNK = 256 * 1024;
 const CONNECTIONS = 4;
 /** Pieces in flight or held at most (blob-parallel-open.ts: connections + 2). */
 const WINDOW = CONNECTIONS + 2;
-const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK } as const;
+const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0 } as const;
 const STALL_MS = 400;
 const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
@@ -177,7 +177,7 @@ describe('docker:// large blobs as parallel Range requests', { skip, timeout: 24
 
   it('through a spawned layerpipe: wrong bytes in one piece are a digest mismatch, after every byte was delivered', async () => {
     const { digest, size, bytes } = blob(5);
-    const env = { LAYERPIPE_PARALLEL_RANGES: '4', LAYERPIPE_RANGE_CHUNK_MB: '1', LAYERPIPE_PARALLEL_MIN_BLOB_MB: '2', LAYERPIPE_RETRY_DELAY_MS: '20' };
+    const env = { LAYERPIPE_PARALLEL_RANGES: '4', LAYERPIPE_RANGE_CHUNK_MB: '1', LAYERPIPE_PARALLEL_MIN_BLOB_MB: '2', LAYERPIPE_PARALLEL_SAMPLE_MS: '0', LAYERPIPE_RETRY_DELAY_MS: '20' };
     proxy.addRule({ match: withRange(digest, `bytes=${2 * MiB}-${3 * MiB - 1}`), action: { kind: 'corrupt', offset: 1000 } });
     const from = proxy.requests.length;
     const { got, err } = await withProxy({ args: ['--tls-verify=false'], env }, async (client) => {
