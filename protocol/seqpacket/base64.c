@@ -10,7 +10,48 @@
  */
 #include "native.h"
 
+#include <string.h>
+
 static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Every 12-bit value's two characters, in memory order: one lookup encodes half a triple. */
+static uint16_t PAIRS[4096];
+
+static void init_encode_table(void) {
+  for (int v = 0; v < 4096; v++) {
+    uint8_t two[2] = {(uint8_t)ALPHABET[v >> 6], (uint8_t)ALPHABET[v & 63]};
+    memcpy(&PAIRS[v], two, 2);
+  }
+}
+
+/* Encodes `n` bytes into `o` (padded); returns the end of the text. */
+static uint8_t *encode_padded(const uint8_t *src, size_t n, uint8_t *o) {
+  size_t i = 0;
+  /* Six bytes per step from one 8-byte load: four lookups, one 8-byte store. */
+  for (; i + 8 <= n; i += 6) {
+    uint64_t v = (uint64_t)src[i] << 40 | (uint64_t)src[i + 1] << 32 | (uint64_t)src[i + 2] << 24 | (uint64_t)src[i + 3] << 16 |
+                 (uint64_t)src[i + 4] << 8 | src[i + 5];
+    uint16_t quad[4] = {PAIRS[(v >> 36) & 0xfff], PAIRS[(v >> 24) & 0xfff], PAIRS[(v >> 12) & 0xfff], PAIRS[v & 0xfff]};
+    memcpy(o, quad, 8);
+    o += 8;
+  }
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
+    memcpy(o, &PAIRS[v >> 12], 2);
+    memcpy(o + 2, &PAIRS[v & 0xfff], 2);
+    o += 4;
+  }
+  if (i < n) {
+    bool two = i + 1 < n;
+    uint32_t v = (uint32_t)src[i] << 16 | (two ? (uint32_t)src[i + 1] << 8 : 0);
+    o[0] = ALPHABET[v >> 18];
+    o[1] = ALPHABET[(v >> 12) & 63];
+    o[2] = two ? ALPHABET[(v >> 6) & 63] : '=';
+    o[3] = '=';
+    o += 4;
+  }
+  return o;
+}
 
 static napi_value js_base64_encode(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
@@ -25,26 +66,8 @@ static napi_value js_base64_encode(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "dst has no room for the encoding at offset");
     return NULL;
   }
-  uint8_t *o = dst + offset;
-  size_t i = 0;
-  for (; i + 2 < src_len; i += 3) {
-    uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-    o[0] = ALPHABET[v >> 18];
-    o[1] = ALPHABET[(v >> 12) & 63];
-    o[2] = ALPHABET[(v >> 6) & 63];
-    o[3] = ALPHABET[v & 63];
-    o += 4;
-  }
-  if (i < src_len) {
-    bool two = i + 1 < src_len;
-    uint32_t v = (uint32_t)src[i] << 16 | (two ? (uint32_t)src[i + 1] << 8 : 0);
-    o[0] = ALPHABET[v >> 18];
-    o[1] = ALPHABET[(v >> 12) & 63];
-    o[2] = two ? ALPHABET[(v >> 6) & 63] : '=';
-    o[3] = '=';
-    o += 4;
-  }
-  CHECK(env, napi_create_int64(env, (int64_t)(o - dst), &result));
+  uint8_t *end = encode_padded(src, src_len, dst + offset);
+  CHECK(env, napi_create_int64(env, (int64_t)(end - dst), &result));
   return result;
 }
 
@@ -123,6 +146,7 @@ static napi_value js_base64_decode(napi_env env, napi_callback_info info) {
 }
 
 bool define_base64_functions(napi_env env, napi_value exports) {
+  init_encode_table();
   init_decode_table();
   napi_property_descriptor props[] = {FN("base64Encode", js_base64_encode), FN("base64Decode", js_base64_decode)};
   return napi_define_properties(env, exports, 2, props) == napi_ok;
