@@ -21,10 +21,12 @@ import { HandoutMessageWriter, isResponse, tooLargeResponse } from './writer';
 export const SEQPACKET_STREAM_CHUNK = 128 * 1024;
 
 /**
- * Send buffer asked for: two MAX_STREAM_CHUNK packets (about 350 KiB each) at once, so the
- * proxy encodes the next while the client reads one. The kernel caps it at net.core.wmem_max.
+ * Send buffer asked for (the kernel doubles it, and caps it at net.core.wmem_max): room for two
+ * MAX_STREAM_CHUNK packets (about 350 KiB each), so the proxy encodes the next while the client
+ * reads one; where wmem_max is the usual 208 KiB, one. Not more: a client that reads nothing
+ * should find the server stalled after a few hundred small answers (flow control), not thousands.
  */
-const SEQPACKET_SEND_BUFFER = 1024 * 1024;
+const SEQPACKET_SEND_BUFFER = 384 * 1024;
 
 /** Room the kernel keeps in a send buffer besides the packet (its skb bookkeeping). */
 const PACKET_OVERHEAD = 8 * 1024;
