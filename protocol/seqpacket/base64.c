@@ -74,9 +74,24 @@ static napi_value js_base64_encode(napi_env env, napi_callback_info info) {
 /* Each byte's 6-bit value; 64 for '=' and 255 for anything that is not base64. */
 static uint8_t DECODE[256];
 
+/*
+ * The same values already shifted to their place in a quad's 24 bits, one table per position;
+ * anything but the 64 letters ('=' too: padding only ends the text) sets BAD_BITS. A quad is
+ * then four lookups ORed together and one test.
+ */
+#define BAD_BITS 0xff000000u
+static uint32_t SHIFTED[4][256];
+
 static void init_decode_table(void) {
-  for (int c = 0; c < 256; c++) DECODE[c] = 255;
-  for (int v = 0; v < 64; v++) DECODE[(uint8_t)ALPHABET[v]] = (uint8_t)v;
+  for (int c = 0; c < 256; c++) {
+    DECODE[c] = 255;
+    for (int k = 0; k < 4; k++) SHIFTED[k][c] = BAD_BITS;
+  }
+  for (int v = 0; v < 64; v++) {
+    uint8_t c = (uint8_t)ALPHABET[v];
+    DECODE[c] = (uint8_t)v;
+    for (int k = 0; k < 4; k++) SHIFTED[k][c] = (uint32_t)v << (18 - 6 * k);
+  }
   DECODE['='] = 64;
 }
 
@@ -86,9 +101,8 @@ static int64_t decode_padded(const uint8_t *t, size_t n, uint8_t *o) {
   size_t i = 0;
   /* Every quad but the last has no padding. */
   for (; i + 4 < n; i += 4) {
-    uint32_t a = DECODE[t[i]], b = DECODE[t[i + 1]], c = DECODE[t[i + 2]], d = DECODE[t[i + 3]];
-    if ((a | b | c | d) > 63) break;
-    uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    uint32_t v = SHIFTED[0][t[i]] | SHIFTED[1][t[i + 1]] | SHIFTED[2][t[i + 2]] | SHIFTED[3][t[i + 3]];
+    if (v & BAD_BITS) break;
     o[0] = (uint8_t)(v >> 16);
     o[1] = (uint8_t)(v >> 8);
     o[2] = (uint8_t)v;
