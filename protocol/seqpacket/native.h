@@ -46,7 +46,7 @@ napi_value define_poller_class(napi_env env);
 /* openDirectory, openBeneath and kernelHasOpenat2 (beneath.c), added to `exports`. */
 bool define_beneath_functions(napi_env env, napi_value exports);
 
-/* mkfifo, listenSeqpacket, acceptSeqpacket, connectSeqpacket, isListeningSocket and shutdownSocket (unix-socket.c), added to `exports`. */
+/* mkfifo, listenSeqpacket, acceptSeqpacket, connectSeqpacket, isListeningSocket, shutdownSocket and setSendBuffer (unix-socket.c), added to `exports`. */
 bool define_unix_socket_functions(napi_env env, napi_value exports);
 
 /* base64Encode (base64.c), added to `exports`. */

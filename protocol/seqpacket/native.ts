@@ -196,6 +196,11 @@ export interface NativeModule {
   base64Decode(src: Uint8Array, start: number, end: number, dst: Uint8Array, offset: number): number;
   /** shutdown(SHUT_RDWR): its reader sees the end and the peer a closed connection; the fd stays open (ENOTCONN ignored). */
   shutdownSocket(fd: number): void;
+  /**
+   * setsockopt(SO_SNDBUF, bytes), then the size the kernel uses: about twice the request, capped
+   * by net.core.wmem_max (doubled). A SEQPACKET packet must fit it whole.
+   */
+  setSendBuffer(fd: number, bytes: number): number;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
   Poller: PollerConstructor;

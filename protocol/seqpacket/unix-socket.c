@@ -181,6 +181,29 @@ static napi_value js_shutdown_socket(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * setSendBuffer(fd, bytes): setsockopt(SO_SNDBUF), then the size the kernel uses (it doubles
+ * the request for its own bookkeeping and caps it at net.core.wmem_max). A SEQPACKET packet
+ * must fit this buffer whole.
+ */
+static napi_value js_set_send_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd, size;
+  int64_t want;
+  socklen_t len = sizeof size;
+  if (!get_args(env, info, 2, argv, NULL) || !get_fd(env, argv[0], &fd) || !get_int(env, argv[1], "bytes", INT32_MAX / 2, false, &want)) return NULL;
+  size = (int)want;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) < 0) {
+    throw_errno(env, errno, "setsockopt(SO_SNDBUF)");
+    return NULL;
+  }
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) < 0) {
+    throw_errno(env, errno, "getsockopt(SO_SNDBUF)");
+    return NULL;
+  }
+  return int_value(env, size);
+}
+
 bool define_unix_socket_functions(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       FN("mkfifo", js_mkfifo),
@@ -189,6 +212,7 @@ bool define_unix_socket_functions(napi_env env, napi_value exports) {
       FN("connectSeqpacket", js_connect_seqpacket),
       FN("isListeningSocket", js_is_listening_socket),
       FN("shutdownSocket", js_shutdown_socket),
+      FN("setSendBuffer", js_set_send_buffer),
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

@@ -10,6 +10,7 @@ import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RpcErrorCodes } from '../../protocol/jsonrpc';
 import { RpcTestClient } from '../harness/jsonrpc-client';
 import { randomLayer, writeOciImage, type BuiltLayer } from '../harness/oci-builder';
 
@@ -91,8 +92,9 @@ for (const kind of ['seqpacket', 'stdio'] as const) {
       const started = Date.now();
       const finished = await client.call('FinishTransfer', { transfer: answer.transfer });
       assert.ok(finished.error !== undefined, 'FinishTransfer reports the failure');
-      assert.match(finished.error.message, /^nobody opened the FIFO \S+ \(blob sha256:[0-9a-f]{64}\) within 1.5 s$/);
-      assert.equal(finished.error.data?.error_code, 'other');
+      assert.match(finished.error.message, /^nobody opened the FIFO \S+ \(blob sha256:[0-9a-f]{64}\) within 1.5 s: write: broken pipe$/);
+      assert.equal(finished.error.code, RpcErrorCodes.BrokenPipe, 'a reader that never came is a broken pipe');
+      assert.deepEqual(finished.error.data, { error_code: 'EPIPE', kind: 'LP_ERR_BROKEN_PIPE' });
       assert.ok(Date.now() - started >= FIFO_TIMEOUT_MS - 200, 'after the open timeout');
       assert.equal(existsSync(answer.path!), false);
       const info = await client.request<{ layers: unknown[] }>('GetLayerInfo', { image });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy, METHODS, pipeReadable, readAll } from '../../clients/typescript';
-import { MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, PARAMS_1, RpcErrorCodes } from '../../protocol/jsonrpc';
+import { MAX_STREAM_CHUNK, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, PARAMS_1, RpcErrorCodes } from '../../protocol/jsonrpc';
 import { RpcTestClient, type Response } from '../harness/jsonrpc-client';
 import { within } from '../harness/method-suite';
 import { makeLayer, randomLayer, sha256, writeOciImage, type BuiltLayer, type WrittenManifest } from '../harness/oci-builder';
@@ -22,7 +22,8 @@ const ociDir = path.join(tmp, 'oci');
 const corruptDir = path.join(tmp, 'corrupt');
 const labelsDir = path.join(tmp, 'labels');
 /** Runtime configs whose label makes GetConfig's answer about 400 KiB, and about 1.3 MiB. */
-const LABEL_SIZES = { mid: 300 * 1024, huge: 1000 * 1024 } as const;
+// mid: over what a SEQPACKET socket carries in one packet (768 KiB at most, see seqpacket.ts), under 1 MiB as a message.
+const LABEL_SIZES = { mid: 700 * 1024, huge: 1000 * 1024 } as const;
 const layers: BuiltLayer[] = [makeLayer({ 'hello.txt': 'hello\n' }), randomLayer(3 * 1024 * 1024, 'a.bin'), randomLayer(600 * 1024 + 5, 'b.bin')];
 let oci: WrittenManifest;
 const ref = (): string => `oci:${ociDir}:latest`;
@@ -248,7 +249,7 @@ describe('1.0 stream transfers', () => {
         assert.equal(mine[0]!.message.id, r.id, 'the response first');
         assert.deepEqual(mine.at(-1)!.message, { jsonrpc: '2.0', method: 'transfer/end', params: { transfer } });
         const chunks = mine.slice(1, -1).map((m) => b64((m.message.params as { data: string }).data).length);
-        const limit = framing === 'stdio' ? 256 * 1024 : 128 * 1024;
+        const limit = MAX_STREAM_CHUNK;
         assert.ok(chunks.every((n) => n > 0 && n <= limit), `chunks ${chunks.join(',')} within ${limit}`);
 
         const bad = await c.request<{ image: number }>('OpenImage', { reference: `oci:${corruptDir}:latest` });

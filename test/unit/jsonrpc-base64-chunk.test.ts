@@ -7,13 +7,16 @@ import { serializeMessage } from '../../server/wires/jsonrpc/writer';
 
 describe('Base64Chunk', () => {
   it('encodes as Buffer.toString("base64") does, whatever the length', () => {
-    for (const length of [0, 1, 2, 3, 4, 5, 6, 7, 255, 256, 257, 65_535, 131_072]) {
+    // Every length up to 64 covers each way the encoder's six-byte steps and tail can meet.
+    const lengths = [...Array.from({ length: 65 }, (_, i) => i), 255, 256, 257, 65_535, 131_072, 262_143];
+    for (const length of lengths) {
       const bytes = randomBytes(length);
       const chunk = new Base64Chunk(bytes);
-      const out = Buffer.alloc(chunk.encodedLength + 2);
+      const out = Buffer.alloc(chunk.encodedLength + 2, '*');
       const end = chunk.encodeInto(out, 1);
       assert.equal(end, 1 + chunk.encodedLength, `length ${length}`);
       assert.equal(out.subarray(1, end).toString('latin1'), bytes.toString('base64'), `length ${length}`);
+      assert.equal(out.toString('latin1', 0, 1) + out.toString('latin1', end), '**', `length ${length}: nothing written outside the encoding`);
       assert.equal(JSON.stringify({ data: chunk }), JSON.stringify({ data: bytes.toString('base64') }));
     }
   });

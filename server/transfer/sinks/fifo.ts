@@ -135,7 +135,8 @@ class FifoWriter extends Writable {
         this.destroy(err instanceof Error ? err : new Error(String(err)));
       } else if (Date.now() >= this.deadline) {
         unlinkQuietly(this.fifoPath);
-        this.destroy(new LayerpipeError(`nobody opened the FIFO ${this.fifoPath} (${this.what}) within ${Number((this.timeoutMs / 1000).toFixed(1))} s`));
+        // A reader that never came is a reader gone: the broken-pipe code, `error_code` "EPIPE".
+        this.destroy(new BrokenPipeError(`nobody opened the FIFO ${this.fifoPath} (${this.what}) within ${Number((this.timeoutMs / 1000).toFixed(1))} s`));
       } else {
         this.retry = setTimeout(() => this.tryOpen(), this.delayMs);
         this.delayMs = Math.min(this.delayMs * 2, MAX_RETRY_MS);

@@ -5,19 +5,27 @@
  * has granted (the initial window plus every grant()), and waits for each message to be taken
  * by the connection's writer before sending the next. So the copy is backpressured by the
  * slower of the client's credit and the connection, and a transfer holds at most one chunk.
+ * A local file span skips the stream: in-band-span.ts reads it by offset into one buffer.
  */
 import { Writable } from 'node:stream';
 import { BrokenPipeError } from '../../../protocol/errors';
+import type { TransferBody } from '../body';
+import type { CopyOptions } from '../copy';
+import { fileSpanOf } from '../file-span';
 import type { Sink } from '../sink';
+import { copySpanInBand, type CreditedSender } from './in-band-span';
 
-/** Sends one chunk; resolves once the connection's writer has taken it. */
+/**
+ * Sends one chunk; resolves once the connection's writer has taken it. The chunk's bytes are
+ * encoded or copied before it returns (the span copy reuses its buffer at once).
+ */
 export type SendChunk = (chunk: Buffer) => Promise<void>;
 
 function closedError(): Error {
   return Object.assign(new Error('in-band transfer closed'), { code: 'EPIPE' });
 }
 
-export class InBandSink implements Sink {
+export class InBandSink implements Sink, CreditedSender {
   readonly writable: Writable;
   private send: SendChunk | undefined;
   private credit: number;
@@ -45,6 +53,23 @@ export class InBandSink implements Sink {
   /** Bytes that may still be sent before the next grant. */
   get available(): number {
     return this.credit;
+  }
+
+  /** A local file span is read by offset (in-band-span.ts); any other body goes through `writable`. */
+  directCopy(body: TransferBody, options: CopyOptions): Promise<void> | undefined {
+    const span = fileSpanOf(body.stream);
+    return span === undefined ? undefined : copySpanInBand(span, body, this, this.maxChunk, options);
+  }
+
+  async nextWindow(): Promise<number> {
+    await this.ready();
+    return this.credit;
+  }
+
+  sendNow(chunk: Buffer): Promise<void> {
+    if (this.closed || this.send === undefined || chunk.length > this.credit) return Promise.reject(closedError()); // nextWindow() first
+    this.credit -= chunk.length;
+    return this.send(chunk);
   }
 
   /** Lets data flow, through `send`. */

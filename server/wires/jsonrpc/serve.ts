@@ -8,7 +8,7 @@ import type { Session } from '../../service/session';
 import type { WireEnd } from '../skopeo/wire';
 import { serveJsonRpc, type JsonRpcWireOptions } from './connection';
 import { TransferHandouts } from './handouts';
-import { SEQPACKET_STREAM_CHUNK, SeqpacketMessageReader, SeqpacketMessageWriter } from './seqpacket';
+import { SeqpacketMessageReader, SeqpacketMessageWriter, widenSendBuffer } from './seqpacket';
 import { ContentLengthMessageReader, StdioMessageWriter } from './stdio';
 
 /** Serves 1.0 on `socket` (which it then owns), starting with `first`, the packet that chose the wire. */
@@ -17,7 +17,8 @@ export function serveJsonRpcSeqpacket(socket: SeqpacketSocket, first: Packet | u
   const writer = new SeqpacketMessageWriter(socket, handouts);
   const refuse = (response: Parameters<SeqpacketMessageWriter['write']>[0]): void => void writer.write(response).catch(() => undefined);
   const reader = new SeqpacketMessageReader(socket, first, refuse, log);
-  return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk: SEQPACKET_STREAM_CHUNK, answersAfterEnd: false, close: () => socket.close() }, session, log, options);
+  const streamChunk = widenSendBuffer(socket, log);
+  return serveJsonRpc({ reader, writer, handouts, payloads: ['fd', 'stream'], streamChunk, answersAfterEnd: false, close: () => socket.close() }, session, log, options);
 }
 
 /**

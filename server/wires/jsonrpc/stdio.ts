@@ -127,7 +127,7 @@ export class ContentLengthMessageReader extends GatedMessageReader {
 
 export class StdioMessageWriter extends HandoutMessageWriter {
   constructor(private readonly output: Writable, handouts: TransferHandouts) {
-    super(handouts);
+    super(handouts, true); // send resolves once the stream has written the frame out
     // Failures reach the writes' callbacks; an unheard 'error' must not crash the process.
     output.on('error', () => undefined);
   }

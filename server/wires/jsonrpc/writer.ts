@@ -26,9 +26,10 @@ export function tooLargeResponse(message: ResponseMessage, length: number, limit
 /**
  * A message's bytes. `transfer/data` is nearly all a stream transfer sends: its chunk (a
  * Base64Chunk) is encoded straight into the message, without a base64 string, JSON.stringify's
- * scan and a UTF-8 pass over hundreds of KiB per message.
+ * scan and a UTF-8 pass over hundreds of KiB per message; into a buffer from `allocate` when
+ * given (the bytes are then the start of it).
  */
-export function serializeMessage(message: Message): Buffer {
+export function serializeMessage(message: Message, allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size)): Buffer {
   const m = message as { method?: unknown; params?: { transfer?: unknown; data?: unknown } };
   const data = m.params?.data;
   const transfer = m.params?.transfer;
@@ -37,12 +38,18 @@ export function serializeMessage(message: Message): Buffer {
   }
   const head = `{"jsonrpc":"2.0","method":"transfer/data","params":{"transfer":${transfer as number},"data":"`;
   const tail = '"}}';
-  const out = Buffer.allocUnsafe(head.length + data.encodedLength + tail.length);
+  const size = head.length + data.encodedLength + tail.length;
+  const out = allocate(size).subarray(0, size);
   let at = out.write(head, 0, 'latin1');
   at = data.encodeInto(out, at);
   out.write(tail, at, 'latin1');
   return out;
 }
+
+/** `transfer/data` buffers a writer keeps for reuse (a few transfers' worth; each holds one message at a time). */
+const MAX_SPARE_BUFFERS = 4;
+/** Spare buffers are allocated in steps of this, so the chunks of one transfer fit the same buffer. */
+const SPARE_BUFFER_STEP = 64 * 1024;
 
 export abstract class HandoutMessageWriter extends AbstractMessageWriter implements MessageWriter {
   private last: Promise<void> = Promise.resolve();
@@ -52,7 +59,16 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
   /** Called as the response to request `id` is written. */
   onResponse: (id: string | number) => void = () => undefined;
 
-  constructor(private readonly handouts: TransferHandouts) {
+  /** Message buffers free again, when `reusesSent`. */
+  private readonly spareBuffers: Buffer[] = [];
+
+  /**
+   * @param reusesSent whether a buffer is free again once send() resolved (the bytes were copied
+   * out): `transfer/data` buffers are then reused. A fresh buffer of hundreds of KiB per message
+   * made glibc grow and trim its heap each time, and the kernel fault in zeroed pages again:
+   * that cost a stream transfer more CPU than encoding it.
+   */
+  constructor(private readonly handouts: TransferHandouts, private readonly reusesSent = false) {
     super();
   }
 
@@ -60,7 +76,8 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
     const handout = isResponse(message) ? this.handouts.take(message) : undefined;
     if (isResponse(message) && message.id !== null) this.onResponse(message.id);
     let out = message;
-    let data = serializeMessage(message);
+    let reusable: Buffer | undefined;
+    let data = this.reusesSent ? serializeMessage(message, (size) => (reusable = this.spareBuffer(size))) : serializeMessage(message);
     let fd = handout?.fd;
     if (data.length > MAX_MESSAGE_SIZE_1 && isResponse(message)) {
       out = tooLargeResponse(message, data.length, `the ${MAX_MESSAGE_SIZE_1}-byte message limit`);
@@ -71,7 +88,10 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
     this.queuedMessages++;
     this.onQueueChange();
     const writing = this.send(out, data, fd).then(
-      () => handout?.onWritten(out === message), // a replaced response named no transfer to the client
+      () => {
+        if (reusable !== undefined && this.spareBuffers.length < MAX_SPARE_BUFFERS) this.spareBuffers.push(reusable);
+        handout?.onWritten(out === message); // a replaced response named no transfer to the client
+      },
       (err: unknown) => {
         handout?.onWritten(false);
         this.fireError(err, message, 1);
@@ -88,6 +108,13 @@ export abstract class HandoutMessageWriter extends AbstractMessageWriter impleme
   /** Messages handed to write() and not yet out. */
   get queued(): number {
     return this.queuedMessages;
+  }
+
+  /** A spare buffer of at least `size` bytes, or a new one. */
+  private spareBuffer(size: number): Buffer {
+    const index = this.spareBuffers.findIndex((b) => b.length >= size);
+    if (index >= 0) return this.spareBuffers.splice(index, 1)[0]!;
+    return Buffer.allocUnsafeSlow(Math.ceil(size / SPARE_BUFFER_STEP) * SPARE_BUFFER_STEP);
   }
 
   /** Resolves once every message written so far has gone out (or failed). */
