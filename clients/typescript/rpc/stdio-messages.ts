@@ -32,6 +32,12 @@ export class ContentLengthMessageReader extends AbstractMessageReader {
   /** The body being gathered across chunks, and how much of it has come. */
   private body: Buffer | undefined;
   private filled = 0;
+  /**
+   * The buffer bodies split across chunks are gathered in, kept for the next one: a fresh
+   * buffer of a few hundred KiB per message grew and trimmed the malloc heap each time, page
+   * faults included. A body is only used during deliver(), so one buffer serves them all.
+   */
+  private gather: Buffer = Buffer.alloc(0);
   private callback: DataCallback | undefined;
   private readonly early: Message[] = [];
   private stopped = false;
@@ -94,7 +100,8 @@ export class ContentLengthMessageReader extends AbstractMessageReader {
         rest = rest.subarray(length);
         this.deliver(body);
       } else {
-        this.body = Buffer.allocUnsafe(length);
+        if (this.gather.length < length) this.gather = Buffer.allocUnsafe(length);
+        this.body = this.gather.subarray(0, length);
         this.filled = 0;
       }
     }

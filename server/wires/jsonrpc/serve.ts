@@ -24,15 +24,24 @@ export function serveJsonRpcSeqpacket(socket: SeqpacketSocket, first: Packet | u
 /**
  * A pipe's default 64 KiB holds a fifth of one `transfer/data`: each message then leaves in
  * several writes, each waiting for the client to read. 1 MiB (the unprivileged maximum) takes a
- * message whole. Not a pipe (a file, a terminal, a socket): left as it is.
+ * message whole. A stream socket (what Node's and libuv's spawn give a child for stdout) gets
+ * the same send buffer, as far as net.core.wmem_max allows. Anything else (a file, a terminal)
+ * is left as it is.
  */
 const STDIO_PIPE_BYTES = 1024 * 1024;
 
 function widenOutputPipe(output: Writable, log: Logger): void {
-  const fd = (output as { fd?: unknown }).fd;
+  // fs streams carry `fd`; a net.Socket opened on an fd keeps it on its handle.
+  const fd = (output as { fd?: unknown }).fd ?? (output as { _handle?: { fd?: unknown } })._handle?.fd;
   if (typeof fd !== 'number') return;
   try {
     native.setPipeSize(fd, STDIO_PIPE_BYTES);
+    return;
+  } catch {
+    // Not a pipe: perhaps a socket.
+  }
+  try {
+    native.setSendBuffer(fd, STDIO_PIPE_BYTES);
   } catch (err) {
     log.debug(`stdout keeps its buffer size: ${(err as Error).message}`);
   }
