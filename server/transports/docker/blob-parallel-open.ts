@@ -38,13 +38,16 @@ export interface FirstAnswer {
   readonly size: number;
   /** The URL that answered, after redirects. */
   readonly servedBy: URL;
+  /** How long the answer took (ms): at least `opts.remoteAfterMs` means a distant registry. */
+  readonly answeredMs: number;
 }
 
 export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'sampleMs' | 'splitBelowBytesPerSecond' | 'open'>;
 
 /**
  * The blob from the plain GET's answer, split into pieces fetched `opts.connections` at a time
- * when that one stream proves slow (or at once: opts.sampleMs 0).
+ * when that one stream proves slow, or at once (opts.sampleMs 0, or a distant registry: one
+ * connection over a long round trip rarely fills the link, and sampling would only delay).
  */
 export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSender, opts: ParallelRangeOptions, settings: ParallelSettings): ParallelBlobStream {
   return new ParallelBlobStream(first.opened, {
@@ -54,7 +57,7 @@ export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSe
     // Two pieces more than in flight: new requests start while the reader drains pieces that came in ahead.
     windowPieces: opts.connections + 2,
     chunkBytes: opts.chunkBytes,
-    sampleMs: opts.sampleMs,
+    sampleMs: first.answeredMs >= opts.remoteAfterMs ? 0 : opts.sampleMs,
     splitBelowBytesPerSecond: opts.splitBelowBytesPerSecond,
     open: pieceOpener(registryUrl, first.servedBy, send, settings.what),
   });

@@ -251,11 +251,7 @@ export class RegistryClient {
       const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
       const onSplit = (offset: number, rate: number) => this.settings.logger?.debug(`${what}: one stream at ${(rate / 1e6).toFixed(1)} MB/s, the rest from byte ${offset} as Range requests`);
       const servedBy = first.served.url;
-      const ranges = this.settings.parallelRanges;
-      const distant = answeredMs >= ranges.remoteAfterMs;
-      if (distant) this.settings.logger?.debug(`${what}: answered in ${answeredMs.toFixed(1)} ms, a distant registry: Range requests at once`);
-      const opts = distant ? { ...ranges, sampleMs: 0 } : ranges;
-      return { stream: parallelBlob({ ...first, servedBy }, url, send, opts, { ...common, onFallback, onSplit }), size: first.size };
+      return { stream: parallelBlob({ ...first, servedBy, answeredMs }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit }), size: first.size };
     }
     const stream = new ResumableBlobStream(first.opened, {
       ...common,
