@@ -1,4 +1,6 @@
 /** `layerpipe serve`: protocol 1.0 on stdin/stdout (--stdio), or to every client of a unix socket or WebSocket (--listen, or systemd's socket). */
+import { createWriteStream, fstatSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { createLogger } from '../../log';
 import { loadPolicy } from '../../policy/load';
 import { ResourcePool } from '../../service/resources';
@@ -16,16 +18,25 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals)}`);
   if (options.stdio) {
     if (options.listen !== undefined || options.webSocketListens.length > 0) throw new UsageError('serve takes --stdio or --listen, not both');
-    // A stream socket of its own on fd 1 (a pipe or a socket): libuv writes it non-blocking on the
-    // loop, waiting for room with backpressure. A file stream would hand every message to the
-    // thread pool (two thread switches each), which halved in-band payload throughput.
-    const { Socket } = require('node:net') as typeof import('node:net');
-    const output = new Socket({ fd: 1, readable: false, writable: true });
+    const output = stdoutWriter();
     return serveOneSession('serve', options, ({ log, session, wire }) => serveJsonRpcStdio(process.stdin, output, session, log, wire));
   }
   const target = listenTarget(options.listen, process.env, process.pid);
   if (target === undefined && options.webSocketListens.length === 0) throw new UsageError('serve needs --stdio or --listen unix:PATH|ws://HOST:PORT (or a socket passed by systemd)');
   return runService(options, target);
+}
+
+/**
+ * Where `serve --stdio` writes. A pipe or a socket (what a client's spawn gives) gets a stream
+ * socket of its own on fd 1: libuv writes it non-blocking on the loop, with backpressure. A file
+ * or a terminal, which libuv cannot open so, gets a file stream, which writes from the thread
+ * pool (two thread switches a message: half the in-band payload throughput of a socket).
+ */
+function stdoutWriter(): Writable {
+  const stat = fstatSync(1);
+  if (!stat.isFIFO() && !stat.isSocket()) return createWriteStream('/dev/stdout', { fd: 1 });
+  const { Socket } = require('node:net') as typeof import('node:net');
+  return new Socket({ fd: 1, readable: false, writable: true });
 }
 
 /** The long-running service: one session per connection, all sharing one context (registry connections, tokens, manifests). */
