@@ -23,6 +23,6 @@ export type {
 export { METHODS, type LayerInfo, type RawBlobError } from '../../protocol/methods';
 
 // Protocol 1.0 (JSON-RPC 2.0).
-export { RpcImageProxy, type BlobOptions, type CallOptions, type ConnectOptions, type ManifestBytes, type RawBlobOptions, type RpcBlob, type RpcTransport } from './rpc/image-proxy-1';
+export { ASKED_STREAM_WINDOW, RpcImageProxy, type BlobOptions, type CallOptions, type ConnectOptions, type ManifestBytes, type RawBlobOptions, type RpcBlob, type RpcTransport } from './rpc/image-proxy-1';
 export { ProxyRpcError } from './rpc/errors';
 export { connectUnixTransport, packetTransport, spawnPacketTransport, spawnStdioTransport, type StdioTransportOptions } from './rpc/transports';

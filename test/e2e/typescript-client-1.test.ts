@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  connectUnixTransport, defaultProxyCommand, ImageProxy, ProxyClosedError, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
+  ASKED_STREAM_WINDOW, connectUnixTransport, defaultProxyCommand, ImageProxy, ProxyClosedError, ProxyRpcError, readAll, RpcImageProxy, spawnPacketTransport, spawnStdioTransport, type RpcTransport,
 } from '../../clients/typescript';
 import { RpcErrorCodes, type PayloadKind } from '../../protocol/jsonrpc';
 import { makeLayer, randomLayer, sha256, writeDirImage, writeOciImage, type BuiltLayer } from '../harness/oci-builder';
@@ -40,7 +40,7 @@ describe('TypeScript client, protocol 1.0', () => {
   before(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'layerpipe-client1-'));
     small = makeLayer({ 'etc/hello.txt': 'hello\n' });
-    large = randomLayer(3 * 1024 * 1024); // three default windows: credit must flow for it to arrive
+    large = randomLayer(3 * ASKED_STREAM_WINDOW); // three of the client's windows: credit must flow for it to arrive
     ociRef = `oci:${path.join(dir, 'oci')}:latest`;
     writeOciImage(path.join(dir, 'oci'), { layers: [small, large] });
     dirRef = `dir:${path.join(dir, 'docker')}`;

@@ -38,7 +38,7 @@ export interface FirstAnswer {
   readonly size: number;
   /** The URL that answered, after redirects. */
   readonly servedBy: URL;
-  /** How long the answer took (ms): at least `opts.remoteAfterMs` means a distant registry. */
+  /** How long the answer took (ms), 0 when this process was busy most of that time: at least `opts.remoteAfterMs` means a distant registry. */
   readonly answeredMs: number;
 }
 

@@ -3,8 +3,9 @@
  * On links where each connection is capped (CDNs, long round trips) k connections move about k
  * times the bytes of one; on a fast link (a registry nearby) they only cost CPU. So the blob
  * starts as the one stream of the plain GET, and after it has flowed `sampleMs` its rate decides:
- * below `splitBelowBytesPerSecond` (a capped connection) that stream is cut a piece further on and
- * the rest comes as Range requests; otherwise it stays one stream to the end.
+ * below `splitBelowBytesPerSecond` (a capped connection), with neither the reader nor a busy event
+ * loop holding it back, that stream is cut a piece further on and the rest comes as Range
+ * requests; otherwise it stays one stream to the end.
  *
  * After the split the rest is cut into pieces of `chunkBytes`; at most `connections` pieces are in flight and
  * at most `windowPieces` planned at a time: the head piece (the one the reader is at) streams
@@ -17,10 +18,15 @@
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
  * ranges: the pieces after the head are dropped and the rest comes as one stream.
  */
-import { performance } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
+
+/** Above this share of a sample's time busy, the event loop (not the link) set the first stream's pace. */
+const BUSY_LOOP = 0.5;
+/** Above this share of a sample's time waiting for its reader, the reader (not the link) set the first stream's pace. */
+const READER_PACED = 0.25;
 
 /** A Range request for a piece was answered with the whole blob (200): this registry ignores ranges. */
 export class RangesIgnoredError extends LayerpipeError {
@@ -96,6 +102,11 @@ export class ParallelBlobStream extends Readable {
   private window: { readonly bytes: number; readonly ms: number } | undefined;
   private readonly windowRates: number[] = [];
   private rate: number | undefined;
+  /** How long the reader has held the first stream back in this sample (ms), and since when it is now (its pace is then the reader's, not the link's). */
+  private heldMs = 0;
+  private heldSince: number | undefined;
+  /** The event loop's use when this sample started: a busy process reads slowly whatever the link. */
+  private loopAtSampleStart: EventLoopUtilization | undefined;
   private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
@@ -138,6 +149,10 @@ export class ParallelBlobStream extends Readable {
 
   override _read(): void {
     this.wanted = true;
+    if (this.heldSince !== undefined) {
+      this.heldMs += performance.now() - this.heldSince;
+      this.heldSince = undefined;
+    }
     this.drain();
   }
 
@@ -214,6 +229,7 @@ export class ParallelBlobStream extends Readable {
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
         this.wanted = false;
+        if (!this.judged) this.heldSince = performance.now();
         piece.stream?.pause();
       }
       return;
@@ -229,12 +245,17 @@ export class ParallelBlobStream extends Readable {
   /**
    * Counts a chunk of the first stream; sampleMs after its first byte, judges its rate over the
    * second half of that time (a connection's opening burst and slow start left out) and, when
-   * slow and enough is left, splits it; when fast, measures the next sampleMs. Wall time: a reader slower than the link also reads as
-   * slow, and then more connections cost a little CPU but no time.
+   * slow (and slow because of the link: the reader never held it back and the event loop was not
+   * busy) with enough left, splits it; otherwise measures the next sampleMs.
    */
   private sample(first: Piece, bytes: number): void {
     const now = performance.now();
-    if (this.sampledBytes === 0) this.firstByteAt = now;
+    if (this.sampledBytes === 0) {
+      this.firstByteAt = now;
+      this.heldMs = 0;
+      if (this.heldSince !== undefined) this.heldSince = now;
+      this.loopAtSampleStart = performance.eventLoopUtilization();
+    }
     this.sampledBytes += bytes;
     const flowed = now - this.firstByteAt;
     const sampleMs = this.options.sampleMs;
@@ -259,8 +280,14 @@ export class ParallelBlobStream extends Readable {
       this.judged = true;
       return;
     }
-    if (this.rate >= this.options.splitBelowBytesPerSecond) {
-      // Fast so far: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
+    // The rate is the link's only if neither the reader nor this process's own CPU held it back:
+    // several blobs at once on a busy machine read slowly over the fastest link, and more
+    // connections would only add work (and memory: the pieces held ahead).
+    const loopBusy = performance.eventLoopUtilization(this.loopAtSampleStart).utilization > BUSY_LOOP;
+    const held = this.heldMs + (this.heldSince === undefined ? 0 : now - this.heldSince);
+    const readerPaced = held > flowed * READER_PACED;
+    if (this.rate >= this.options.splitBelowBytesPerSecond || readerPaced || loopBusy) {
+      // Not slow, or not the link's fault: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
       this.sampledBytes = 0;
       this.window = undefined;
       this.windowRates.length = 0;

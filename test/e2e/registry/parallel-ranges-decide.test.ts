@@ -142,4 +142,30 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
       await shaper.close();
     }
   });
+
+  it('leaves a stream alone when its reader, not the link, sets the pace', async () => {
+    const shaper = await startShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, bytesPerSecond: 4_000_000, rttMs: 0 });
+    try {
+      const small = randomBlob(3 * MiB + 29);
+      const capped = await pushRawBlobImage(registry, 'decide/slow-reader', 'v1', [small]);
+      const digest = capped.layers[0]!.digest;
+      const opened = await openImage(`docker://${shaper.host}/decide/slow-reader:v1`, contexts.with({ tlsVerify: false, ...TUNING }));
+      const reader = await opened.openBlob({ digest, size: small.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      // About 1.5 MB/s: slower than the 4 MB/s link, so the stream waits on this reader.
+      const parts: Buffer[] = [];
+      for await (const chunk of stream) {
+        parts.push(chunk as Buffer);
+        await new Promise((resolve) => setTimeout(resolve, (chunk as Buffer).length / 1500));
+      }
+      assert.ok(Buffer.concat(parts).equals(small), 'the same bytes');
+      const measured = stream.sampledBytesPerSecond;
+      assert.ok(measured !== undefined && measured < BELOW, `the reader's pace was measured (${measured} B/s), below the bar`);
+      assert.equal(stream.splitAt, undefined, 'not split: more connections would not read faster');
+      assert.equal(stream.pieceRequests, 1);
+    } finally {
+      await shaper.close();
+    }
+  });
 });
