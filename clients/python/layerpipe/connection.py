@@ -39,6 +39,10 @@ def _no_fds_expected(result: Any, fds: List[int]) -> Any:
     return result
 
 
+
+# After a failed send, how long to wait for the reader thread to say why the peer went away.
+SEND_FAILURE_WAIT_SECONDS = 5.0
+
 class PendingCall:
     """A request sent and not yet answered. result() waits; cancel() sends $/cancelRequest;
     abandon() also stops waiting."""
@@ -127,8 +131,15 @@ class RpcConnection:
                 raise self._lost
             try:
                 self.channel.send(data)
+                return
             except (OSError, ValueError) as e:
-                raise ProxyError(f"{message.get('method')}: cannot send: {e}") from None
+                failure = e
+        # The peer is gone. The reader thread is about to learn how (its exit status, a signal),
+        # which says more than EPIPE: wait for it a moment and raise that.
+        self.join(SEND_FAILURE_WAIT_SECONDS)
+        if self._lost is not None:
+            raise self._lost
+        raise ProxyError(f"{message.get('method')}: cannot send: {failure}")
 
     def call_async(self, method: str, params: Optional[Mapping[str, Any]], hook: Optional[ResultHook] = None, orphan: Optional[OrphanHook] = None) -> PendingCall:
         with self._state_lock:
