@@ -350,12 +350,8 @@ static void instance_finalize(napi_env env, void *data, void *hint) {
   free(inst);
 }
 
-/*
- * glibc gives each thread that contends for malloc an arena of its own (libuv's pool, V8's
- * workers), and an arena keeps what was freed in it: ~3 MiB more peak RSS while streaming
- * (bench/memory-bench.ts). Two are enough here. Set when the addon loads, before the thread
- * pool runs; the MALLOC_ARENA_MAX environment variable, when given, still wins.
- */
+/* glibc gives each contending thread an arena that keeps what was freed in it: two arenas save
+   ~3 MiB peak RSS while streaming (memory-bench). MALLOC_ARENA_MAX, when given, still wins. */
 static void limit_malloc_arenas(void) {
 #ifdef __GLIBC__
   if (getenv("MALLOC_ARENA_MAX") == NULL) mallopt(M_ARENA_MAX, 2);

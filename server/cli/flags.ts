@@ -82,9 +82,8 @@ function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): num
  * Defaults, with the environment's tuning knobs read here and nowhere else:
  * LAYERPIPE_STALL_TIMEOUT_MS, LAYERPIPE_RETRY_ATTEMPTS, LAYERPIPE_RETRY_DELAY_MS (registry
  * requests), LAYERPIPE_PARALLEL_RANGES, LAYERPIPE_RANGE_CHUNK_MB, LAYERPIPE_PARALLEL_MIN_BLOB_MB,
- * LAYERPIPE_PARALLEL_BELOW_MBPS, LAYERPIPE_PARALLEL_SAMPLE_MS, LAYERPIPE_PARALLEL_REMOTE_MS (large
- * blobs as concurrent Range requests when the registry is distant or one connection measures
- * slower than the threshold; 1 range = off), LAYERPIPE_MEMORY_GUARD=0 (no transfer memory guard) and
+ * LAYERPIPE_PARALLEL_BELOW_MBPS, LAYERPIPE_PARALLEL_SAMPLE_MS, LAYERPIPE_PARALLEL_REMOTE_MS (large blobs
+ * as Range requests from a distant or slow link; 1 range = off), LAYERPIPE_MEMORY_GUARD=0 (no memory guard) and
  * LAYERPIPE_FIFO_OPEN_TIMEOUT_MS (how long a 1.0 FIFO payload waits for its reader) and
  * LAYERPIPE_WS_PING_INTERVAL_MS (the WebSocket service's idle ping).
  */

@@ -23,8 +23,14 @@ import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
 
-/** Above this share of a sample's time busy, the event loop (not the link) set the first stream's pace. */
-const BUSY_LOOP = 0.5;
+/**
+ * Whether this process's event loop was busy for most of the time since `since` (handshakes and
+ * other transfers on a loaded machine): then what was measured over that time (a stream's pace,
+ * how long an answer took) was set here, not by the link.
+ */
+export function loopWasBusy(since: EventLoopUtilization | undefined): boolean {
+  return performance.eventLoopUtilization(since).utilization > 0.5;
+}
 /** Above this share of a sample's time waiting for its reader, the reader (not the link) set the first stream's pace. */
 const READER_PACED = 0.25;
 
@@ -283,7 +289,7 @@ export class ParallelBlobStream extends Readable {
     // The rate is the link's only if neither the reader nor this process's own CPU held it back:
     // several blobs at once on a busy machine read slowly over the fastest link, and more
     // connections would only add work (and memory: the pieces held ahead).
-    const loopBusy = performance.eventLoopUtilization(this.loopAtSampleStart).utilization > BUSY_LOOP;
+    const loopBusy = loopWasBusy(this.loopAtSampleStart);
     const held = this.heldMs + (this.heldSince === undefined ? 0 : now - this.heldSince);
     const readerPaced = held > flowed * READER_PACED;
     if (this.rate >= this.options.splitBelowBytesPerSecond || readerPaced || loopBusy) {

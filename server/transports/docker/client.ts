@@ -18,6 +18,7 @@ import {
 } from './auth';
 import { parallelBlob, splitsBlob, type RangeSender } from './blob-parallel-open';
 import { rangeAnswer, rangeHeader, wantedRange, type RangeAnswer } from './blob-range';
+import { loopWasBusy } from './blob-parallel';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
 import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
 import {
@@ -235,8 +236,7 @@ export class RegistryClient {
     const asked = performance.now();
     const loopAtAsk = performance.eventLoopUtilization();
     const first = await request(0, signal);
-    // A wait spent mostly busy here (handshakes and other transfers on a loaded machine) says nothing about distance.
-    const answeredMs = performance.eventLoopUtilization(loopAtAsk).utilization > 0.5 ? 0 : performance.now() - asked;
+    const answeredMs = loopWasBusy(loopAtAsk) ? 0 : performance.now() - asked; // a busy wait says nothing about distance
     if (first === undefined || range?.length === 0) {
       first?.opened.body.destroy();
       return { stream: Readable.from([]), size: 0 };
