@@ -59,8 +59,9 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
       const stream = reader.stream;
       const got = await readStream(stream);
       assert.equal(sha256Hex(got), digest);
+      // An idle machine may move the whole blob within the sample: then nothing was judged.
       const rate = stream.sampledBytesPerSecond;
-      assert.ok(rate !== undefined && rate >= FAST_FLOOR, `the first stream was judged fast (${rate} B/s)`);
+      assert.ok(rate === undefined || rate >= FAST_FLOOR, `the first stream was judged fast (${rate} B/s)`);
       assert.equal(stream.splitAt, undefined);
       const seen = proxy.requests.slice(from).filter(match.blobGet(digest));
       assert.deepEqual(seen.map((r) => r.headers.range), [undefined], 'one plain GET, no Range request');
