@@ -38,8 +38,8 @@ export interface FirstAnswer {
   readonly size: number;
   /** The URL that answered, after redirects. */
   readonly servedBy: URL;
-  /** How long the answer took (ms), 0 when this process was busy most of that time: at least `opts.remoteAfterMs` means a distant registry. */
-  readonly answeredMs: number;
+  /** The registry's fastest answer so far (ms, answer-times.ts): at least `opts.remoteAfterMs` means a distant registry. */
+  readonly fastestAnswerMs: number;
 }
 
 export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'sampleMs' | 'splitBelowBytesPerSecond' | 'open'>;
@@ -57,7 +57,7 @@ export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSe
     // Two pieces more than in flight: new requests start while the reader drains pieces that came in ahead.
     windowPieces: opts.connections + 2,
     chunkBytes: opts.chunkBytes,
-    sampleMs: first.answeredMs >= opts.remoteAfterMs ? 0 : opts.sampleMs,
+    sampleMs: first.fastestAnswerMs >= opts.remoteAfterMs ? 0 : opts.sampleMs,
     splitBelowBytesPerSecond: opts.splitBelowBytesPerSecond,
     open: pieceOpener(registryUrl, first.servedBy, send, settings.what),
   });

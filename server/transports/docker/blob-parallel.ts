@@ -18,19 +18,12 @@
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
  * ranges: the pieces after the head are dropped and the rest comes as one stream.
  */
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
+import { cpuUseNow, cpuWasShort, type CpuUse } from './cpu-contention';
 
-/**
- * Whether this process's event loop was busy for most of the time since `since` (handshakes and
- * other transfers on a loaded machine): then what was measured over that time (a stream's pace,
- * how long an answer took) was set here, not by the link.
- */
-export function loopWasBusy(since: EventLoopUtilization | undefined): boolean {
-  return performance.eventLoopUtilization(since).utilization > 0.5;
-}
 /** Above this share of a sample's time waiting for its reader, the reader (not the link) set the first stream's pace. */
 const READER_PACED = 0.25;
 
@@ -112,7 +105,7 @@ export class ParallelBlobStream extends Readable {
   private heldMs = 0;
   private heldSince: number | undefined;
   /** The event loop's use when this sample started: a busy process reads slowly whatever the link. */
-  private loopAtSampleStart: EventLoopUtilization | undefined;
+  private cpuAtSampleStart: CpuUse | undefined;
   private splitOffset: number | undefined;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
@@ -260,7 +253,7 @@ export class ParallelBlobStream extends Readable {
       this.firstByteAt = now;
       this.heldMs = 0;
       if (this.heldSince !== undefined) this.heldSince = now;
-      this.loopAtSampleStart = performance.eventLoopUtilization();
+      this.cpuAtSampleStart = cpuUseNow();
     }
     this.sampledBytes += bytes;
     const flowed = now - this.firstByteAt;
@@ -286,13 +279,12 @@ export class ParallelBlobStream extends Readable {
       this.judged = true;
       return;
     }
-    // The rate is the link's only if neither the reader nor this process's own CPU held it back:
-    // several blobs at once on a busy machine read slowly over the fastest link, and more
-    // connections would only add work (and memory: the pieces held ahead).
-    const loopBusy = loopWasBusy(this.loopAtSampleStart);
+    // The rate is the link's only if neither the reader nor a shortage of CPU (here or on the
+    // machine) held it back: several blobs at once on a busy machine read slowly over the fastest link.
+    const cpuShort = this.cpuAtSampleStart !== undefined && cpuWasShort(this.cpuAtSampleStart);
     const held = this.heldMs + (this.heldSince === undefined ? 0 : now - this.heldSince);
     const readerPaced = held > flowed * READER_PACED;
-    if (this.rate >= this.options.splitBelowBytesPerSecond || readerPaced || loopBusy) {
+    if (this.rate >= this.options.splitBelowBytesPerSecond || readerPaced || cpuShort) {
       // Not slow, or not the link's fault: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
       this.sampledBytes = 0;
       this.window = undefined;

@@ -4,7 +4,6 @@
  * network faults, 429 (Retry-After) and 5xx, redirects followed with Authorization kept only
  * on the registry's own origin, and 401s answered by fetching a fresh token once.
  */
-import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import {
   AccessDeniedError, CancelledError, InternalError, LayerpipeError, RetryableError, errorMessage, isTransient,
@@ -16,9 +15,9 @@ import type { BlobReader, ParallelRangeOptions, RawManifest } from '../../image/
 import {
   parseChallenges, parseTokenResponse, RegistryAuthenticator, type AuthIdentity, type Challenge, type IssuedToken, type TokenCache, type TokenRequest,
 } from './auth';
+import { AnswerTimes } from './answer-times';
 import { parallelBlob, splitsBlob, type RangeSender } from './blob-parallel-open';
 import { rangeAnswer, rangeHeader, wantedRange, type RangeAnswer } from './blob-range';
-import { loopWasBusy } from './blob-parallel';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
 import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
 import {
@@ -100,6 +99,7 @@ export class RegistryClient {
   private pinging: SharedOperation<void> | undefined;
   private readonly auth: RegistryAuthenticator;
   private readonly connections: ConnectionPool;
+  private readonly answerTimes = new AnswerTimes();
 
   constructor(
     readonly endpoint: Endpoint,
@@ -233,10 +233,7 @@ export class RegistryClient {
       }
       return rangeAnswer(res, wanted, delivered, what);
     });
-    const asked = performance.now();
-    const loopAtAsk = performance.eventLoopUtilization();
     const first = await request(0, signal);
-    const answeredMs = loopWasBusy(loopAtAsk) ? 0 : performance.now() - asked; // a busy wait says nothing about distance
     if (first === undefined || range?.length === 0) {
       first?.opened.body.destroy();
       return { stream: Readable.from([]), size: 0 };
@@ -254,7 +251,7 @@ export class RegistryClient {
       const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
       const onSplit = (offset: number, rate: number) => this.settings.logger?.debug(`${what}: one stream at ${(rate / 1e6).toFixed(1)} MB/s, the rest from byte ${offset} as Range requests`);
       const servedBy = first.served.url;
-      return { stream: parallelBlob({ ...first, servedBy, answeredMs }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit }), size: first.size };
+      return { stream: parallelBlob({ ...first, servedBy, fastestAnswerMs: this.answerTimes.fastestMs }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit }), size: first.size };
     }
     const stream = new ResumableBlobStream(first.opened, {
       ...common,
@@ -368,6 +365,8 @@ export class RegistryClient {
           : await opts.authorization?.();
         if (authorization !== undefined) headers.authorization = authorization;
       }
+      // Only the registry's own answers tell its distance (not a token realm's or a storage host's).
+      const timing = url.host === this.endpoint.host ? this.answerTimes.start() : undefined;
       const res = await request(url, {
         dispatcher: this.connections.dispatcherFor(url, this.endpoint.tls),
         method,
@@ -377,6 +376,7 @@ export class RegistryClient {
         headersTimeout: this.settings.stallTimeoutMs,
         bodyTimeout: opts.bodyTimeoutMs ?? this.settings.stallTimeoutMs,
       });
+      if (timing !== undefined) this.answerTimes.answered(timing);
       this.settings.logger?.debug(`${method} ${redactUrl(url)} -> ${res.statusCode}`);
       const location = res.headers.location;
       if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && typeof location === 'string') {
