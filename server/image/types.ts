@@ -90,9 +90,8 @@ export interface ParallelRangeOptions {
   readonly sampleMs: number;
   readonly splitBelowBytesPerSecond: number;
   /**
-   * A plain GET whose answer took at least this long (ms: one round trip or more, redirects and
-   * the server's own wait included) comes from a distant registry, where one connection rarely
-   * fills the link: split at once, without sampling.
+   * A registry whose fastest answer so far (ms, the blob GET's included) took at least this long
+   * is distant, and one connection to it rarely fills the link: split at once, without sampling.
    */
   readonly remoteAfterMs: number;
 }

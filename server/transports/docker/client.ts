@@ -366,7 +366,7 @@ export class RegistryClient {
         if (authorization !== undefined) headers.authorization = authorization;
       }
       // Only the registry's own answers tell its distance (not a token realm's or a storage host's).
-      const timing = url.host === this.endpoint.host ? this.answerTimes.start() : undefined;
+      const askedAt = url.host === this.endpoint.host ? this.answerTimes.asked() : undefined;
       const res = await request(url, {
         dispatcher: this.connections.dispatcherFor(url, this.endpoint.tls),
         method,
@@ -376,7 +376,7 @@ export class RegistryClient {
         headersTimeout: this.settings.stallTimeoutMs,
         bodyTimeout: opts.bodyTimeoutMs ?? this.settings.stallTimeoutMs,
       });
-      if (timing !== undefined) this.answerTimes.answered(timing);
+      if (askedAt !== undefined) this.answerTimes.answered(askedAt);
       this.settings.logger?.debug(`${method} ${redactUrl(url)} -> ${res.statusCode}`);
       const location = res.headers.location;
       if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && typeof location === 'string') {

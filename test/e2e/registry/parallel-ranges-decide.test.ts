@@ -144,6 +144,27 @@ describe('parallel ranges decided by the measured rate of the first stream', { s
     }
   });
 
+  it('does not take a nearby registry for a distant one because one answer was slow', async () => {
+    const proxy: FaultProxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port });
+    try {
+      const digest = image.layers[0]!.digest;
+      // The blob GET alone waits 300 ms (a busy registry); the ping and the manifest came fast.
+      proxy.addRule({ match: match.blobGet(digest), action: { kind: 'delay', ms: 300 } });
+      const near = { ...PARALLEL, sampleMs: 300, splitBelowBytesPerSecond: FAST_FLOOR, remoteAfterMs: 100 };
+      const opened = await openImage(`docker://${proxy.host}/decide/big:v1`, contexts.with({ tlsVerify: false, ...TUNING, parallelRanges: near }));
+      const from = proxy.requests.length;
+      const reader = await opened.openBlob({ digest, size: bytes.length, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      assert.equal(sha256Hex(await readStream(stream)), digest);
+      assert.equal(stream.splitAt, undefined, 'not split at once, nor after a sample');
+      const seen = proxy.requests.slice(from).filter(match.blobGet(digest));
+      assert.deepEqual(seen.map((r) => [r.headers.range, r.fault]), [[undefined, 'delay']], 'one plain GET, the delayed one');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('leaves a stream alone when its reader, not the link, sets the pace', async () => {
     const shaper = await startShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, bytesPerSecond: 4_000_000, rttMs: 0 });
     try {
