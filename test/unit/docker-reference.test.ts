@@ -9,7 +9,7 @@ import { defaultOptions, parseFlags, parseGoDuration, UsageError } from '../../s
 import { InvalidArgumentError } from '../../protocol/errors';
 import { parseImageName } from '../../server/transports/all';
 import { parseChallenges, parseTokenResponse } from '../../server/transports/docker/auth';
-import { retryAfterMs } from '../../server/transports/docker/client';
+import { retryAfterMs } from '../../server/transports/docker/retry';
 import { proxyFor, redactUrl } from '../../server/transports/docker/http';
 import {
   endpointHost, inRegistry, manifestSelector, parseDockerReference, policyIdentityOf, policyNamespacesOf, referenceString, renamed, shortRepositoryOf,

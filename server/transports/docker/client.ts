@@ -27,8 +27,6 @@ import { backoffMs, Deadline, retryAfterMs, sleep } from './retry';
 import { SharedOperation } from './shared';
 import { request } from './undici';
 
-export { retryAfterMs } from './retry';
-
 /** Manifest types asked for, most wanted first; schema 1 only so that it can be refused clearly. */
 export const MANIFEST_ACCEPT = [
   MediaTypes.ociManifest, MediaTypes.dockerManifest, MediaTypes.ociIndex, MediaTypes.dockerList,
