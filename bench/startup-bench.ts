@@ -10,9 +10,13 @@
  * them alike; the figures are medians. Targets (issue 13): spawn → Initialize ≤ 1.15× and the
  * first manifest ≤ 1.6× of `node -e 0` in the same run. Run by hand:
  *
- *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick]
+ *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick] [--baseline PATH]
+ *
+ * --baseline measures another layerpipe build too (e.g. a main checkout's bin/layerpipe), in the
+ * same rounds, as rows marked "(baseline)": before/after on equal terms on a busy machine.
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { ImageProxy, defaultProxyCommand } from '../clients/typescript';
 import { makeLayer } from '../test/harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../test/harness/registry';
@@ -29,9 +33,10 @@ const FULL_ROUNDS = 15;
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-type Program = 'layerpipe' | 'skopeo';
+type Program = 'layerpipe' | 'baseline' | 'skopeo';
+const PROGRAMS: readonly Program[] = ['layerpipe', 'baseline', 'skopeo'];
 
-const commandOf = (program: Program): string => (program === 'skopeo' ? 'skopeo' : defaultProxyCommand());
+type Commands = Partial<Record<Program, string>>;
 /** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
 const proxyEnv = (): NodeJS.ProcessEnv => ({ ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath() });
@@ -52,9 +57,9 @@ async function shutdown(proxy: ImageProxy, program: Program): Promise<void> {
 }
 
 /** Spawn until the Initialize reply; the shutdown afterwards is not timed. */
-async function spawnToInitialize(program: Program): Promise<number> {
+async function spawnToInitialize(program: Program, command: string): Promise<number> {
   const t0 = now();
-  const proxy = await ImageProxy.spawn({ command: commandOf(program), args: PROXY_ARGS, env: proxyEnv() });
+  const proxy = await ImageProxy.spawn({ command, args: PROXY_ARGS, env: proxyEnv() });
   await proxy.initialize();
   const elapsed = now() - t0;
   await shutdown(proxy, program);
@@ -71,9 +76,9 @@ interface ManifestSteps {
   shutdown: number;
 }
 
-async function firstManifest(program: Program, ref: string): Promise<ManifestSteps> {
+async function firstManifest(program: Program, command: string, ref: string): Promise<ManifestSteps> {
   const t0 = now();
-  const proxy = await ImageProxy.spawn({ command: commandOf(program), args: PROXY_ARGS, env: proxyEnv() });
+  const proxy = await ImageProxy.spawn({ command, args: PROXY_ARGS, env: proxyEnv() });
   await proxy.initialize();
   const t1 = now();
   const image = await proxy.openImage(ref);
@@ -97,17 +102,19 @@ interface Samples {
   manifest: Record<Program, ManifestSteps[]>;
 }
 
-async function measureRounds(rounds: number, programs: readonly Program[], ref: string | undefined): Promise<Samples> {
-  const samples: Samples = { node: [], initialize: { layerpipe: [], skopeo: [] }, manifest: { layerpipe: [], skopeo: [] } };
+async function measureRounds(rounds: number, commands: Commands, ref: string | undefined): Promise<Samples> {
+  const samples: Samples = { node: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
   const steps: (() => Promise<void>)[] = [async () => void samples.node.push(await bareNode())];
-  for (const program of programs) {
-    steps.push(async () => void samples.initialize[program].push(await spawnToInitialize(program)));
-    if (ref !== undefined) steps.push(async () => void samples.manifest[program].push(await firstManifest(program, ref)));
+  for (const program of PROGRAMS) {
+    const command = commands[program];
+    if (command === undefined) continue;
+    steps.push(async () => void samples.initialize[program].push(await spawnToInitialize(program, command)));
+    if (ref !== undefined) steps.push(async () => void samples.manifest[program].push(await firstManifest(program, command, ref)));
   }
   // One untimed pass: the page cache then holds every program's files for all rounds alike.
   for (const step of steps) await step();
   samples.node.length = 0;
-  for (const program of programs) {
+  for (const program of PROGRAMS) {
     samples.initialize[program].length = 0;
     samples.manifest[program].length = 0;
   }
@@ -119,27 +126,35 @@ async function measureRounds(rounds: number, programs: readonly Program[], ref: 
 
 const verdict = (ratio: number, limit: number): string => (ratio <= limit ? 'ok' : 'over');
 
-function rowsOf(samples: Samples, hasSkopeo: boolean): BenchRow[] {
+/** The rows of one layerpipe build: `label` prefixes their names ("" for the build measured). */
+function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', label: string, hasSkopeo: boolean): BenchRow[] {
   const node = median(samples.node);
   const skopeo = (xs: number[]): { skopeo?: number } => (hasSkopeo ? { skopeo: median(xs) } : {});
-  const rows: BenchRow[] = [{ name: 'startup: node -e 0 (spawn → exit)', layerpipe: node, unit: 'ms' }];
-  const init = median(samples.initialize.layerpipe);
-  rows.push({
-    name: 'startup: spawn → Initialize', layerpipe: init, ...skopeo(samples.initialize.skopeo), unit: 'ms',
+  const init = median(samples.initialize[program]);
+  const rows: BenchRow[] = [{
+    name: `startup: ${label}spawn → Initialize`, layerpipe: init, ...skopeo(samples.initialize.skopeo), unit: 'ms',
     ratio: init / node, target: `≤ ${INITIALIZE_TARGET}× node -e 0`, limit: verdict(init / node, INITIALIZE_TARGET),
-  });
-  const lp = samples.manifest.layerpipe;
+  }];
+  const lp = samples.manifest[program];
   if (lp.length > 0) {
     const total = median(lp.map((s) => s.total));
     rows.push({
-      name: 'startup: spawn + OpenImage + GetManifest + Shutdown', layerpipe: total, ...skopeo(samples.manifest.skopeo.map((s) => s.total)), unit: 'ms',
+      name: `startup: ${label}spawn + OpenImage + GetManifest + Shutdown`, layerpipe: total, ...skopeo(samples.manifest.skopeo.map((s) => s.total)), unit: 'ms',
       ratio: total / node, target: `≤ ${MANIFEST_TARGET}× node -e 0`, limit: verdict(total / node, MANIFEST_TARGET),
     });
     for (const step of ['initialize', 'openImage', 'getManifest', 'shutdown'] as const) {
-      rows.push({ name: `startup:   of which ${step}`, layerpipe: median(lp.map((s) => s[step])), ...skopeo(samples.manifest.skopeo.map((s) => s[step])), unit: 'ms' });
+      rows.push({ name: `startup:   ${label}of which ${step}`, layerpipe: median(lp.map((s) => s[step])), ...skopeo(samples.manifest.skopeo.map((s) => s[step])), unit: 'ms' });
     }
   }
   return rows;
+}
+
+function rowsOf(samples: Samples, hasSkopeo: boolean, hasBaseline: boolean): BenchRow[] {
+  return [
+    { name: 'startup: node -e 0 (spawn → exit)', layerpipe: median(samples.node), unit: 'ms' },
+    ...layerpipeRows(samples, 'layerpipe', '', hasSkopeo),
+    ...(hasBaseline ? layerpipeRows(samples, 'baseline', '(baseline) ', hasSkopeo) : []),
+  ];
 }
 
 async function withRegistryImage<T>(fn: (ref: string | undefined) => Promise<T>): Promise<T> {
@@ -158,22 +173,32 @@ async function withRegistryImage<T>(fn: (ref: string | undefined) => Promise<T>)
   }
 }
 
-export async function run(options: { quick: boolean; rounds?: number }): Promise<BenchRow[]> {
-  const rounds = options.rounds ?? (options.quick ? QUICK_ROUNDS : FULL_ROUNDS);
-  const hasSkopeo = findProgram('skopeo') !== undefined;
-  const programs: Program[] = hasSkopeo ? ['layerpipe', 'skopeo'] : ['layerpipe'];
-  return withRegistryImage(async (ref) => rowsOf(await measureRounds(rounds, programs, ref), hasSkopeo));
+interface StartupOptions {
+  quick: boolean;
+  rounds?: number;
+  /** Another layerpipe build's bin/layerpipe, measured in the same rounds. */
+  baseline?: string;
 }
 
-function parseArgs(argv: readonly string[]): { quick: boolean; rounds?: number } {
-  const opts: { quick: boolean; rounds?: number } = { quick: false };
+export async function run(options: StartupOptions): Promise<BenchRow[]> {
+  const rounds = options.rounds ?? (options.quick ? QUICK_ROUNDS : FULL_ROUNDS);
+  const hasSkopeo = findProgram('skopeo') !== undefined;
+  const commands: Commands = { layerpipe: defaultProxyCommand(), ...(options.baseline !== undefined ? { baseline: options.baseline } : {}), ...(hasSkopeo ? { skopeo: 'skopeo' } : {}) };
+  return withRegistryImage(async (ref) => rowsOf(await measureRounds(rounds, commands, ref), hasSkopeo, options.baseline !== undefined));
+}
+
+function parseArgs(argv: readonly string[]): StartupOptions {
+  const opts: StartupOptions = { quick: false };
   for (let i = 0; i < argv.length; i++) {
     const value = Number(argv[i + 1]);
     if (argv[i] === '--quick') opts.quick = true;
     else if (argv[i] === '--rounds' && Number.isInteger(value) && value > 0) {
       opts.rounds = value;
       i++;
-    } else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --quick)`);
+    } else if (argv[i] === '--baseline' && argv[i + 1] !== undefined) {
+      opts.baseline = path.resolve(argv[i + 1] as string);
+      i++;
+    } else throw new Error(`unknown or bad argument ${argv[i]} (use --rounds N, --quick, --baseline PATH)`);
   }
   return opts;
 }

@@ -225,10 +225,28 @@ const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 /** node-gyp-build's loader: the addon found below a package root. */
 type AddonLoader = (packageRoot: string) => unknown;
 
+/** Where `npm run install` builds the addon, the place node-gyp-build looks first. */
+const BUILT_ADDON = path.join(PACKAGE_ROOT, 'build', 'Release', 'layerpipe_native.node');
+
+/**
+ * The addon built in place, required directly: node-gyp-build's search (the package.json read,
+ * directory listings, node:os) costs every start about a millisecond to find the same file.
+ * Undefined when it is not there (prebuilds) or when the environment asks node-gyp-build to
+ * choose (PREBUILDS_ONLY, LAYERPIPE_PREBUILD).
+ */
+function loadBuiltAddon(): NativeModule | undefined {
+  if (process.env.PREBUILDS_ONLY || process.env.LAYERPIPE_PREBUILD) return undefined;
+  try {
+    return require(BUILT_ADDON) as NativeModule;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
 function load(): NativeModule {
   try {
-    const loadAddon = require('node-gyp-build') as AddonLoader;
-    return loadAddon(PACKAGE_ROOT) as NativeModule;
+    return loadBuiltAddon() ?? ((require('node-gyp-build') as AddonLoader)(PACKAGE_ROOT) as NativeModule);
   } catch (err) {
     throw new InternalError(`cannot load the layerpipe_native addon below ${PACKAGE_ROOT} (run \`npm run install\` there to build it): ${String(err)}`, {
       cause: err,

@@ -19,7 +19,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { UNDO_LIFTOFF_ONLY } from '../transports/docker/undici';
+import { UNDO_LIFTOFF_ONLY } from '../transports/docker/llhttp-tiers';
 import { undiciLoading } from './bundle-undici';
 import { warmUp } from './bundle-warm-up';
 import { BUILD_ID_PREFIX, codeCacheFile, INSTALLED, loadBundle } from './start';

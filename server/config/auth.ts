@@ -4,9 +4,9 @@
  *
  * Nothing here logs or throws a secret: messages name files, keys and helpers only.
  */
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { configFs as fs } from './config-files';
 import { CancelledError, CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { getFromCredentialHelper } from './credential-helper';

@@ -5,9 +5,9 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { configFs as fs } from './config-files';
 import { InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 
 export interface RegistryTlsFiles {

@@ -4,9 +4,9 @@
  * insecure and blocked registries). Short names ([aliases], unqualified-search-registries,
  * short-name-mode) are resolved by server/reference/short-names.ts from this configuration.
  */
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { configFs as fs } from './config-files';
 import { BlockedRegistryError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import {
   parseRegistriesConfFile,

@@ -5,9 +5,9 @@
  * (it replaces the system one), else /etc/containers/registries.d. A missing directory means
  * no configuration. Read when signatures are needed, so edits apply to the next image.
  */
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { configFs as fs } from './config-files';
 import { errorMessage, InvalidConfigError } from '../../protocol/errors';
 
 export const SYSTEM_REGISTRIES_D = '/etc/containers/registries.d';

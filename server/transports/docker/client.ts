@@ -149,6 +149,10 @@ export class RegistryClient {
         this.base = new URL(`${scheme}://${this.endpoint.host}`);
         this.challenges = challenges;
         this.settings.logger?.debug(`registry ${this.endpoint.registry}: ${scheme}, auth ${challenges.map((c) => c.scheme).join(', ') || 'none'}`);
+        // The request after a ping (the manifest, a token) follows at once; undici's pool counts the
+        // ping's connection free again only one turn of the event loop later, and would open a
+        // second one (for TLS, a second handshake) while the first sits idle.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         return;
       } catch (err) {
         // Nobody waits any more: trying plain HTTP too would only be more traffic.

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import type buildConnector from 'undici/types/connector';
 import { CancelledError } from '../../../protocol/errors';
+import { liftoffOnlyFromNow } from './llhttp-tiers';
 
 type Connector = buildConnector.connector;
 type ConnectorOptions = buildConnector.BuildOptions;
@@ -33,6 +34,8 @@ export class ConnectWatch {
       const connectReturningSocket = connect as unknown as (o: buildConnector.Options, cb: buildConnector.Callback) => Socket;
       const socket = connectReturningSocket(opts, (...args) => {
         this.forget(origin, set, socket);
+        // undici compiles its HTTP parser in the callback of its first connection (llhttp-tiers.ts).
+        if (args[0] === null) liftoffOnlyFromNow();
         callback(...args);
       });
       set.add(socket);

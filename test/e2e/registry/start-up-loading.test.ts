@@ -4,7 +4,7 @@
  * build` made one), with a preload that records at exit which built-in modules Node loaded and
  * which files were required. After Initialize alone no registry, JSON-RPC or signature code is
  * there; after the first manifest from a plain-HTTP registry, no credential helper, OpenPGP,
- * YAML or fetch/WebSocket half of undici (and, in the bundle, no HTTP/2).
+ * YAML or fetch/WebSocket half of undici (and, in the bundle, no HTTP/2 nor node:fs/promises).
  */
 import { strict as assert } from 'node:assert';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -109,6 +109,9 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       // The registry client did run (a layout that loaded nothing would pass the rest).
       assert.deepEqual(builtinsAmong(loaded, ['http', 'crypto']), ['http', 'crypto']);
       assert.deepEqual(builtinsAmong(loaded, ['child_process', 'zlib']), []);
+      // Configuration files are read with node:fs's callbacks (config-files.ts), not node:fs/promises and its
+      // readline. (In the tree, TypeScript's `import * as fs` copies node:fs's lazy `promises` getter, loading it.)
+      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['fs/promises', 'internal/fs/promises', 'readline']), []);
       // undici's Client loads its HTTP/2 half with it; the bundle defers that to a first h2 connection.
       // The bundle's undici loads node:http2 and node:assert only when used (bundle-undici.ts).
       if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2', 'assert']), []);
