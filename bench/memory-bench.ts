@@ -51,7 +51,7 @@ const ARGS = ['--tls-verify=false', '--insecure-policy'];
 async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown: boolean, work: (proxy: ImageProxy) => Promise<void>): Promise<{ peak: number; parts?: MemoryBreakdown }> {
   const sampleFile = path.join(os.tmpdir(), `layerpipe-memory-sample-${process.pid}.json`);
   const sampled = breakdown && program === 'layerpipe';
-  const env: Record<string, string> = sampled ? { NODE_OPTIONS: `--require ${require.resolve('./memory-sampler')}`, [SAMPLE_FILE_ENV]: sampleFile } : {};
+  const env: Record<string, string> = sampled ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${require.resolve('./memory-sampler')}`.trim(), [SAMPLE_FILE_ENV]: sampleFile } : {};
   const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
   let peak = NaN;
   try {
@@ -76,7 +76,9 @@ const streamAll = (ref: string, layers: readonly Layer[]) => async (proxy: Image
 
 function describeParts(what: string, parts: MemoryBreakdown | undefined): string {
   if (parts === undefined) return `${what}: no sample`;
-  const fields = Object.entries(parts).map(([k, v]: [string, number]) => `${k} ${num(v)}`);
+  const { v8Spaces, ...totals } = parts;
+  const spaces = Object.entries(v8Spaces ?? {}).filter(([, v]) => v >= 0.05).map(([k, v]) => `${k} ${num(v)}`);
+  const fields = [...Object.entries(totals).map(([k, v]: [string, number]) => `${k} ${num(v)}`), `V8 by space: ${spaces.join(' ')}`];
   return `${what} (MiB at its peak): ${fields.join(', ')}`;
 }
 

@@ -28,14 +28,30 @@ type MinorCollect = (options: { type: 'minor' }) => void;
 
 export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
 
+/**
+ * V8 settings for a streaming process, set when the guard is made (at start-up, after the bundle's
+ * code cache was checked, which V8 takes only under the flags it was made with; the build's
+ * warm-up runs without the guard, so the cache never sees them):
+ *
+ * - the young generation stays at its start-up size (1 MiB semi-spaces): V8 doubles it as objects
+ *   keep surviving, and a long stream's queued chunks do, so it grew to 8 MiB per semi-space
+ *   while streaming, resident, for a heap whose live young objects are a few hundred KiB;
+ * - no optimizing compiler past Sparkplug: TurboFan's code in the node binary (paged in at its
+ *   first job), its compile zones and threads were ~3.5 MiB of the streaming peak, for per-chunk
+ *   JavaScript that is a small part of the CPU per byte (hashing and copying are native).
+ */
+const STREAMING_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--max-opt=1'];
+
 export class MemoryGuard {
   private bytesSinceCollect = 0;
-  /** undefined until the first collection; null when V8 refused to expose its collector. */
+  /** undefined until the first chunk; null when V8 refused to expose its collector. */
   private collect: MinorCollect | null | undefined;
 
   private constructor(private readonly everyBytes: number) {}
 
   static create(everyBytes = DEFAULT_GUARD_BYTES): MemoryGuard {
+    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+    for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
     return new MemoryGuard(everyBytes);
   }
 
