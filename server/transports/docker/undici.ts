@@ -17,22 +17,31 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
 };
 
 /**
- * Wasm tier-up would recompile undici's HTTP parser (llhttp) with TurboFan at the first large
- * download: ~30 MiB of compiler memory for no measurable speed, the parser only walks headers
- * and skips over body bytes. Set once, before undici compiles the parser (at its first connection).
+ * V8 settings for a process that talks to registries, set once, at its first connection (before
+ * undici compiles its HTTP parser, llhttp, and before any body is streamed):
+ *
+ * - no Wasm tier-up: TurboFan would recompile llhttp at the first large download, ~30 MiB of
+ *   compiler memory for no measurable speed (the parser only walks headers, skips body bytes);
+ * - the young generation stays at its start-up size (1 MiB semi-spaces): V8 doubles it as
+ *   objects keep surviving scavenges, as a long stream's queued chunks do, and it grew to 8 MiB
+ *   per semi-space, resident, for a few hundred KiB of live young objects (memory-bench);
+ * - no TurboFan for JavaScript (Sparkplug, the baseline compiler, stays): TurboFan's code in the node binary (paged
+ *   in at its first job), its compile zones and threads were ~3.5 MiB of the streaming peak, for
+ *   per-chunk JavaScript that is a small part of the CPU per byte (hashing and copying are native).
  */
-function liftoffOnly(): void {
-  setFlagsFromString(LIFTOFF_ONLY);
+function streamingFlags(): void {
+  for (const flag of STREAMING_FLAGS) setFlagsFromString(flag);
 }
 
-const LIFTOFF_ONLY = '--liftoff-only';
+const STREAMING_FLAGS: readonly string[] = ['--liftoff-only', '--semi-space-growth-factor=1', '--no-turbofan'];
 
 /**
- * What sets V8's flags back as they were before liftoffOnly(): it and the two flags V8 turns off
- * with it. V8 takes a code cache only under the flags it was made with, and a start checks the
- * bundle's cache before any connection, so build-bundle.ts makes it with these set back.
+ * What sets V8's flags back as they were before streamingFlags(): V8's defaults, and the two
+ * flags V8 turns off with --liftoff-only. V8 takes a code cache only under the flags it was made
+ * with, and a start checks the bundle's cache before any connection, so build-bundle.ts makes it
+ * with these set back.
  */
-export const UNDO_LIFTOFF_ONLY: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering'];
+export const UNDO_STREAMING_FLAGS: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering', '--semi-space-growth-factor=2', '--turbofan'];
 
 /** An Agent's ConnectWatch, kept on the Agent so that request() finds it from the dispatcher. */
 const CONNECT_WATCH = Symbol('layerpipe connect watch');
@@ -40,7 +49,7 @@ type WatchedAgent = Agent & { [CONNECT_WATCH]?: ConnectWatch };
 
 /** An Agent whose connections still being set up stop when no request waits for them (connect-watch.ts). */
 export function createAgent(options: Agent.Options): Agent {
-  liftoffOnly();
+  streamingFlags();
   const AgentClass = require('undici/lib/dispatcher/agent') as typeof Agent;
   const { connect, connectTimeout, ...rest } = options;
   if (typeof connect === 'function') return new AgentClass(options);
@@ -52,7 +61,7 @@ export function createAgent(options: Agent.Options): Agent {
 }
 
 export function createProxyAgent(options: ProxyAgent.Options): ProxyAgent {
-  liftoffOnly();
+  streamingFlags();
   return new (require('undici') as typeof import('undici')).ProxyAgent(options);
 }
 
