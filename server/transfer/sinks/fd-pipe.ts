@@ -12,7 +12,7 @@ import { copyToPipe } from '../pipe-copy';
 import type { Sink } from '../sink';
 
 /** Pipe buffer asked of the kernel: 16x the default, so a copy wakes up far less often per MiB. */
-const PIPE_BUFFER_BYTES = 1024 * 1024;
+const PIPE_BUFFER_BYTES = 512 * 1024;
 
 /**
  * The write end of a pipe as a sink. The pipe copy (pipe-copy.ts) writes the fd itself

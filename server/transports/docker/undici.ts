@@ -22,18 +22,15 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
  *
  * - no Wasm tier-up: TurboFan would recompile llhttp at the first large download, ~30 MiB of
  *   compiler memory for no measurable speed (the parser only walks headers, skips body bytes);
- * - the young generation stays at its start-up size (1 MiB semi-spaces): V8 doubles it as
- *   objects keep surviving scavenges, as a long stream's queued chunks do, and it grew to 8 MiB
- *   per semi-space, resident, for a few hundred KiB of live young objects (memory-bench);
- * - no TurboFan for JavaScript (Sparkplug, the baseline compiler, stays): TurboFan's code in the node binary (paged
- *   in at its first job), its compile zones and threads were ~3.5 MiB of the streaming peak, for
- *   per-chunk JavaScript that is a small part of the CPU per byte (hashing and copying are native).
+ * - the young generation stops growing (2 MiB semi-spaces by then): V8 doubles it as objects
+ *   keep surviving scavenges, as a long stream's queued chunks do, and it reached 8 MiB per
+ *   semi-space, resident, for a few hundred KiB of live young objects (memory-bench: -4 MiB);
  */
 function streamingFlags(): void {
   for (const flag of STREAMING_FLAGS) setFlagsFromString(flag);
 }
 
-const STREAMING_FLAGS: readonly string[] = ['--liftoff-only', '--semi-space-growth-factor=1', '--no-turbofan'];
+const STREAMING_FLAGS: readonly string[] = ['--liftoff-only', '--semi-space-growth-factor=1'];
 
 /**
  * What sets V8's flags back as they were before streamingFlags(): V8's defaults, and the two
@@ -41,7 +38,7 @@ const STREAMING_FLAGS: readonly string[] = ['--liftoff-only', '--semi-space-grow
  * with, and a start checks the bundle's cache before any connection, so build-bundle.ts makes it
  * with these set back.
  */
-export const UNDO_STREAMING_FLAGS: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering', '--semi-space-growth-factor=2', '--turbofan'];
+export const UNDO_STREAMING_FLAGS: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering', '--semi-space-growth-factor=2'];
 
 /** An Agent's ConnectWatch, kept on the Agent so that request() finds it from the dispatcher. */
 const CONNECT_WATCH = Symbol('layerpipe connect watch');
