@@ -19,7 +19,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { UNDO_STREAMING_FLAGS } from '../transports/docker/undici';
+import { UNDO_LIFTOFF_ONLY } from '../transports/docker/undici';
 import { undiciLoading } from './bundle-undici';
 import { warmUp } from './bundle-warm-up';
 import { BUILD_ID_PREFIX, codeCacheFile, INSTALLED, loadBundle } from './start';
@@ -88,7 +88,7 @@ process.stdout.write(start.loadBundle(start.INSTALLED, true).script.cachedDataRe
 export async function buildCodeCache(): Promise<void> {
   const { cli, script, source } = loadBundle(INSTALLED, false);
   await warmUp(cli);
-  for (const flag of UNDO_STREAMING_FLAGS) setFlagsFromString(flag);
+  for (const flag of UNDO_LIFTOFF_ONLY) setFlagsFromString(flag);
   writeFileSync(INSTALLED.codeCache, codeCacheFile(source, script.createCachedData()));
   // A cache V8 refuses costs every start a full compile and nothing says so: refuse the build instead.
   const check = spawnSync(process.execPath, ['-e', CACHE_CHECK], { encoding: 'utf8' });

@@ -17,28 +17,22 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
 };
 
 /**
- * V8 settings for a process that talks to registries, set once, at its first connection (before
- * undici compiles its HTTP parser, llhttp, and before any body is streamed):
- *
- * - no Wasm tier-up: TurboFan would recompile llhttp at the first large download, ~30 MiB of
- *   compiler memory for no measurable speed (the parser only walks headers, skips body bytes);
- * - the young generation stops growing (2 MiB semi-spaces by then): V8 doubles it as objects
- *   keep surviving scavenges, as a long stream's queued chunks do, and it reached 8 MiB per
- *   semi-space, resident, for a few hundred KiB of live young objects (memory-bench: -4 MiB);
+ * Wasm tier-up would recompile undici's HTTP parser (llhttp) with TurboFan at the first large
+ * download: ~30 MiB of compiler memory for no measurable speed, the parser only walks headers
+ * and skips over body bytes. Set once, before undici compiles the parser (at its first connection).
  */
-function streamingFlags(): void {
-  for (const flag of STREAMING_FLAGS) setFlagsFromString(flag);
+function liftoffOnly(): void {
+  setFlagsFromString(LIFTOFF_ONLY);
 }
 
-const STREAMING_FLAGS: readonly string[] = ['--liftoff-only', '--semi-space-growth-factor=1'];
+const LIFTOFF_ONLY = '--liftoff-only';
 
 /**
- * What sets V8's flags back as they were before streamingFlags(): V8's defaults, and the two
- * flags V8 turns off with --liftoff-only. V8 takes a code cache only under the flags it was made
- * with, and a start checks the bundle's cache before any connection, so build-bundle.ts makes it
- * with these set back.
+ * What sets V8's flags back as they were before liftoffOnly(): it and the two flags V8 turns off
+ * with it. V8 takes a code cache only under the flags it was made with, and a start checks the
+ * bundle's cache before any connection, so build-bundle.ts makes it with these set back.
  */
-export const UNDO_STREAMING_FLAGS: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering', '--semi-space-growth-factor=2'];
+export const UNDO_LIFTOFF_ONLY: readonly string[] = ['--no-liftoff-only', '--wasm-tier-up', '--wasm-dynamic-tiering'];
 
 /** An Agent's ConnectWatch, kept on the Agent so that request() finds it from the dispatcher. */
 const CONNECT_WATCH = Symbol('layerpipe connect watch');
@@ -46,7 +40,7 @@ type WatchedAgent = Agent & { [CONNECT_WATCH]?: ConnectWatch };
 
 /** An Agent whose connections still being set up stop when no request waits for them (connect-watch.ts). */
 export function createAgent(options: Agent.Options): Agent {
-  streamingFlags();
+  liftoffOnly();
   const AgentClass = require('undici/lib/dispatcher/agent') as typeof Agent;
   const { connect, connectTimeout, ...rest } = options;
   if (typeof connect === 'function') return new AgentClass(options);
@@ -58,7 +52,7 @@ export function createAgent(options: Agent.Options): Agent {
 }
 
 export function createProxyAgent(options: ProxyAgent.Options): ProxyAgent {
-  streamingFlags();
+  liftoffOnly();
   return new (require('undici') as typeof import('undici')).ProxyAgent(options);
 }
 
