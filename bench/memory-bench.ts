@@ -4,7 +4,8 @@
  *
  * - idle: spawned, Initialize answered, read a moment later;
  * - streaming: an image of 4 incompressible layers (default 64 MiB each) opened and all four
- *   fetched at once with GetBlob, the client hashing every byte, read once the last is verified.
+ *   fetched at once with GetBlob, the client hashing every byte, read once the last is verified;
+ *   one connection per blob (LAYERPIPE_PARALLEL_RANGES=1), as test/e2e/registry/stream-memory pins.
  *
  * A fresh proxy per measurement, so the peak is that measurement's; the figure is the median
  * over rounds. Streaming is measured with the transfer memory guard (the default) and without it
@@ -51,7 +52,10 @@ const ARGS = ['--tls-verify=false', '--insecure-policy'];
 async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown: boolean, work: (proxy: ImageProxy) => Promise<void>): Promise<{ peak: number; parts?: MemoryBreakdown }> {
   const sampleFile = path.join(os.tmpdir(), `layerpipe-memory-sample-${process.pid}.json`);
   const sampled = breakdown && program === 'layerpipe';
-  const env: Record<string, string> = sampled ? { NODE_OPTIONS: `--require ${require.resolve('./memory-sampler')}`, [SAMPLE_FILE_ENV]: sampleFile } : {};
+  // One connection per blob: a blob split into ranges holds pieces ahead of the reader by design
+  // (up to 6 × 8 MiB each, blob-parallel.ts), and whether it splits depends on the machine's load.
+  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1' };
+  const env: Record<string, string> = sampled ? { ...ranges, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${require.resolve('./memory-sampler')}`.trim(), [SAMPLE_FILE_ENV]: sampleFile } : ranges;
   const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
   let peak = NaN;
   try {
@@ -76,7 +80,9 @@ const streamAll = (ref: string, layers: readonly Layer[]) => async (proxy: Image
 
 function describeParts(what: string, parts: MemoryBreakdown | undefined): string {
   if (parts === undefined) return `${what}: no sample`;
-  const fields = Object.entries(parts).map(([k, v]: [string, number]) => `${k} ${num(v)}`);
+  const { v8Spaces, ...totals } = parts;
+  const spaces = Object.entries(v8Spaces ?? {}).filter(([, v]) => v >= 0.05).map(([k, v]) => `${k} ${num(v)}`);
+  const fields = [...Object.entries(totals).map(([k, v]: [string, number]) => `${k} ${num(v)}`), `V8 by space: ${spaces.join(' ')}`];
   return `${what} (MiB at its peak): ${fields.join(', ')}`;
 }
 

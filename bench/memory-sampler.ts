@@ -11,9 +11,10 @@
  * stores of ArrayBuffers and Buffers not yet collected (socket reads among them), `mallocMain`
  * glibc's main heap ([heap]: the backing stores live there), `otherAnon` the rest of the
  * anonymous memory less `v8Heap` (transfer rings, thread arenas and stacks; 0 when the heap's
- * committed pages are not all resident). Figures taken with it include the sampler's own cost.
+ * committed pages are not all resident), `v8Spaces` the heap's resident MiB by space. Figures taken with it include the sampler's own cost.
  */
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 export const SAMPLE_FILE_ENV = 'LAYERPIPE_MEMORY_SAMPLE_FILE';
 
@@ -25,6 +26,8 @@ export interface MemoryBreakdown {
   readonly arrayBuffers: number;
   readonly mallocMain: number;
   readonly otherAnon: number;
+  /** The V8 heap's spaces, resident MiB each (physical_space_size): which one grows while streaming. */
+  readonly v8Spaces: Readonly<Record<string, number>>;
 }
 
 const MiB = 1024 * 1024;
@@ -62,6 +65,7 @@ function snapshot(executable: string): MemoryBreakdown {
     arrayBuffers: usage.arrayBuffers / MiB,
     mallocMain: maps.mallocMain,
     otherAnon: Math.max(0, maps.anon - v8Heap),
+    v8Spaces: Object.fromEntries(getHeapSpaceStatistics().map((space) => [space.space_name.replace(/_space$/, ''), space.physical_space_size / MiB])),
   };
 }
 

@@ -14,12 +14,12 @@
  * sockets with 'readable' and socket.read(), which an `onread` socket never serves, and the body
  * chunks it hands on are views into the socket's chunk, which may wait in stream queues (a full
  * ring, a paused reader, a range piece held); a reused buffer would be overwritten under them.
- * Measured with memory-bench (4 × 64 MiB at once, one connection per blob): 73 MiB peak with the
- * guard, 103 MiB without (the glibc heap keeps ~30 MiB of freed socket buffers).
+ * Measured with memory-bench (4 × 64 MiB at once, one connection per blob): 65 MiB peak with the
+ * guard, 99 MiB without (the glibc heap keeps ~30 MiB of freed socket buffers).
  *
- * It is made once, at start-up (the CLI), before any transfer; every copy reports its bytes to
- * it. The collector itself is taken at the first collection, so a proxy that streams nothing
- * loads neither node:v8 nor node:vm and makes no extra context (~0.15 MiB of heap once made).
+ * It is made once, at start-up (the CLI), before any transfer, and sets STREAMING_V8_FLAGS then;
+ * every copy reports its bytes to it. The collector itself is taken at the first collection, so
+ * a proxy that streams nothing makes no extra context (~0.15 MiB of heap once made).
  * `--memory-guard=false` (or LAYERPIPE_MEMORY_GUARD=0) leaves it out; test/e2e/registry/
  * stream-memory.test.ts pins what it buys.
  */
@@ -27,6 +27,23 @@
 type MinorCollect = (options: { type: 'minor' }) => void;
 
 export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
+
+/**
+ * V8 settings for a streaming process, set when the guard is made (at start-up, after the bundle's
+ * code cache was checked, which V8 takes only under the flags it was made with; the build's
+ * warm-up runs without the guard, so the cache never sees them). Measured with memory-bench,
+ * four 64 MiB blobs at once, same run: 65 MiB peak with them, 70-75 MiB with them set only at
+ * the first connection (by then V8 had grown the young generation and used TurboFan once):
+ *
+ * - the young generation stays at its start-up size (1 MiB semi-spaces): V8 doubles it as objects
+ *   keep surviving, as a long stream's queued chunks do, and it reached 4-8 MiB resident while
+ *   streaming, for a heap whose live young objects are a few hundred KiB;
+ * - no optimizing compiler past Sparkplug: TurboFan's code in the node binary (paged in at its
+ *   first job), its compile zones and threads were ~3.5 MiB of the streaming peak, for per-chunk
+ *   JavaScript that is a small part of the CPU per byte (hashing and copying are native); the
+ *   proxy's CPU-seconds for the whole bench run were ~8% lower without it.
+ */
+const STREAMING_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--max-opt=1'];
 
 export class MemoryGuard {
   private bytesSinceCollect = 0;
@@ -36,6 +53,8 @@ export class MemoryGuard {
   private constructor(private readonly everyBytes: number) {}
 
   static create(everyBytes = DEFAULT_GUARD_BYTES): MemoryGuard {
+    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+    for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
     return new MemoryGuard(everyBytes);
   }
 

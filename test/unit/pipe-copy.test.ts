@@ -20,7 +20,7 @@ import { BlobVerifier, parseDigest } from '../../server/image/digest';
 import type { TransferBody } from '../../server/transfer/body';
 import { copyBody, TransferProgress } from '../../server/transfer/copy';
 import { fileSpanOf } from '../../server/transfer/file-span';
-import { openPipeSink, type PipeSink } from '../../server/transfer/sinks/fd-pipe';
+import { openPipeSink, PIPE_BUFFER_BYTES, type PipeSink } from '../../server/transfer/sinks/fd-pipe';
 import { ConfinedDirectory } from '../../server/transports/local/confined-dir';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pipe-copy-test-'));
@@ -141,7 +141,7 @@ describe('native pipe copy', () => {
   });
 
   it('keeps bytes left in the pipe intact after the copy ended and its ring was unmapped', async () => {
-    const small = randomBytes(700 * 1024); // fits the 1 MiB pipe: the copy ends before any read
+    const small = randomBytes(PIPE_BUFFER_BYTES - 100 * 1024); // fits the pipe: the copy ends before any read
     for (const body of [streamBody(small, { digest: digestOf(small), size: small.length }), (await fileBody('small', small, { digest: digestOf(small), size: small.length })).body]) {
       const { sink, readFd } = openPipeSink(body.what);
       await copyBody(body, sink, { signal: new AbortController().signal, guard: undefined });

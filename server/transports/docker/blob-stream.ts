@@ -66,7 +66,7 @@ export class ResumableBlobStream extends Readable {
   };
 
   constructor(first: OpenedBody, private readonly options: ResumableOptions) {
-    // Little is needed here: the client pipe's 1 MiB kernel buffer is the real slack.
+    // Little is needed here: the client pipe's kernel buffer (512 KiB) is the real slack.
     super({ highWaterMark: 64 * 1024 });
     this.limit = options.limit;
     this.expected = options.totalSize;
