@@ -31,19 +31,15 @@ export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
 /**
  * V8 settings for a streaming process, set when the guard is made (at start-up, after the bundle's
  * code cache was checked, which V8 takes only under the flags it was made with; the build's
- * warm-up runs without the guard, so the cache never sees them). Measured with memory-bench,
- * four 64 MiB blobs at once, same run: 65 MiB peak with them, 70-75 MiB with them set only at
- * the first connection (by then V8 had grown the young generation and used TurboFan once):
- *
- * - the young generation stays at its start-up size (1 MiB semi-spaces): V8 doubles it as objects
- *   keep surviving, as a long stream's queued chunks do, and it reached 4-8 MiB resident while
- *   streaming, for a heap whose live young objects are a few hundred KiB;
- * - no optimizing compiler past Sparkplug: TurboFan's code in the node binary (paged in at its
- *   first job), its compile zones and threads were ~3.5 MiB of the streaming peak, for per-chunk
- *   JavaScript that is a small part of the CPU per byte (hashing and copying are native); the
- *   proxy's CPU-seconds for the whole bench run were ~8% lower without it.
+ * warm-up runs without the guard, so the cache never sees them). The young generation stays at
+ * its start-up size (1 MiB semi-spaces): V8 doubles it as objects keep surviving, as a long
+ * stream's queued chunks do, and it reached 4-8 MiB resident while streaming, for a heap whose
+ * live young objects are a few hundred KiB. Set at the first connection instead it saved less
+ * (V8 had grown the young generation by then). TurboFan stays on: turning it off (--max-opt=1)
+ * saved ~3.5 MiB more of the streaming peak (65 against 69 MiB) but cost the 1.0 stream
+ * delivery's proxy ~20% more CPU per MB (2.61 against 2.16 ms/MB, same idle machine).
  */
-const STREAMING_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--max-opt=1'];
+const STREAMING_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1'];
 
 export class MemoryGuard {
   private bytesSinceCollect = 0;
