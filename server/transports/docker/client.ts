@@ -149,9 +149,7 @@ export class RegistryClient {
         this.base = new URL(`${scheme}://${this.endpoint.host}`);
         this.challenges = challenges;
         this.settings.logger?.debug(`registry ${this.endpoint.registry}: ${scheme}, auth ${challenges.map((c) => c.scheme).join(', ') || 'none'}`);
-        // The request after a ping (the manifest, a token) follows at once; undici's pool counts the
-        // ping's connection free again only one turn of the event loop later, and would open a
-        // second one (for TLS, a second handshake) while the first sits idle.
+        // undici's pool frees the ping's connection one loop turn later; the next request would open a second (another TLS handshake).
         await new Promise<void>((resolve) => setImmediate(resolve));
         return;
       } catch (err) {
@@ -367,8 +365,7 @@ export class RegistryClient {
           : await opts.authorization?.();
         if (authorization !== undefined) headers.authorization = authorization;
       }
-      // Only the registry's own answers tell its distance (not a token realm's or a storage host's).
-      const askedAt = url.host === this.endpoint.host ? this.answerTimes.asked() : undefined;
+      const askedAt = url.host === this.endpoint.host ? this.answerTimes.asked() : undefined; // the registry's own distance only
       const res = await request(url, {
         dispatcher: this.connections.dispatcherFor(url, this.endpoint.tls),
         method,
