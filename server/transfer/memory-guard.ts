@@ -17,8 +17,8 @@
  * Measured with memory-bench (4 × 64 MiB at once, one connection per blob): 65 MiB peak with the
  * guard, 99 MiB without (the glibc heap keeps ~30 MiB of freed socket buffers).
  *
- * It is made once, at start-up (the CLI), before any transfer, and sets STREAMING_V8_FLAGS then;
- * every copy reports its bytes to it. The collector itself is taken at the first collection, so
+ * It is made once, at start-up (the CLI), before any transfer; every copy reports its bytes to
+ * it, and the first bytes set STREAMING_V8_FLAGS. The collector itself is taken at the first collection, so
  * a proxy that streams nothing makes no extra context (~0.15 MiB of heap once made).
  * `--memory-guard=false` (or LAYERPIPE_MEMORY_GUARD=0) leaves it out; test/e2e/registry/
  * stream-memory.test.ts pins what it buys.
@@ -29,13 +29,13 @@ type MinorCollect = (options: { type: 'minor' }) => void;
 export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
 
 /**
- * V8 settings for a streaming process, set when the guard is made (at start-up, after the bundle's
- * code cache was checked, which V8 takes only under the flags it was made with; the build's
- * warm-up runs without the guard, so the cache never sees them). The young generation stays at
+ * V8 settings for a streaming process, set at the first byte the guard counts: V8 takes a code
+ * cache (the bundle's, and Node's for each built-in module: tls, http, streams) only under the
+ * flags it was made with, so set at start-up they cost the first OpenImage on a registry ~40 M
+ * instructions (750 against 712 M; bench/startup-instructions.ts). The young generation stays at
  * its start-up size (1 MiB semi-spaces): V8 doubles it as objects keep surviving, as a long
  * stream's queued chunks do, and it reached 4-8 MiB resident while streaming, for a heap whose
- * live young objects are a few hundred KiB. Set at the first connection instead it saved less
- * (V8 had grown the young generation by then). TurboFan stays on: turning it off (--max-opt=1)
+ * live young objects are a few hundred KiB. TurboFan stays on: turning it off (--max-opt=1)
  * saved ~3.5 MiB more of the streaming peak (65 against 69 MiB) but cost the 1.0 stream
  * delivery's proxy ~20% more CPU per MB (2.61 against 2.16 ms/MB, same idle machine).
  */
@@ -43,19 +43,23 @@ const STREAMING_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1'];
 
 export class MemoryGuard {
   private bytesSinceCollect = 0;
+  private streamingFlagsSet = false;
   /** undefined until the first collection; null when V8 refused to expose its collector. */
   private collect: MinorCollect | null | undefined;
 
   private constructor(private readonly everyBytes: number) {}
 
   static create(everyBytes = DEFAULT_GUARD_BYTES): MemoryGuard {
-    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
-    for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
     return new MemoryGuard(everyBytes);
   }
 
   /** Called by every copy for every chunk it hands to a sink. */
   count(bytes: number): void {
+    if (!this.streamingFlagsSet) {
+      this.streamingFlagsSet = true;
+      const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+      for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
+    }
     this.bytesSinceCollect += bytes;
     if (this.bytesSinceCollect < this.everyBytes) return;
     this.bytesSinceCollect = 0;
