@@ -12,6 +12,12 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick] [--baseline PATH]
  *
+ * Limits in the same run: `node -e 0`, and a plain Node program doing a first manifest's requests
+ * with Node's own modules (bench/node-manifest-floor.ts), the floor for any Node client.
+ * NODE_EXTRA_CA_CERTS is removed from every child's environment: Node parses that file at each
+ * start (some 80 ms for a system bundle here), which pads node -e 0 and layerpipe alike and
+ * flatters their ratios; skopeo never reads it.
+ *
  * --baseline measures another layerpipe build too (e.g. a main checkout's bin/layerpipe), in the
  * same rounds, as rows marked "(baseline)": before/after on equal terms on a busy machine.
  */
@@ -39,16 +45,34 @@ const PROGRAMS: readonly Program[] = ['layerpipe', 'baseline', 'skopeo'];
 type Commands = Partial<Record<Program, string>>;
 /** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
-const proxyEnv = (): NodeJS.ProcessEnv => ({ ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath() });
 
-/** `node -e 0`, spawn to exit. */
-function bareNode(): Promise<number> {
+/** The environment every measured program starts with: this one without NODE_EXTRA_CA_CERTS. */
+export function startupBenchEnv(): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _padding, ...env } = process.env;
+  return env;
+}
+
+const proxyEnv = (): NodeJS.ProcessEnv => ({ ...startupBenchEnv(), REGISTRY_AUTH_FILE: emptyAuthFilePath() });
+
+/** A node program spawned to its exit (status 0 required), in ms. */
+function nodeRun(args: readonly string[]): Promise<number> {
   const t0 = now();
   return new Promise((resolve, reject) => {
-    const child = spawn('node', ['-e', '0'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: startupBenchEnv() });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(now() - t0) : reject(new Error(`node -e 0 exited ${code}`))));
+    child.once('close', (code) => (code === 0 ? resolve(now() - t0) : reject(new Error(`node ${args.join(' ')} exited ${code}: ${stderr}`))));
   });
+}
+
+const bareNode = (): Promise<number> => nodeRun(['-e', '0']);
+
+/** bench/node-manifest-floor.ts on the image `ref` (docker://HOST:PORT/REPOSITORY:TAG). */
+function nodeManifestFloor(ref: string): Promise<number> {
+  const m = /^docker:\/\/([^/:]+):(\d+)\/(.+):([^:/]+)$/.exec(ref);
+  if (m === null) throw new Error(`startup-bench: unexpected image reference ${ref}`);
+  return nodeRun([path.join(__dirname, 'node-manifest-floor.js'), ...m.slice(1)]);
 }
 
 async function shutdown(proxy: ImageProxy, program: Program): Promise<void> {
@@ -98,13 +122,16 @@ function rotate<T>(xs: readonly T[], by: number): T[] {
 
 interface Samples {
   node: number[];
+  /** bench/node-manifest-floor.ts. */
+  nodeManifest: number[];
   initialize: Record<Program, number[]>;
   manifest: Record<Program, ManifestSteps[]>;
 }
 
 async function measureRounds(rounds: number, commands: Commands, ref: string | undefined): Promise<Samples> {
-  const samples: Samples = { node: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
+  const samples: Samples = { node: [], nodeManifest: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
   const steps: (() => Promise<void>)[] = [async () => void samples.node.push(await bareNode())];
+  if (ref !== undefined) steps.push(async () => void samples.nodeManifest.push(await nodeManifestFloor(ref)));
   for (const program of PROGRAMS) {
     const command = commands[program];
     if (command === undefined) continue;
@@ -114,6 +141,7 @@ async function measureRounds(rounds: number, commands: Commands, ref: string | u
   // One untimed pass: the page cache then holds every program's files for all rounds alike.
   for (const step of steps) await step();
   samples.node.length = 0;
+  samples.nodeManifest.length = 0;
   for (const program of PROGRAMS) {
     samples.initialize[program].length = 0;
     samples.manifest[program].length = 0;
@@ -152,6 +180,9 @@ function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', labe
 function rowsOf(samples: Samples, hasSkopeo: boolean, hasBaseline: boolean): BenchRow[] {
   return [
     { name: 'startup: node -e 0 (spawn → exit)', layerpipe: median(samples.node), unit: 'ms' },
+    ...(samples.nodeManifest.length > 0
+      ? [{ name: 'startup: plain Node first manifest (node:tls probe, node:http; no proxy)', layerpipe: median(samples.nodeManifest), unit: 'ms', ratio: median(samples.nodeManifest) / median(samples.node), limit: 'floor for a Node client' }]
+      : []),
     ...layerpipeRows(samples, 'layerpipe', '', hasSkopeo),
     ...(hasBaseline ? layerpipeRows(samples, 'baseline', '(baseline) ', hasSkopeo) : []),
   ];

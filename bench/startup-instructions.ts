@@ -3,8 +3,9 @@
  * instruction counts hardly. Each process runs under `valgrind --tool=callgrind` (every thread
  * counted, spawn to exit): `node -e 0`, a proxy answering Initialize then Shutdown, and a proxy
  * opening a small image on a loopback docker-registry and reading its manifest. Medians of a few
- * runs. NODE_EXTRA_CA_CERTS is honoured as set: Node parses that file at every start (hundreds
- * of millions of instructions for a system bundle), the same in all three. Run by hand:
+ * runs. Every process starts without NODE_EXTRA_CA_CERTS, as in startup-bench: Node parses that
+ * file at every start (~350 M instructions for a system bundle), the same in all three, which
+ * would flatter the ratios. Run by hand:
  *
  *   npx tsc -p tsconfig.json && node dist/bench/startup-instructions.js [--runs 3] [--proxy-bin PATH]
  */
@@ -17,6 +18,7 @@ import { makeLayer } from '../test/harness/oci-builder';
 import { startRegistry } from '../test/harness/registry';
 import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { findProgram } from '../test/harness/registry-tools';
+import { startupBenchEnv } from './startup-bench';
 
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -37,7 +39,7 @@ function callgrindArgs(dir: string): string[] {
 
 async function bareNode(dir: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('valgrind', [...callgrindArgs(dir), 'node', '-e', '0'], { stdio: 'ignore' });
+    const child = spawn('valgrind', [...callgrindArgs(dir), 'node', '-e', '0'], { stdio: 'ignore', env: startupBenchEnv() });
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`valgrind node -e 0 exited ${code}`))));
   });
@@ -56,7 +58,7 @@ async function proxyRun(dir: string, proxyBin: string, ref: string | undefined):
   const outDir = path.join(dir, 'out');
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir);
-  const proxy = await ImageProxy.spawn({ command: wrapper(dir, proxyBin), args: PROXY_ARGS, env: { ...process.env, REGISTRY_AUTH_FILE: emptyAuthFilePath() }, exitTimeoutMs: 600_000 });
+  const proxy = await ImageProxy.spawn({ command: wrapper(dir, proxyBin), args: PROXY_ARGS, env: { ...startupBenchEnv(), REGISTRY_AUTH_FILE: emptyAuthFilePath() }, exitTimeoutMs: 600_000 });
   await proxy.initialize();
   if (ref !== undefined) {
     const image = await proxy.openImage(ref);
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
       counts.manifest.push(await proxyRun(dir, proxyBin, ref));
     }
     const node = median(counts.node);
-    console.log(`instructions, medians of ${runs} (NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS ?? ''}); proxy ${proxyBin}`);
+    console.log(`instructions, medians of ${runs} (NODE_EXTRA_CA_CERTS unset); proxy ${proxyBin}`);
     for (const [name, xs] of Object.entries(counts)) {
       console.log(`${name.padEnd(12)}${(median(xs) / 1e6).toFixed(1).padStart(8)} M  ${(median(xs) / node).toFixed(2)}× node -e 0`);
     }
