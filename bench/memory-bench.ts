@@ -11,10 +11,14 @@
  * over rounds. Streaming is measured with the transfer memory guard (the default) and without it
  * (--memory-guard=false), so what the guard buys is a same-run figure. Targets (issue 13): at
  * most 48 MiB idle, at most 64 MiB streaming. `--breakdown` loads memory-sampler.ts into each
- * layerpipe proxy and prints what its RSS was made of at its peak (last round). Run by hand:
+ * layerpipe proxy and prints what its RSS was made of at its peak (last round). Limits measured
+ * in the same rounds: `node -e 0`'s peak, and a plain Node client fetching the same four blobs at
+ * once over node:http and hashing them (bench/direct-blob-client.ts). Every Node process starts
+ * without NODE_EXTRA_CA_CERTS (startup-bench.ts says why). Run by hand:
  *
  *   npx tsc -p tsconfig.json && node dist/bench/memory-bench.js [--rounds 3] [--layer-mib 64] [--quick] [--breakdown]
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +32,7 @@ import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-cl
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
+import { startupBenchEnv } from './startup-bench';
 import { SAMPLE_FILE_ENV, type MemoryBreakdown } from './memory-sampler';
 import { fetchLayers, num, peakRssMiB, type Layer } from './throughput';
 
@@ -54,7 +59,7 @@ async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown
   const sampled = breakdown && program === 'layerpipe';
   // One connection per blob: a blob split into ranges holds pieces ahead of the reader by design
   // (up to 6 × 8 MiB each, blob-parallel.ts), and whether it splits depends on the machine's load.
-  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1' };
+  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1', NODE_EXTRA_CA_CERTS: '' };
   const env: Record<string, string> = sampled ? { ...ranges, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${require.resolve('./memory-sampler')}`.trim(), [SAMPLE_FILE_ENV]: sampleFile } : ranges;
   const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
   let peak = NaN;
@@ -71,6 +76,16 @@ async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown
 }
 
 const idle = (): Promise<void> => delay(IDLE_SETTLE_MS);
+
+/** The peak RSS (MiB) a Node program printed on its stdout. */
+function printedPeak(args: readonly string[]): number {
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8', env: startupBenchEnv() });
+  const mib = Number(out.trim().split('\n').pop());
+  if (!(mib > 0)) throw new Error(`node ${args.join(' ')} printed no peak: ${out}`);
+  return mib;
+}
+
+const PRINT_PEAK = "process.stdout.write(String(Number(/^VmHWM:\\s+(\\d+)/m.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1])/1024))";
 
 /** Opens the image and fetches all its layers at once with GetBlob, the client verifying every byte. */
 const streamAll = (ref: string, layers: readonly Layer[]) => async (proxy: ImageProxy): Promise<void> => {
@@ -114,10 +129,15 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
     const idlePeaks: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
     const streaming: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
     const unguarded: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const bareNode: number[] = [];
+    const directClient: number[] = [];
+    const blobUrls = layers.map((l) => `${registry.url}/v2/bench/memory/blobs/${l.digest}`);
     const breakdown = options.breakdown ?? false;
     const parts: string[] = [];
     for (let round = 0; round < rounds; round++) {
       parts.length = 0;
+      bareNode.push(printedPeak(['-e', PRINT_PEAK]));
+      directClient.push(printedPeak([path.join(__dirname, 'direct-blob-client.js'), ...blobUrls]));
       for (const program of programs) {
         const atRest = await peakOf(program, [], breakdown, idle);
         idlePeaks[program].push(atRest.peak);
@@ -134,6 +154,8 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
       row('memory: peak RSS idle after Initialize', idlePeaks, IDLE_TARGET_MIB),
       row(`memory: peak RSS streaming ${LAYERS}×${layerMiB} MiB at once`, streaming, STREAMING_TARGET_MIB),
       row(`memory: same, --memory-guard=false`, unguarded, STREAMING_TARGET_MIB),
+      { name: 'memory: limit: node -e 0 peak RSS', layerpipe: median(bareNode), unit: 'MiB', limit: 'any Node process' },
+      { name: `memory: limit: plain Node client, node:http, the same ${LAYERS} blobs at once, hashing (no proxy)`, layerpipe: median(directClient), unit: 'MiB', limit: 'Node streaming the ordinary way' },
     ];
   } finally {
     await registry.stop();
