@@ -133,6 +133,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): ProxyOptio
         sampleMs: envInteger(env, 'LAYERPIPE_PARALLEL_SAMPLE_MS', 100),
         splitBelowBytesPerSecond: envInteger(env, 'LAYERPIPE_PARALLEL_BELOW_MBPS', 100) * 1e6,
         remoteAfterMs: envInteger(env, 'LAYERPIPE_PARALLEL_REMOTE_MS', 10),
+        maxHeldBytes: Math.max(1, envInteger(env, 'LAYERPIPE_RANGES_HELD_MB', 64)) * 1024 * 1024,
       },
     },
     copy: { all: false, preserveDigests: false, removeSignatures: false, quiet: false, digestFile: undefined },
@@ -164,11 +165,8 @@ const CONFLICTING_CREDENTIAL_FLAGS: Readonly<Record<string, readonly string[]>> 
 };
 
 function seeCredentialFlag(o: ProxyOptions, name: string): void {
-  let seen = credentialFlagsSeen.get(o);
-  if (seen === undefined) {
-    seen = new Set();
-    credentialFlagsSeen.set(o, seen);
-  }
+  const seen = credentialFlagsSeen.get(o) ?? new Set<string>();
+  credentialFlagsSeen.set(o, seen);
   const clash = CONFLICTING_CREDENTIAL_FLAGS[name]?.find((other) => seen.has(other));
   if (clash !== undefined) throw new UsageError(`--${name} and --${clash} cannot be used together`);
   seen.add(name);

@@ -94,6 +94,8 @@ export interface ParallelRangeOptions {
    * is distant, and one connection to it rarely fills the link: split at once, without sampling.
    */
   readonly remoteAfterMs: number;
+  /** All blobs of one registry pool (a process, a service) hold at most this many bytes ahead of their readers. */
+  readonly maxHeldBytes: number;
 }
 
 /** An OCI content descriptor (the parts layerpipe reads). */

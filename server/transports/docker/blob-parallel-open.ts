@@ -12,6 +12,7 @@ import type { ParallelRangeOptions } from '../../image/types';
 import { ParallelBlobStream, RangesIgnoredError, type ParallelBlobOptions, type PieceOpener } from './blob-parallel';
 import { rangeAnswer, rangeHeader } from './blob-range';
 import type { OpenedBody } from './blob-stream';
+import type { HeldBytes } from './held-bytes';
 import type { Response } from './responses';
 
 /** "Accept-Ranges: bytes" (RFC 9110), in any case, possibly among other units. */
@@ -42,7 +43,10 @@ export interface FirstAnswer {
   readonly fastestAnswerMs: number;
 }
 
-export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'sampleMs' | 'splitBelowBytesPerSecond' | 'open'>;
+export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connections' | 'windowPieces' | 'chunkBytes' | 'sampleMs' | 'splitBelowBytesPerSecond' | 'open' | 'shared'> & {
+  /** What all blobs of the pool hold ahead of their readers, kept under opts.maxHeldBytes. */
+  readonly held?: HeldBytes;
+};
 
 /**
  * The blob from the plain GET's answer, split into pieces fetched `opts.connections` at a time
@@ -50,8 +54,10 @@ export type ParallelSettings = Omit<ParallelBlobOptions, 'totalSize' | 'connecti
  * connection over a long round trip rarely fills the link, and sampling would only delay).
  */
 export function parallelBlob(first: FirstAnswer, registryUrl: URL, send: RangeSender, opts: ParallelRangeOptions, settings: ParallelSettings): ParallelBlobStream {
+  const { held, ...rest } = settings;
   return new ParallelBlobStream(first.opened, {
-    ...settings,
+    ...rest,
+    ...(held !== undefined ? { shared: { held, maxBytes: opts.maxHeldBytes } } : {}),
     totalSize: first.size,
     connections: opts.connections,
     // Two pieces more than in flight: new requests start while the reader drains pieces that came in ahead.

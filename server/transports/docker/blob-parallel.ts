@@ -12,7 +12,8 @@
  * straight through, the ones after it are held in memory until the reader gets to them, each at
  * most `chunkBytes` (a piece ahead that fills its share stops reading: backpressure, not
  * unbounded buffering), and no piece starts past the window. So memory is bounded by
- * windowPieces × chunkBytes whatever the reader's speed. Each piece is a ResumableBlobStream: a cut or stalled connection
+ * windowPieces × chunkBytes whatever the reader's speed, and all blobs of a pool together by
+ * `shared` (held-bytes.ts). Each piece is a ResumableBlobStream: a cut or stalled connection
  * resumes from its own last byte. Digests are checked above, on this stream, as for one stream.
  *
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
@@ -22,10 +23,8 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
-import { cpuUseNow, cpuWasShort, type CpuUse } from './cpu-contention';
-
-/** Above this share of a sample's time waiting for its reader, the reader (not the link) set the first stream's pace. */
-const READER_PACED = 0.25;
+import { FirstStreamSample } from './first-stream-sample';
+import type { HeldBytes } from './held-bytes';
 
 /** A Range request for a piece was answered with the whole blob (200): this registry ignores ranges. */
 export class RangesIgnoredError extends LayerpipeError {
@@ -56,6 +55,8 @@ export interface ParallelBlobOptions {
   readonly maxResumes: number;
   readonly backoffMs: (attempt: number) => number;
   readonly open: PieceOpener;
+  /** What every blob of the pool holds ahead of its reader, and the most this blob lets that reach. */
+  readonly shared?: { readonly held: HeldBytes; readonly maxBytes: number };
   readonly signal?: AbortSignal;
   readonly onResume?: (offset: number, reason: string) => void;
   /** The first stream measured `bytesPerSecond`: from `offset` on the blob comes as Range requests. */
@@ -94,19 +95,10 @@ export class ParallelBlobStream extends Readable {
   private pieceBytes: number;
   /** Whether the first stream is no longer measured: split (at once, or after a slow sample), or too little left. */
   private judged: boolean;
-  /** The first stream's sample: bytes since its first byte, and when that came. */
-  private sampledBytes = 0;
-  private firstByteAt = 0;
-  /** The window of the second half being measured (bytes and time at its start), and the rates of those done. */
-  private window: { readonly bytes: number; readonly ms: number } | undefined;
-  private readonly windowRates: number[] = [];
+  private readonly sampled: FirstStreamSample;
   private rate: number | undefined;
-  /** How long the reader has held the first stream back in this sample (ms), and since when it is now (its pace is then the reader's, not the link's). */
-  private heldMs = 0;
-  private heldSince: number | undefined;
-  /** The event loop's use when this sample started: a busy process reads slowly whatever the link. */
-  private cpuAtSampleStart: CpuUse | undefined;
   private splitOffset: number | undefined;
+  private waitingForRoom = false;
   private readonly aborter = new AbortController();
   private readonly onAbort = (): void => {
     this.destroy(new CancelledError(`${this.options.what}: aborted`));
@@ -118,6 +110,7 @@ export class ParallelBlobStream extends Readable {
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.pieceBytes = options.chunkBytes;
+    this.sampled = new FirstStreamSample(options.sampleMs);
     this.judged = options.sampleMs <= 0;
     if (this.judged) this.splitOffset = Math.min(options.chunkBytes, options.totalSize);
     const head = this.plan(0, this.judged ? Math.min(options.chunkBytes, options.totalSize) : options.totalSize, false);
@@ -148,15 +141,13 @@ export class ParallelBlobStream extends Readable {
 
   override _read(): void {
     this.wanted = true;
-    if (this.heldSince !== undefined) {
-      this.heldMs += performance.now() - this.heldSince;
-      this.heldSince = undefined;
-    }
+    this.sampled.readerWants(performance.now());
     this.drain();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.options.signal?.removeEventListener('abort', this.onAbort);
+    this.options.shared?.held.forget(this.onRoom);
     this.aborter.abort();
     for (const piece of this.pieces) this.letGo(piece);
     this.pieces = [];
@@ -175,6 +166,7 @@ export class ParallelBlobStream extends Readable {
     // A piece in its last eighth no longer counts: the next request's round trip overlaps its tail.
     const inFlight = () => this.pieces.filter((p) => !p.ended && p.error === undefined && p.end - p.start - p.received > this.pieceBytes / 8).length;
     while (!this.failed && !this.destroyed && this.pieces.length < this.options.windowPieces && inFlight() < this.options.connections && this.nextStart < this.options.totalSize) {
+      if (this.pieces.length > 0 && this.sharedFull()) return this.waitForRoom();
       const piece = this.plan(this.nextStart, Math.min(this.nextStart + this.pieceBytes, this.options.totalSize), false);
       void this.open(piece);
     }
@@ -228,7 +220,7 @@ export class ParallelBlobStream extends Readable {
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
         this.wanted = false;
-        if (!this.judged) this.heldSince = performance.now();
+        if (!this.judged) this.sampled.readerStopped(performance.now());
         piece.stream?.pause();
       }
       return;
@@ -236,40 +228,44 @@ export class ParallelBlobStream extends Readable {
     piece.held.push(chunk);
     piece.heldBytes += chunk.length;
     this.heldTotal += chunk.length;
+    this.options.shared?.held.add(chunk.length);
     this.heldPeak = Math.max(this.heldPeak, this.heldTotal);
     // The head waits for the reader; a piece ahead reads on until its share is full.
     if (head || piece.heldBytes >= this.options.chunkBytes) piece.stream?.pause();
+    else if (this.sharedFull()) {
+      piece.stream?.pause();
+      this.waitForRoom();
+    }
   }
 
+  private sharedFull(): boolean {
+    const shared = this.options.shared;
+    return shared !== undefined && shared.held.bytes >= shared.maxBytes;
+  }
+
+  private waitForRoom(): void {
+    if (this.waitingForRoom || this.destroyed) return;
+    this.waitingForRoom = true;
+    this.options.shared?.held.waitForRoom(this.onRoom);
+  }
+
+  /** Some blob handed bytes on: pieces ahead with room in their share read on, new pieces may start. */
+  private readonly onRoom = (): void => {
+    this.waitingForRoom = false;
+    if (this.destroyed) return;
+    if (this.sharedFull()) return this.waitForRoom();
+    for (const piece of this.pieces.slice(1)) if (piece.heldBytes < this.options.chunkBytes) piece.stream?.resume();
+    this.fill();
+  };
+
   /**
-   * Counts a chunk of the first stream; sampleMs after its first byte, judges its rate over the
-   * second half of that time (a connection's opening burst and slow start left out) and, when
-   * slow (and slow because of the link: the reader never held it back and the event loop was not
-   * busy) with enough left, splits it; otherwise measures the next sampleMs.
+   * Counts a chunk of the first stream (first-stream-sample.ts); when its rate is judged slow,
+   * and slow because of the link, with enough left, splits it; otherwise samples again.
    */
   private sample(first: Piece, bytes: number): void {
-    const now = performance.now();
-    if (this.sampledBytes === 0) {
-      this.firstByteAt = now;
-      this.heldMs = 0;
-      if (this.heldSince !== undefined) this.heldSince = now;
-      this.cpuAtSampleStart = cpuUseNow();
-    }
-    this.sampledBytes += bytes;
-    const flowed = now - this.firstByteAt;
-    const sampleMs = this.options.sampleMs;
-    if (flowed < sampleMs / 2) return;
-    // The second half in three windows, the median counts: one window slowed by a pause of this
-    // process (a busy machine) or sped up by a burst of bytes that waited on the way is left out;
-    // a capped connection slows them all.
-    if (this.window !== undefined && flowed - this.window.ms >= sampleMs / 6) {
-      this.windowRates.push(((this.sampledBytes - this.window.bytes) * 1000) / (flowed - this.window.ms));
-      this.window = undefined;
-    }
-    this.window ??= { bytes: this.sampledBytes, ms: flowed };
-    // Judged once sampleMs have gone by and a window is done (later, when chunks come far apart).
-    if (flowed < sampleMs || this.windowRates.length === 0) return;
-    this.rate = [...this.windowRates].sort((a, b) => a - b)[Math.floor(this.windowRates.length / 2)]!;
+    const verdict = this.sampled.count(bytes, performance.now());
+    if (verdict === undefined) return;
+    this.rate = verdict.rate;
     const stream = first.stream;
     // The ResumableBlobStream may have taken in bytes not yet handed here: cut after those.
     const at = first.start + (stream?.bytesDelivered ?? 0);
@@ -279,16 +275,8 @@ export class ParallelBlobStream extends Readable {
       this.judged = true;
       return;
     }
-    // The rate is the link's only if neither the reader nor a shortage of CPU (here or on the
-    // machine) held it back: several blobs at once on a busy machine read slowly over the fastest link.
-    const cpuShort = this.cpuAtSampleStart !== undefined && cpuWasShort(this.cpuAtSampleStart);
-    const held = this.heldMs + (this.heldSince === undefined ? 0 : now - this.heldSince);
-    const readerPaced = held > flowed * READER_PACED;
-    if (this.rate >= this.options.splitBelowBytesPerSecond || readerPaced || cpuShort) {
-      // Not slow, or not the link's fault: measured again over the next sampleMs (a link can slow down, a burst can mislead once).
-      this.sampledBytes = 0;
-      this.window = undefined;
-      this.windowRates.length = 0;
+    if (verdict.rate >= this.options.splitBelowBytesPerSecond || verdict.notTheLink) {
+      this.sampled.restart();
       return;
     }
     this.judged = true;
@@ -299,7 +287,7 @@ export class ParallelBlobStream extends Readable {
     first.end = cut;
     this.nextStart = cut;
     this.splitOffset = cut;
-    this.options.onSplit?.(cut, this.rate);
+    this.options.onSplit?.(cut, verdict.rate);
     this.fill();
   }
 
@@ -358,6 +346,7 @@ export class ParallelBlobStream extends Readable {
     }
     if (forgetHeld) {
       this.heldTotal -= piece.heldBytes;
+      this.options.shared?.held.remove(piece.heldBytes);
       piece.held.length = 0;
       piece.heldBytes = 0;
     }
@@ -378,6 +367,7 @@ export class ParallelBlobStream extends Readable {
         const chunk = head.held.shift()!;
         head.heldBytes -= chunk.length;
         this.heldTotal -= chunk.length;
+        this.options.shared?.held.remove(chunk.length);
         if (!this.push(chunk)) {
           this.wanted = false;
           return;

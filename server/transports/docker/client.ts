@@ -19,6 +19,7 @@ import { AnswerTimes } from './answer-times';
 import { parallelBlob, splitsBlob, type RangeSender } from './blob-parallel-open';
 import { rangeAnswer, rangeHeader, wantedRange, type RangeAnswer } from './blob-range';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
+import type { HeldBytes } from './held-bytes';
 import { redactUrl, type ConnectionPool, type TlsSettings } from './http';
 import {
   contentLength, readLimited, responseError, simplifyContentType, statusError, withContext, type Response,
@@ -67,6 +68,7 @@ export interface Endpoint {
 export interface ClientResources {
   readonly connections: ConnectionPool;
   readonly tokens: TokenCache;
+  readonly heldBytes: HeldBytes;
 }
 
 interface SendOptions {
@@ -96,16 +98,14 @@ export class RegistryClient {
   private signatureExtension = false;
   private pinging: SharedOperation<void> | undefined;
   private readonly auth: RegistryAuthenticator;
-  private readonly connections: ConnectionPool;
   private readonly answerTimes = new AnswerTimes();
 
   constructor(
     readonly endpoint: Endpoint,
     identity: AuthIdentity,
     private readonly settings: ClientSettings,
-    resources: ClientResources,
+    private readonly resources: ClientResources,
   ) {
-    this.connections = resources.connections;
     this.auth = new RegistryAuthenticator(identity, resources.tokens, (req, signal) => this.fetchToken(req, signal));
   }
 
@@ -251,7 +251,7 @@ export class RegistryClient {
       const onFallback = (offset: number) => this.settings.logger?.debug(`${what}: ranges refused, the rest from byte ${offset} as one stream`);
       const onSplit = (offset: number, rate: number) => this.settings.logger?.debug(`${what}: one stream at ${(rate / 1e6).toFixed(1)} MB/s, the rest from byte ${offset} as Range requests`);
       const servedBy = first.served.url;
-      return { stream: parallelBlob({ ...first, servedBy, fastestAnswerMs: this.answerTimes.fastestMs }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit }), size: first.size };
+      return { stream: parallelBlob({ ...first, servedBy, fastestAnswerMs: this.answerTimes.fastestMs }, url, send, this.settings.parallelRanges, { ...common, onFallback, onSplit, held: this.resources.heldBytes }), size: first.size };
     }
     const stream = new ResumableBlobStream(first.opened, {
       ...common,
@@ -367,7 +367,7 @@ export class RegistryClient {
       }
       const askedAt = url.host === this.endpoint.host ? this.answerTimes.asked() : undefined; // the registry's own distance only
       const res = await request(url, {
-        dispatcher: this.connections.dispatcherFor(url, this.endpoint.tls),
+        dispatcher: this.resources.connections.dispatcherFor(url, this.endpoint.tls),
         method,
         headers,
         body,

@@ -10,6 +10,7 @@ import { ReadOnceFiles } from '../../config/auth';
 import type { ClosableResource, SystemContext } from '../../image/types';
 import { TokenCache, type AuthIdentity } from './auth';
 import { RegistryClient, type ClientSettings, type Endpoint } from './client';
+import { HeldBytes } from './held-bytes';
 import { ConnectionPool } from './http';
 import { ManifestCache } from './manifest-cache';
 
@@ -19,6 +20,7 @@ export const REGISTRY_POOL_KEY = 'docker-registry-pool';
 export class RegistryPool implements ClosableResource {
   readonly connections = new ConnectionPool();
   readonly tokens = new TokenCache();
+  readonly heldBytes = new HeldBytes();
   readonly authFiles = new ReadOnceFiles();
   readonly manifests = new ManifestCache();
   private readonly clients = new Map<string, RegistryClient>();
@@ -36,7 +38,7 @@ export class RegistryPool implements ClosableResource {
     const key = this.clientKey(endpoint, identity, settings);
     let client = this.clients.get(key);
     if (client === undefined) {
-      client = new RegistryClient(endpoint, identity, settings, { connections: this.connections, tokens: this.tokens });
+      client = new RegistryClient(endpoint, identity, settings, { connections: this.connections, tokens: this.tokens, heldBytes: this.heldBytes });
       this.clients.set(key, client);
     }
     return client;

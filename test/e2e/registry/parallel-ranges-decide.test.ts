@@ -27,7 +27,7 @@ const BELOW = 10e6;
 const FAST_FLOOR = 2.5e6;
 const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: SAMPLE_MS, splitBelowBytesPerSecond: BELOW,
   // These cases are about the sample; the one for a distant registry sets its own.
-  remoteAfterMs: 60_000 } as const;
+  remoteAfterMs: 60_000, maxHeldBytes: 64 * CHUNK } as const;
 const TUNING = { stallTimeoutMs: 5_000, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
 describe('parallel ranges decided by the measured rate of the first stream', { skip, timeout: 180_000 }, () => {

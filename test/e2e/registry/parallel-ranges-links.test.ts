@@ -21,7 +21,7 @@ import { startShapingProxy } from '../../harness/shaping-proxy';
 
 const skip = registrySuiteSkip();
 const CHUNK = 256 * 1024;
-const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0 } as const;
+const PARALLEL = { connections: 4, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0, maxHeldBytes: 64 * CHUNK } as const;
 const TUNING = { stallTimeoutMs: 2_000, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
 interface Storage {

@@ -2,7 +2,8 @@
  * docker:// large blobs as concurrent Range requests (server/transports/docker/blob-parallel.ts),
  * against a real docker-registry behind the fault proxy: identical bytes for sizes that are no
  * multiple of the piece size, a cut or stalled piece resumed on its own, a registry that ignores
- * Range handled as one stream, memory bounded under a slow reader, cancellation closing every
+ * Range handled as one stream, memory bounded under a slow reader (per blob, and across the blobs
+ * of one pool), cancellation closing every
  * piece's connection. Wrong bytes in one piece (through a spawned layerpipe) are reported as a
  * digest mismatch after every byte was delivered.
  */
@@ -11,6 +12,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { readAll } from '../../../clients/typescript';
 import { CancelledError } from '../../../protocol/errors';
 import { ParallelBlobStream } from '../../../server/transports/docker/blob-parallel';
+import { RegistryPool } from '../../../server/transports/docker/registry-pool';
 import { neverAborted } from '../../harness/context';
 import { openImage, readBlob, readStream, rejection, TestContexts } from '../../harness/docker-source';
 import { match, startFaultProxy, type FaultProxy, type RequestMatcher, type SeenRequest } from '../../harness/fault-proxy';
@@ -25,7 +27,7 @@ const CHUNK = 256 * 1024;
 const CONNECTIONS = 4;
 /** Pieces in flight or held at most (blob-parallel-open.ts: connections + 2). */
 const WINDOW = CONNECTIONS + 2;
-const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0 } as const;
+const PARALLEL = { connections: CONNECTIONS, chunkBytes: CHUNK, minBlobBytes: 4 * CHUNK, sampleMs: 0, splitBelowBytesPerSecond: 0, remoteAfterMs: 0, maxHeldBytes: 64 * CHUNK } as const;
 const STALL_MS = 400;
 const TUNING = { stallTimeoutMs: STALL_MS, retryDelayMs: 20, retryAttempts: 3, parallelRanges: PARALLEL } as const;
 
@@ -154,6 +156,40 @@ describe('docker:// large blobs as parallel Range requests', { skip, timeout: 24
     assert.ok(Buffer.concat(chunks).equals(bytes));
     assert.ok(stream.peakHeldBytes <= WINDOW * CHUNK, `held ${stream.peakHeldBytes} bytes`);
     assert.equal(gets(digest, from).length, 1 + pieceRanges(size, CHUNK).length, 'no resumes for a slow reader');
+  });
+
+  it('keeps what all blobs of a pool hold ahead of their readers under maxHeldBytes, and each still completes', async () => {
+    const limit = 2 * CHUNK;
+    const context = ctx({ parallelRanges: { ...PARALLEL, maxHeldBytes: limit } });
+    const opened = await openImage(ref(), context);
+    const held = RegistryPool.of(context).heldBytes;
+    const from = proxy.requests.length;
+    const streams: ParallelBlobStream[] = [];
+    const firsts: Buffer[] = [];
+    for (const i of [4, 5]) {
+      const { digest, size } = blob(i);
+      const reader = await opened.openBlob({ digest, size, signal: neverAborted() });
+      assert.ok(reader.stream instanceof ParallelBlobStream);
+      const stream = reader.stream;
+      firsts.push(await new Promise<Buffer>((resolve) => stream.once('data', resolve)));
+      stream.pause();
+      streams.push(stream);
+    }
+    await new Promise((r) => setTimeout(r, STALL_MS * 3));
+    // Each piece in flight may take one more socket chunk (<= 64 KiB) before it stops; two windows would be ~10 pieces.
+    const slack = 2 * CONNECTIONS * 64 * 1024;
+    assert.ok(held.peakBytes <= limit + slack, `held ${held.peakBytes} bytes across the pool`);
+    assert.ok(held.peakBytes >= limit, `the pieces ahead were fetched up to the limit (${held.peakBytes})`);
+    // One after the other: the first blob completes while the second holds its share.
+    for (const [n, i] of [4, 5].entries()) {
+      const { digest, size, bytes } = blob(i);
+      const chunks: Buffer[] = [firsts[n]!];
+      for await (const chunk of streams[n] as AsyncIterable<Buffer>) chunks.push(chunk);
+      assert.ok(Buffer.concat(chunks).equals(bytes), `bytes of blob ${i}`);
+      assert.equal(gets(digest, from).length, 1 + pieceRanges(size, CHUNK).length, 'pieces waiting for room are not taken for stalls');
+    }
+    assert.ok(held.peakBytes <= limit + slack, `held ${held.peakBytes} bytes across the pool`);
+    assert.equal(held.bytes, 0, 'every held byte was handed on');
   });
 
   it('closes every piece connection when cancelled', async () => {
