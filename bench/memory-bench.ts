@@ -10,7 +10,9 @@
  * A fresh proxy per measurement, so the peak is that measurement's; the figure is the median
  * over rounds. Streaming is measured with the transfer memory guard (the default) and without it
  * (--memory-guard=false), so what the guard buys is a same-run figure. Targets (issue 13): at
- * most 48 MiB idle, at most 64 MiB streaming. `--breakdown` loads memory-sampler.ts into each
+ * most 48 MiB idle, at most 64 MiB streaming. Then the same four at once through the slow link of
+ * slow-link-bench (40 MB/s per connection, +20 ms), parallel ranges on as by default: the pool's
+ * limit on bytes held ahead of readers (64 MiB, held-bytes.ts) against none (4 GiB). `--breakdown` loads memory-sampler.ts into each
  * layerpipe proxy and prints what its RSS was made of at its peak (last round). Limits measured
  * in the same rounds: `node -e 0`'s peak, and a plain Node client fetching the same four blobs at
  * once over node:http and hashing them (bench/direct-blob-client.ts). Every Node process starts
@@ -32,7 +34,9 @@ import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-cl
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
+import { linkLabel, WAN_LINK } from './slow-link-bench';
 import { startupBenchEnv } from './startup-bench';
+import { spawnShapingProxy, type ShapingProxy } from '../test/harness/shaping-proxy';
 import { SAMPLE_FILE_ENV, type MemoryBreakdown } from './memory-sampler';
 import { fetchLayers, num, peakRssMiB, type Layer } from './throughput';
 
@@ -54,12 +58,12 @@ const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[
 const ARGS = ['--tls-verify=false', '--insecure-policy'];
 
 /** One proxy's run: spawned (with the sampler preloaded when a breakdown is wanted), `work` done, its peak read. */
-async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown: boolean, work: (proxy: ImageProxy) => Promise<void>): Promise<{ peak: number; parts?: MemoryBreakdown }> {
+async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown: boolean, work: (proxy: ImageProxy) => Promise<void>, extraEnv: Record<string, string> = {}): Promise<{ peak: number; parts?: MemoryBreakdown }> {
   const sampleFile = path.join(os.tmpdir(), `layerpipe-memory-sample-${process.pid}.json`);
   const sampled = breakdown && program === 'layerpipe';
   // One connection per blob: a blob split into ranges holds pieces ahead of the reader by design
   // (up to 6 × 8 MiB each, blob-parallel.ts), and whether it splits depends on the machine's load.
-  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1', NODE_EXTRA_CA_CERTS: '' };
+  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1', NODE_EXTRA_CA_CERTS: '', ...extraEnv };
   const env: Record<string, string> = sampled ? { ...ranges, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${require.resolve('./memory-sampler')}`.trim(), [SAMPLE_FILE_ENV]: sampleFile } : ranges;
   const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
   let peak = NaN;
@@ -118,6 +122,7 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
   for (let i = 0; i < LAYERS; i++) built.push(randomLayer(layerMiB * 1024 * 1024, `layer-${i}.bin`));
   const layers: Layer[] = built.map((l) => ({ digest: l.digest, size: l.compressed.length }));
   const registry = await startRegistry();
+  let shaper: ShapingProxy | undefined;
   try {
     const { ref } = await pushImage(registry, 'bench/memory:v1', { layers: built });
     built.length = 0; // the registry has them now
@@ -129,6 +134,11 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
     const idlePeaks: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
     const streaming: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
     const unguarded: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const slow: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    const slowUnlimited: Record<ProxyProgram, number[]> = { layerpipe: [], skopeo: [] };
+    shaper = await spawnShapingProxy({ target: { host: '127.0.0.1', port: registry.port }, ...WAN_LINK });
+    const slowRef = ref.replace(`//${new URL(registry.url).host}/`, `//${shaper.host}/`);
+    const rangesOn = { LAYERPIPE_PARALLEL_RANGES: '4' };
     const bareNode: number[] = [];
     const directClient: number[] = [];
     const blobUrls = layers.map((l) => `${registry.url}/v2/bench/memory/blobs/${l.digest}`);
@@ -143,7 +153,9 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
         idlePeaks[program].push(atRest.peak);
         const busy = await peakOf(program, [], breakdown, streamAll(ref, layers));
         streaming[program].push(busy.peak);
+        slow[program].push((await peakOf(program, [], false, streamAll(slowRef, layers), rangesOn)).peak);
         if (program !== 'layerpipe') continue;
+        slowUnlimited[program].push((await peakOf(program, [], false, streamAll(slowRef, layers), { ...rangesOn, LAYERPIPE_RANGES_HELD_MB: '4096' })).peak);
         const bare = await peakOf(program, ['--memory-guard=false'], breakdown, streamAll(ref, layers));
         unguarded[program].push(bare.peak);
         if (breakdown) parts.push(describeParts('idle', atRest.parts), describeParts('streaming', busy.parts), describeParts('streaming, no guard', bare.parts));
@@ -154,10 +166,13 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
       row('memory: peak RSS idle after Initialize', idlePeaks, IDLE_TARGET_MIB),
       row(`memory: peak RSS streaming ${LAYERS}×${layerMiB} MiB at once`, streaming, STREAMING_TARGET_MIB),
       row(`memory: same, --memory-guard=false`, unguarded, STREAMING_TARGET_MIB),
+      row(`memory: same over a ${linkLabel(WAN_LINK)}, ranges on`, slow, STREAMING_TARGET_MIB),
+      row(`memory: same, no limit on what the pool holds ahead`, slowUnlimited, STREAMING_TARGET_MIB),
       { name: 'memory: limit: node -e 0 peak RSS', layerpipe: median(bareNode), unit: 'MiB', limit: 'any Node process' },
       { name: `memory: limit: plain Node client, node:http, the same ${LAYERS} blobs at once, hashing (no proxy)`, layerpipe: median(directClient), unit: 'MiB', limit: 'Node streaming the ordinary way' },
     ];
   } finally {
+    await shaper?.close();
     await registry.stop();
   }
 }
