@@ -12,8 +12,10 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick] [--baseline PATH]
  *
- * Limits in the same run: `node -e 0`, and a plain Node program doing a first manifest's requests
- * with Node's own modules (bench/node-manifest-floor.ts), the floor for any Node client.
+ * Limits in the same run: `node -e 0`; a Node program answering Initialize with layerpipe's
+ * SEQPACKET module and nothing else (bench/node-initialize-floor.ts); and one doing a first
+ * manifest's requests with Node's own modules (bench/node-manifest-floor.ts): floors for any
+ * Node proxy.
  * NODE_EXTRA_CA_CERTS is removed from every child's environment: Node parses that file at each
  * start (some 80 ms for a system bundle here), which pads node -e 0 and layerpipe alike and
  * flatters their ratios; skopeo never reads it.
@@ -22,6 +24,7 @@
  * same rounds, as rows marked "(baseline)": before/after on equal terms on a busy machine.
  */
 import { spawn } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { ImageProxy, defaultProxyCommand } from '../clients/typescript';
 import { makeLayer } from '../test/harness/oci-builder';
@@ -41,6 +44,13 @@ const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[
 
 type Program = 'layerpipe' | 'baseline' | 'skopeo';
 const PROGRAMS: readonly Program[] = ['layerpipe', 'baseline', 'skopeo'];
+
+/** bench/node-initialize-floor.js, made executable: the client spawns it as a proxy command. */
+function initializeFloorCommand(): string {
+  const file = path.join(__dirname, 'node-initialize-floor.js');
+  chmodSync(file, 0o755);
+  return file;
+}
 
 type Commands = Partial<Record<Program, string>>;
 /** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
@@ -75,13 +85,13 @@ function nodeManifestFloor(ref: string): Promise<number> {
   return nodeRun([path.join(__dirname, 'node-manifest-floor.js'), ...m.slice(1)]);
 }
 
-async function shutdown(proxy: ImageProxy, program: Program): Promise<void> {
+async function shutdown(proxy: ImageProxy, program: string): Promise<void> {
   const status = await proxy.shutdown();
   if (status !== 0) throw new Error(`${program} exited ${status}: ${proxy.stderr}`);
 }
 
 /** Spawn until the Initialize reply; the shutdown afterwards is not timed. */
-async function spawnToInitialize(program: Program, command: string): Promise<number> {
+async function spawnToInitialize(program: string, command: string): Promise<number> {
   const t0 = now();
   const proxy = await ImageProxy.spawn({ command, args: PROXY_ARGS, env: proxyEnv() });
   await proxy.initialize();
@@ -124,14 +134,18 @@ interface Samples {
   node: number[];
   /** bench/node-manifest-floor.ts. */
   nodeManifest: number[];
+  /** bench/node-initialize-floor.ts, spawn → Initialize. */
+  nodeInitialize: number[];
   initialize: Record<Program, number[]>;
   manifest: Record<Program, ManifestSteps[]>;
 }
 
 async function measureRounds(rounds: number, commands: Commands, ref: string | undefined): Promise<Samples> {
-  const samples: Samples = { node: [], nodeManifest: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
+  const samples: Samples = { node: [], nodeManifest: [], nodeInitialize: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
   const steps: (() => Promise<void>)[] = [async () => void samples.node.push(await bareNode())];
   if (ref !== undefined) steps.push(async () => void samples.nodeManifest.push(await nodeManifestFloor(ref)));
+  const floor = initializeFloorCommand();
+  steps.push(async () => void samples.nodeInitialize.push(await spawnToInitialize('floor', floor)));
   for (const program of PROGRAMS) {
     const command = commands[program];
     if (command === undefined) continue;
@@ -142,6 +156,7 @@ async function measureRounds(rounds: number, commands: Commands, ref: string | u
   for (const step of steps) await step();
   samples.node.length = 0;
   samples.nodeManifest.length = 0;
+  samples.nodeInitialize.length = 0;
   for (const program of PROGRAMS) {
     samples.initialize[program].length = 0;
     samples.manifest[program].length = 0;
@@ -180,6 +195,7 @@ function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', labe
 function rowsOf(samples: Samples, hasSkopeo: boolean, hasBaseline: boolean): BenchRow[] {
   return [
     { name: 'startup: node -e 0 (spawn → exit)', layerpipe: median(samples.node), unit: 'ms' },
+    { name: 'startup: plain Node Initialize (the SEQPACKET addon, one JSON reply; no proxy)', layerpipe: median(samples.nodeInitialize), unit: 'ms', ratio: median(samples.nodeInitialize) / median(samples.node), limit: 'floor for a Node proxy' },
     ...(samples.nodeManifest.length > 0
       ? [{ name: 'startup: plain Node first manifest (node:tls probe, node:http; no proxy)', layerpipe: median(samples.nodeManifest), unit: 'ms', ratio: median(samples.nodeManifest) / median(samples.node), limit: 'floor for a Node client' }]
       : []),

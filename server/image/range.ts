@@ -3,7 +3,8 @@
  * once, for every transport, and cutting a range out of a stream that can only be read from
  * its start (a layer decompressed on the fly).
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import { nodeStream } from '../node-stream';
 import { InvalidArgumentError } from '../../protocol/errors';
 
 /** Bytes [offset, offset + length) of a blob; no length: to its end. */
@@ -27,6 +28,7 @@ export function rangeWithin(range: ByteRange, size: number, what: string): Resol
 
 /** A range's bytes of an in-memory blob, as a stream. */
 export function bufferRange(bytes: Buffer, range: ByteRange | undefined, what: string): { stream: Readable; size: number } {
+  const { Readable } = nodeStream();
   if (range === undefined) return { stream: Readable.from([bytes]), size: bytes.length };
   const r = rangeWithin(range, bytes.length, what);
   return { stream: Readable.from(r.length === 0 ? [] : [bytes.subarray(r.start, r.start + r.length)]), size: r.length };
@@ -40,7 +42,7 @@ export function skipAndTake(source: Readable, skip: number, length: number): Rea
   let toSkip = skip;
   let left = length;
   let done = false;
-  const cut = new Transform({
+  const cut = new (nodeStream().Transform)({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
       let part = chunk;
       if (toSkip > 0) {

@@ -3,7 +3,8 @@
  * are expected, and how they are checked. How they travel (a pipe, a FIFO, in-band messages)
  * is a sink the wire chooses; see table.ts.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { nodeStream } from '../node-stream';
 import type { BlobVerifier } from '../image/digest';
 
 export interface TransferBody {
@@ -18,5 +19,5 @@ export interface TransferBody {
 
 /** A body of bytes already in memory (a manifest, a config), checked when they were read. */
 export function bytesBody(bytes: Buffer, what: string): TransferBody {
-  return { stream: Readable.from([bytes]), size: bytes.length, verifier: undefined, what };
+  return { stream: nodeStream().Readable.from([bytes]), size: bytes.length, verifier: undefined, what };
 }

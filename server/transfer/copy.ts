@@ -12,7 +12,7 @@
  * source is paused while the sink is full and resumed on 'drain'. With a verifier, every byte
  * within the expected size reaches the sink before a verification error is reported.
  */
-import { finished } from 'node:stream';
+import { nodeStream } from '../node-stream';
 import { LayerpipeError } from '../../protocol/errors';
 import type { TransferBody } from './body';
 import type { MemoryGuard } from './memory-guard';
@@ -130,7 +130,7 @@ export function copyBody(body: TransferBody, sink: Sink, options: CopyOptions): 
 
     if (signal.aborted) return onAbort();
     source.on('data', onData);
-    stopWatchingSource = finished(source, { writable: false }, onSourceFinished);
+    stopWatchingSource = nodeStream().finished(source, { writable: false }, onSourceFinished);
     out.on('drain', onDrain);
     out.once('error', onSinkError);
     out.once('close', onSinkClose);

@@ -12,8 +12,8 @@
  * verification error is reported; a full pipe parks the copy on a uv_poll_t (no spinning,
  * memory bounded by the ring); the signal, the sink closing and EPIPE each settle it once.
  */
-import { finished } from 'node:stream';
 import { LayerpipeError } from '../../protocol/errors';
+import { nodeStream } from '../node-stream';
 import { native } from '../../protocol/seqpacket/native';
 import type { TransferBody } from './body';
 import type { CopyOptions } from './copy';
@@ -186,7 +186,7 @@ function copyStream(copy: PipeCopy): void {
   };
 
   source.on('data', onData);
-  const stopWatching = finished(source, { writable: false }, onSourceFinished);
+  const stopWatching = nodeStream().finished(source, { writable: false }, onSourceFinished);
   copy.onCleanup(() => {
     source.off('data', onData);
     stopWatching();
