@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchRow } from './bench-row';
+import { startupBenchEnv } from './startup-bench';
 
 /** Every bench entry, in the order they run. */
 const ENTRIES = ['startup-bench', 'memory-bench', 'slow-link-bench', 'copy-bench', 'cpu-per-byte-bench'] as const;
@@ -43,12 +44,12 @@ function printTable(rows: readonly { entry: string; row: BenchRow }[]): void {
   console.log('ratio: as each entry defines it against skopeo 1.9.3 in the same run (cpu-per-byte: times less CPU, times more MB/s)');
 }
 
-/** Bare node start-up (`node -e 0`), best of `runs`, in ms: the floor under any proxy's start-up. */
+/** Bare node start-up (`node -e 0`, without NODE_EXTRA_CA_CERTS as in startup-bench), best of `runs`, in ms. */
 function bareNodeStartupMs(runs: number): number {
   let best = Infinity;
   for (let i = 0; i < runs; i++) {
     const started = process.hrtime.bigint();
-    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: startupBenchEnv() });
     best = Math.min(best, Number(process.hrtime.bigint() - started) / 1e6);
   }
   return best;

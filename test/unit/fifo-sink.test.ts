@@ -15,6 +15,7 @@ import { BrokenPipeError, CancelledError, LayerpipeError } from '../../protocol/
 import type { TransferBody } from '../../server/transfer/body';
 import { Session } from '../../server/service/session';
 import { copyBody } from '../../server/transfer/copy';
+import { PIPE_BUFFER_BYTES } from '../../server/transfer/sinks/fd-pipe';
 import { privateParentDirectory, SessionFifos } from '../../server/transfer/sinks/fifo';
 import { closeTestContext, testContext } from '../harness/context';
 
@@ -48,6 +49,27 @@ describe('FIFO sink', () => {
     assert.equal(existsSync(fifoPath), false, 'the FIFO leaves the directory once both ends are open');
     sink.close(); // the transfer's end: the reader sees end of data
     assert.ok((await received).equals(bytes));
+    fifos.close();
+  });
+
+  it('gives the FIFO the buffer of a pipe sink: a body that fits it is copied before any read', async () => {
+    const fifos = new SessionFifos({ parent });
+    const bytes = randomBytes(PIPE_BUFFER_BYTES - 100 * 1024); // more than the kernel's 64 KiB default
+    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:fits');
+    const copied = copyBody(bodyOf(bytes), sink, { signal: new AbortController().signal, guard: undefined });
+    const reader = await openAsync(fifoPath, 'r'); // opened, not read
+    const settled = await Promise.race([copied.then(() => 'copied'), delay(2_000).then(() => 'waiting for the reader')]);
+    assert.equal(settled, 'copied');
+    sink.close();
+    const got = Buffer.alloc(bytes.length + 1);
+    let at = 0;
+    for (;;) {
+      const { bytesRead } = await reader.read(got, at, got.length - at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    await reader.close();
+    assert.ok(got.subarray(0, at).equals(bytes));
     fifos.close();
   });
 

@@ -110,14 +110,18 @@ export class PipeSink implements Sink {
   }
 }
 
-/** A new pipe with a large buffer (best effort: a capped pipe-max-size just leaves the default). */
-function newPipe(): [number, number] {
-  const [readFd, writeFd] = native.pipe();
+/** Gives a pipe or FIFO PIPE_BUFFER_BYTES of buffer (best effort: a capped pipe-max-size just leaves the default). */
+export function widenPipe(fd: number): void {
   try {
-    native.setPipeSize(writeFd, PIPE_BUFFER_BYTES);
+    native.setPipeSize(fd, PIPE_BUFFER_BYTES);
   } catch {
     // EPERM above /proc/sys/fs/pipe-max-size for unprivileged users: the default size works too.
   }
+}
+
+function newPipe(): [number, number] {
+  const [readFd, writeFd] = native.pipe();
+  widenPipe(writeFd);
   return [readFd, writeFd];
 }
 

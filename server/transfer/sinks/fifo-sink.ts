@@ -13,7 +13,7 @@ import { BrokenPipeError, CancelledError, LayerpipeError, systemCode } from '../
 import type { TransferBody } from '../body';
 import type { CopyOptions } from '../copy';
 import type { Sink } from '../sink';
-import { PipeSink } from './fd-pipe';
+import { PipeSink, widenPipe } from './fd-pipe';
 
 /** Retry delays while nobody has opened the FIFO: short at first (the client usually opens at once), then capped. */
 const FIRST_RETRY_MS = 1;
@@ -172,6 +172,8 @@ export class FifoSink implements Sink {
       if (signal.aborted) onAbort();
       onOpen = (fd) => {
         stopListening();
+        // A FIFO starts with the kernel's 64 KiB, as a pipe does: the same buffer as a pipe sink's.
+        widenPipe(fd);
         this.pipe = new PipeSink(fd, this.what);
         resolve(this.pipe);
       };
