@@ -12,9 +12,9 @@
  * (--memory-guard=false), so what the guard buys is a same-run figure. Targets (issue 13): at
  * most 48 MiB idle, at most 64 MiB streaming. Then the same four at once through the slow link of
  * slow-link-bench (40 MB/s per connection, +20 ms), parallel ranges on as by default: the pool's
- * limit on bytes held ahead of readers (64 MiB, held-bytes.ts) against none (4 GiB). `--breakdown` loads memory-sampler.ts into each
- * layerpipe proxy and prints what its RSS was made of at its peak (last round). Limits measured
- * in the same rounds: `node -e 0`'s peak, and a plain Node client fetching the same four blobs at
+ * limit on bytes held ahead of readers (64 MiB, held-bytes.ts) against none (4 GiB).
+ * `--breakdown` loads memory-sampler.ts into each layerpipe proxy and prints what its RSS was
+ * made of at its peak (last round). Limits measured in the same rounds: `node -e 0`'s peak, and a plain Node client fetching the same four blobs at
  * once over node:http and hashing them (bench/direct-blob-client.ts). Every Node process starts
  * without NODE_EXTRA_CA_CERTS (startup-bench.ts says why). Run by hand:
  *
@@ -32,11 +32,11 @@ import { pushImage } from '../test/harness/registry-images';
 import type { ImageProxy } from '../clients/typescript';
 import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-client';
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
+import { spawnShapingProxy, type ShapingProxy } from '../test/harness/shaping-proxy';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
 import { linkLabel, WAN_LINK } from './slow-link-bench';
-import { startupBenchEnv } from './startup-bench';
-import { spawnShapingProxy, type ShapingProxy } from '../test/harness/shaping-proxy';
+import { NO_EXTRA_CA_CERTS, startupBenchEnv } from './startup-bench';
 import { SAMPLE_FILE_ENV, type MemoryBreakdown } from './memory-sampler';
 import { fetchLayers, num, peakRssMiB, type Layer } from './throughput';
 
@@ -63,7 +63,7 @@ async function peakOf(program: ProxyProgram, flags: readonly string[], breakdown
   const sampled = breakdown && program === 'layerpipe';
   // One connection per blob: a blob split into ranges holds pieces ahead of the reader by design
   // (up to 6 × 8 MiB each, blob-parallel.ts), and whether it splits depends on the machine's load.
-  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1', NODE_EXTRA_CA_CERTS: '', ...extraEnv };
+  const ranges = { LAYERPIPE_PARALLEL_RANGES: '1', ...NO_EXTRA_CA_CERTS, ...extraEnv };
   const env: Record<string, string> = sampled ? { ...ranges, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${require.resolve('./memory-sampler')}`.trim(), [SAMPLE_FILE_ENV]: sampleFile } : ranges;
   const proxy = await spawnProxy({ program, args: [...ARGS, ...flags], env });
   let peak = NaN;

@@ -56,10 +56,12 @@ type Commands = Partial<Record<Program, string>>;
 /** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
 
-/** The environment every measured program starts with: this one without NODE_EXTRA_CA_CERTS. */
+/** Set over a child's environment: Node takes an empty NODE_EXTRA_CA_CERTS as none. */
+export const NO_EXTRA_CA_CERTS = { NODE_EXTRA_CA_CERTS: '' } as const;
+
+/** The environment every measured program starts with: this one without extra CA certificates. */
 export function startupBenchEnv(): NodeJS.ProcessEnv {
-  const { NODE_EXTRA_CA_CERTS: _padding, ...env } = process.env;
-  return env;
+  return { ...process.env, ...NO_EXTRA_CA_CERTS };
 }
 
 const proxyEnv = (): NodeJS.ProcessEnv => ({ ...startupBenchEnv(), REGISTRY_AUTH_FILE: emptyAuthFilePath() });

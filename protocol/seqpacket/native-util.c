@@ -133,3 +133,13 @@ bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, siz
   *data = base;
   return true;
 }
+
+napi_value fd_pair(napi_env env, int a, int b) {
+  napi_value arr, va, vb;
+  CHECK(env, napi_create_array_with_length(env, 2, &arr));
+  CHECK(env, napi_create_int32(env, a, &va));
+  CHECK(env, napi_create_int32(env, b, &vb));
+  CHECK(env, napi_set_element(env, arr, 0, va));
+  CHECK(env, napi_set_element(env, arr, 1, vb));
+  return arr;
+}

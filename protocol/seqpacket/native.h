@@ -40,6 +40,13 @@ bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, siz
 /* The JS string `v` as a fresh C string (free() it); refuses NUL bytes, and PATH_MAX or more bytes as ENAMETOOLONG of `syscall`. */
 char *get_path(napi_env env, napi_value v, const char *syscall);
 
+/* [a, b] as a JS array of two numbers (a pair of descriptors). */
+napi_value fd_pair(napi_env env, int a, int b);
+
+/* pipe, setNonBlocking, setCloexec, close, socketType, takeSocketError, setParentDeathSignal,
+   setPipeSize and errorName (fd-calls.c), added to `exports`. */
+bool define_fd_functions(napi_env env, napi_value exports);
+
 /* The Poller class (poller.c). */
 napi_value define_poller_class(napi_env env);
 

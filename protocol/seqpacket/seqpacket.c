@@ -1,7 +1,8 @@
 /*
  * layerpipe_native: the few system calls Node cannot make itself, for the image-proxy wire.
  *
- * - socketpair(SOCK_SEQPACKET) and pipe2, both close-on-exec;
+ * - socketpair(SOCK_SEQPACKET), close-on-exec; pipe2, fcntl flags, close and socket
+ *   queries (fd-calls.c);
  * - sendmsg/recvmsg of one packet with file descriptors in one SCM_RIGHTS message;
  * - a Poller (poller.c: uv_poll_t on the Node loop) to learn when such a socket is readable or writable;
  * - opening files below a directory fd with no symlink followed (beneath.c), for oci: and dir:;
@@ -23,7 +24,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -43,17 +43,7 @@ typedef struct {
   size_t capacity;
 } instance_t;
 
-static napi_value fd_pair(napi_env env, int a, int b) {
-  napi_value arr, va, vb;
-  CHECK(env, napi_create_array_with_length(env, 2, &arr));
-  CHECK(env, napi_create_int32(env, a, &va));
-  CHECK(env, napi_create_int32(env, b, &vb));
-  CHECK(env, napi_set_element(env, arr, 0, va));
-  CHECK(env, napi_set_element(env, arr, 1, vb));
-  return arr;
-}
-
-/* ---------- plain functions ---------- */
+/* ---------- socket pairs ---------- */
 
 static napi_value js_seqpacket_pair(napi_env env, napi_callback_info info) {
   (void)info;
@@ -63,116 +53,6 @@ static napi_value js_seqpacket_pair(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return fd_pair(env, sv[0], sv[1]);
-}
-
-static napi_value js_pipe(napi_env env, napi_callback_info info) {
-  (void)info;
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) {
-    throw_errno(env, errno, "pipe2");
-    return NULL;
-  }
-  return fd_pair(env, p[0], p[1]);
-}
-
-static napi_value set_flag(napi_env env, napi_callback_info info, int get, int set, int flag, const char *syscall) {
-  napi_value argv[2];
-  int fd;
-  bool on;
-  if (!get_args(env, info, 2, argv, NULL) || !get_fd(env, argv[0], &fd) || !get_bool(env, argv[1], &on)) return NULL;
-  int flags = fcntl(fd, get);
-  if (flags < 0 || fcntl(fd, set, on ? (flags | flag) : (flags & ~flag)) < 0) throw_errno(env, errno, syscall);
-  return NULL;
-}
-
-static napi_value js_set_nonblocking(napi_env env, napi_callback_info info) {
-  return set_flag(env, info, F_GETFL, F_SETFL, O_NONBLOCK, "fcntl(O_NONBLOCK)");
-}
-
-static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
-  return set_flag(env, info, F_GETFD, F_SETFD, FD_CLOEXEC, "fcntl(FD_CLOEXEC)");
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int fd;
-  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
-  /* On Linux the descriptor is released even when close reports EINTR: never retry. */
-  if (close(fd) < 0 && errno != EINTR) throw_errno(env, errno, "close");
-  return NULL;
-}
-
-static napi_value js_socket_type(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  int fd, type;
-  socklen_t len = sizeof type;
-  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-    throw_errno(env, errno, "getsockopt(SO_TYPE)");
-    return NULL;
-  }
-  const char *name = type == SOCK_SEQPACKET ? "seqpacket" : type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other";
-  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
-  return result;
-}
-
-/* getsockopt(SO_ERROR): the pending socket error's name, or null; reading it clears it. */
-static napi_value js_take_socket_error(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  int fd, err = 0;
-  socklen_t len = sizeof err;
-  char name[64];
-  if (!get_args(env, info, 1, argv, NULL) || !get_fd(env, argv[0], &fd)) return NULL;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
-    throw_errno(env, errno, "getsockopt(SO_ERROR)");
-    return NULL;
-  }
-  if (err == 0) {
-    CHECK(env, napi_get_null(env, &result));
-    return result;
-  }
-  uv_err_name_r(-err, name, sizeof name);
-  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
-  return result;
-}
-
-static napi_value js_set_parent_death_signal(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int64_t sig;
-  if (!get_args(env, info, 1, argv, NULL) || !get_int(env, argv[0], "signal", 64, false, &sig)) return NULL;
-  if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) < 0) throw_errno(env, errno, "prctl(PR_SET_PDEATHSIG)");
-  return NULL;
-}
-
-/* fcntl(F_SETPIPE_SZ): a bigger pipe means fewer wake-ups per megabyte copied. Returns the size set. */
-static napi_value js_set_pipe_size(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int fd;
-  int64_t size;
-  if (!get_args(env, info, 2, argv, NULL) || !get_fd(env, argv[0], &fd) ||
-      !get_int(env, argv[1], "size", INT_MAX, false, &size)) return NULL;
-  int set = fcntl(fd, F_SETPIPE_SZ, (int)size);
-  if (set < 0) {
-    throw_errno(env, errno, "fcntl(F_SETPIPE_SZ)");
-    return NULL;
-  }
-  napi_value result;
-  CHECK(env, napi_create_int32(env, set, &result));
-  return result;
-}
-
-static napi_value js_error_name(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  int32_t code;
-  char name[64];
-  if (!get_args(env, info, 1, argv, NULL)) return NULL;
-  if (napi_get_value_int32(env, argv[0], &code) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "code must be a number");
-    return NULL;
-  }
-  uv_err_name_r(code, name, sizeof name);
-  CHECK(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
-  return result;
 }
 
 /* ---------- packets ---------- */
@@ -370,20 +250,15 @@ static napi_value init(napi_env env, napi_value exports) {
   if (poller_class == NULL) return NULL;
   napi_property_descriptor props[] = {
       FN("seqpacketPair", js_seqpacket_pair),
-      FN("pipe", js_pipe),
-      FN("setNonBlocking", js_set_nonblocking),
-      FN("setCloexec", js_set_cloexec),
       FN("sendPacket", js_send_packet),
       FN("recvPacket", js_recv_packet),
-      FN("close", js_close),
-      FN("socketType", js_socket_type),
-      FN("takeSocketError", js_take_socket_error),
-      FN("setParentDeathSignal", js_set_parent_death_signal),
-      FN("errorName", js_error_name),
-      FN("setPipeSize", js_set_pipe_size),
       {"Poller", NULL, NULL, NULL, NULL, poller_class, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  if (!define_fd_functions(env, exports)) {
+    throw_internal(env, "cannot define the descriptor functions");
+    return NULL;
+  }
   if (!define_beneath_functions(env, exports)) {
     throw_internal(env, "cannot define the openBeneath functions");
     return NULL;
