@@ -34,7 +34,7 @@ export async function serveOneSession(command: CommandName, options: ProxyOption
   try {
     // FIFO payloads (1.0) live in a private directory removed when the session closes.
     const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
-    const why = await serve({ log, session, wire: { serverVersion: packageVersion(), openFifo: (what) => fifos.openFifoSink(what) } });
+    const why = await serve({ log, session, wire: { serverVersion: packageVersion(), fifos } });
     log.debug(`${command} exiting: ${why}`);
   } finally {
     await session.close();

@@ -9,7 +9,6 @@ import type { ManifestResult, Method1, ParamsOf1, Platform, ResultOf1 } from '..
 import { BlobVerifier, parseDigest, sha256Digest } from '../image/digest';
 import type { ListedInstance, OpenedImage } from '../image/image';
 import { MediaTypes } from '../image/manifest';
-import { openImageByName } from '../image/open';
 import { describeSignatures } from '../policy/report';
 import { listTagsByName } from '../transports/all';
 import type { PendingBody, Session } from './session';
@@ -28,21 +27,6 @@ export type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob
 type Implementation1<M extends ServiceMethod1> = (session: Session, params: ParamsOf1<M>, signal: AbortSignal) => Promise<Value1<M>>;
 
 const base64 = (bytes: Buffer): string => bytes.toString('base64');
-
-async function openImage(session: Session, name: string, signal: AbortSignal): Promise<number> {
-  const lifetime = session.newImageLifetime();
-  const onRequestAbort = (): void => lifetime.end(signal.reason);
-  signal.addEventListener('abort', onRequestAbort, { once: true });
-  try {
-    const image = await openImageByName(name, session.ctx, lifetime.signal);
-    return session.addImage(image, lifetime);
-  } catch (err) {
-    lifetime.end(err);
-    throw err;
-  } finally {
-    signal.removeEventListener('abort', onRequestAbort);
-  }
-}
 
 /** A list entry's platform as protocol 1.0 shows it: os, architecture and a variant only when there is one. */
 function platformOf(p: ListedInstance['platform']): Platform | null {
@@ -67,10 +51,10 @@ async function getManifest(image: OpenedImage, raw: boolean, platform: Platform 
 }
 
 export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Implementation1<M> } = {
-  OpenImage: async (session, { reference }, signal) => ({ image: await openImage(session, reference, signal) }),
+  OpenImage: async (session, { reference }, signal) => ({ image: await session.openImage(reference, signal) }),
   OpenImageOptional: async (session, { reference }, signal) => {
     try {
-      return { image: await openImage(session, reference, signal) };
+      return { image: await session.openImage(reference, signal) };
     } catch (err) {
       if (err instanceof ImageNotFoundError) return { image: null };
       throw err;

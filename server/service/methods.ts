@@ -5,7 +5,6 @@
 import { ImageNotFoundError } from '../../protocol/errors';
 import { METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID, type ArgsOf, type MethodName } from '../../protocol/methods';
 import { BlobVerifier, parseDigest } from '../image/digest';
-import { openImageByName } from '../image/open';
 import { bytesBody } from '../transfer/body';
 import type { MethodResult, Session } from './session';
 
@@ -14,18 +13,11 @@ type Implementation<K extends MethodName> = (session: Session, args: ArgsOf<(typ
 const valueOnly = (value: unknown): MethodResult => ({ value });
 
 async function openImage(session: Session, name: string, signal: AbortSignal, optional: boolean): Promise<MethodResult> {
-  const lifetime = session.newImageLifetime();
-  const onRequestAbort = (): void => lifetime.end(signal.reason);
-  signal.addEventListener('abort', onRequestAbort, { once: true });
   try {
-    const image = await openImageByName(name, session.ctx, lifetime.signal);
-    return valueOnly(session.addImage(image, lifetime));
+    return valueOnly(await session.openImage(name, signal));
   } catch (err) {
-    lifetime.end(err);
     if (optional && err instanceof ImageNotFoundError) return valueOnly(SENTINEL_IMAGE_ID);
     throw err;
-  } finally {
-    signal.removeEventListener('abort', onRequestAbort);
   }
 }
 

@@ -113,15 +113,27 @@ export class Session {
     this.initialized = true;
   }
 
-  /** A lifetime for an image about to be opened: it ends with the session. */
-  newImageLifetime(): Lifetime {
-    return new Lifetime(this.lifetime.signal);
-  }
-
-  addImage(image: OpenedImage, lifetime: Lifetime): number {
-    const id = ++this.nextImageId;
-    this.images.set(id, { image, lifetime });
-    return id;
+  /**
+   * Opens an image by its transport name for this session and returns its id. The image lives
+   * until CloseImage or the session's end; `signal` (the request's) abandons the opening only.
+   * The open path (transports, policy, registry client) loads at the first image, not at start.
+   */
+  async openImage(name: string, signal: AbortSignal): Promise<number> {
+    const lifetime = new Lifetime(this.lifetime.signal);
+    const onRequestAbort = (): void => lifetime.end(signal.reason);
+    signal.addEventListener('abort', onRequestAbort, { once: true });
+    try {
+      const { openImageByName } = await import('../image/open');
+      const image = await openImageByName(name, this.ctx, lifetime.signal);
+      const id = ++this.nextImageId;
+      this.images.set(id, { image, lifetime });
+      return id;
+    } catch (err) {
+      lifetime.end(err);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onRequestAbort);
+    }
   }
 
   image(id: number): SessionImage {

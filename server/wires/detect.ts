@@ -76,7 +76,7 @@ export async function serveConnection(fd: number, session: Session, log: Logger,
   if (speaksJsonRpc(first)) {
     log.debug('first packet is JSON-RPC 2.0: serving protocol 1.0');
     // Loaded only now: a 0.2.x client never pays for vscode-jsonrpc and the 1.0 methods.
-    const { serveJsonRpcSeqpacket } = require('./jsonrpc/serve') as typeof import('./jsonrpc/serve');
+    const { serveJsonRpcSeqpacket } = await import('./jsonrpc/serve');
     return serveJsonRpcSeqpacket(socket, first, session, log, options);
   }
   return serveSkopeoSocket(socket, session, log, first);

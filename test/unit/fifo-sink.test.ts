@@ -17,6 +17,7 @@ import { Session } from '../../server/service/session';
 import { copyBody } from '../../server/transfer/copy';
 import { PIPE_BUFFER_BYTES } from '../../server/transfer/sinks/fd-pipe';
 import { privateParentDirectory, SessionFifos } from '../../server/transfer/sinks/fifo';
+import { openFifoSink } from '../../server/transfer/sinks/fifo-sink';
 import { closeTestContext, testContext } from '../harness/context';
 
 const parent = mkdtempSync(path.join(os.tmpdir(), 'fifo-sink-test-'));
@@ -40,7 +41,7 @@ describe('FIFO sink', () => {
   it('delivers every byte to a reader that opens the FIFO after the copy started, and unlinks it once open', async () => {
     const fifos = new SessionFifos({ parent });
     const bytes = randomBytes(5 * 1024 * 1024 + 123);
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:test');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:test');
     assert.ok(statSync(fifoPath).isFIFO());
     const copied = copyBody(bodyOf(bytes), sink, { signal: new AbortController().signal, guard: undefined });
     await delay(50); // the writer is retrying by now
@@ -55,7 +56,7 @@ describe('FIFO sink', () => {
   it('gives the FIFO the buffer of a pipe sink: a body that fits it is copied before any read', async () => {
     const fifos = new SessionFifos({ parent });
     const bytes = randomBytes(PIPE_BUFFER_BYTES - 100 * 1024); // more than the kernel's 64 KiB default
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:fits');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:fits');
     const copied = copyBody(bodyOf(bytes), sink, { signal: new AbortController().signal, guard: undefined });
     const reader = await openAsync(fifoPath, 'r'); // opened, not read
     const settled = await Promise.race([copied.then(() => 'copied'), delay(2_000).then(() => 'waiting for the reader')]);
@@ -75,7 +76,7 @@ describe('FIFO sink', () => {
 
   it('reports broken pipe when the reader closes early', async () => {
     const fifos = new SessionFifos({ parent });
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:early');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:early');
     const copied = copyBody(bodyOf(randomBytes(16 * 1024 * 1024)), sink, { signal: new AbortController().signal, guard: undefined });
     copied.catch(() => undefined); // checked below, after the reader has gone
     const reader = await openAsync(fifoPath, 'r');
@@ -89,7 +90,7 @@ describe('FIFO sink', () => {
 
   it('fails the transfer with a clear error when nobody opens the FIFO, and removes it', async () => {
     const fifos = new SessionFifos({ parent, openTimeoutMs: 200 });
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:nobody');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:nobody');
     const started = Date.now();
     await assert.rejects(
       copyBody(bodyOf(randomBytes(1024)), sink, { signal: new AbortController().signal, guard: undefined }),
@@ -104,7 +105,7 @@ describe('FIFO sink', () => {
 
   it('releases a reader blocked opening the FIFO when the transfer ends before the data', async () => {
     const fifos = new SessionFifos({ parent });
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:cancelled');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:cancelled');
     const controller = new AbortController();
     // An empty source that never ends: the copy waits until it is cancelled.
     const body: TransferBody = { stream: new Readable({ read: () => undefined }), size: 10, verifier: undefined, what: 'never' };
@@ -118,7 +119,7 @@ describe('FIFO sink', () => {
 
   it('lets a reader already blocked in open() through when the sink closes before writing', async () => {
     const fifos = new SessionFifos({ parent, openTimeoutMs: 60_000 });
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob sha256:blocked');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob sha256:blocked');
     // Blocking open on the thread pool: it returns only once some writer opens the FIFO.
     const received = readAll(fifoPath);
     await delay(30);
@@ -131,8 +132,8 @@ describe('FIFO sink', () => {
     const session = new AbortController();
     const fifos = new SessionFifos({ parent, signal: session.signal });
     assert.equal(fifos.directoryPath, undefined, 'nothing is made before the first FIFO');
-    const first = fifos.openFifoSink('a');
-    const second = fifos.openFifoSink('b');
+    const first = openFifoSink(fifos, 'a');
+    const second = openFifoSink(fifos, 'b');
     const dir = fifos.directoryPath!;
     assert.equal(path.dirname(dir), parent);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
@@ -142,7 +143,7 @@ describe('FIFO sink', () => {
     assert.deepEqual(readdirSync(dir).sort(), ['transfer-1', 'transfer-2']);
     session.abort(new CancelledError('session closed'));
     assert.equal(existsSync(dir), false, 'the directory goes with the session');
-    assert.throws(() => fifos.openFifoSink('c'), CancelledError);
+    assert.throws(() => openFifoSink(fifos, 'c'), CancelledError);
     first.sink.close();
     second.sink.close();
   });
@@ -157,7 +158,7 @@ describe('FIFO sink', () => {
   it('leaves no descriptor open after a transfer', async () => {
     const before = readdirSync('/proc/self/fd').length;
     const fifos = new SessionFifos({ parent });
-    const { sink, path: fifoPath } = fifos.openFifoSink('blob');
+    const { sink, path: fifoPath } = openFifoSink(fifos, 'blob');
     const received = readAll(fifoPath);
     await copyBody(bodyOf(randomBytes(100_000)), sink, { signal: new AbortController().signal, guard: undefined });
     sink.close();
@@ -176,7 +177,7 @@ describe('FIFO sink', () => {
     fifos.close(); // as when the session is already closing
     const source = Readable.from([Buffer.from('bytes')]);
     const pending = { body: { stream: source, size: 5, verifier: undefined, what: 'blob' }, owner: new AbortController().signal };
-    assert.throws(() => session.startTransfer(pending, () => fifos.openFifoSink('blob'), true), CancelledError);
+    assert.throws(() => session.startTransfer(pending, () => openFifoSink(fifos, 'blob'), true), CancelledError);
     assert.equal(source.destroyed, true);
     await session.close();
     await closeTestContext(ctx);

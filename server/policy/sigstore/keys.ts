@@ -5,8 +5,8 @@
  * sigstore uses (ECDSA ASN.1 signatures, RSA PKCS#1 v1.5, pure Ed25519). Key files are read
  * when a requirement is evaluated, like the GPG keyrings.
  */
+import { promises as fsp } from 'node:fs';
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { systemErrorText } from '../../../protocol/errors';
 import type { PemSource } from '../types';
 import { parseCertificate, type Certificate } from './certificate';
@@ -165,7 +165,7 @@ export function caCertificatesFromPem(pem: Buffer): Certificate[] {
 
 async function readPemFile(file: string): Promise<Buffer> {
   try {
-    const data = await readFile(file);
+    const data = await fsp.readFile(file); // node:fs/promises loads here, not with the chunk
     if (data.length > MAX_PEM_FILE_SIZE) throw new KeyMaterialError(`${file} is larger than ${MAX_PEM_FILE_SIZE} bytes`);
     return data;
   } catch (err) {

@@ -3,8 +3,8 @@
  * comes, so the write end is opened O_NONBLOCK and retried on ENXIO (no reader yet) with a short
  * backoff, on the event loop, until a reader comes or the open timeout passes. Once open, the
  * copy writes it as it writes a pipe sink (pipe-copy.ts); a net.Socket over the fd serves
- * anything else that writes `writable`. Loaded at a session's first FIFO: it extends
- * node:stream's Writable, which a proxy otherwise loads only once bytes move.
+ * anything else that writes `writable`. Only the 1.0 wire offers FIFOs, and only it imports this
+ * file: it extends node:stream's Writable, which a 0.2.x proxy loads only once bytes move.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, unlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -14,6 +14,7 @@ import type { TransferBody } from '../body';
 import type { CopyOptions } from '../copy';
 import type { Sink } from '../sink';
 import { PipeSink, widenPipe } from './fd-pipe';
+import type { SessionFifos } from './fifo';
 
 /** Retry delays while nobody has opened the FIFO: short at first (the client usually opens at once), then capped. */
 const FIRST_RETRY_MS = 1;
@@ -189,4 +190,10 @@ export class FifoSink implements Sink {
     this.pipe?.close();
     this.writable.destroy();
   }
+}
+
+/** A new FIFO of the session's for one transfer of `what`: the sink writing it, and the path the client opens. */
+export function openFifoSink(fifos: SessionFifos, what: string): { sink: FifoSink; path: string } {
+  const fifoPath = fifos.makeFifo();
+  return { sink: new FifoSink(fifoPath, what, fifos.openTimeoutMs), path: fifoPath };
 }

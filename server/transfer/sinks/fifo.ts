@@ -2,13 +2,13 @@
  * FIFO sinks: the consumer gets a path to open for reading, in a private directory (0700) of
  * the session's own, made on first use and removed with everything in it when the session
  * closes. A FIFO leaves the filesystem as soon as both ends are open, or when its transfer
- * ends first. The write side is fifo-sink.ts, loaded at the first FIFO.
+ * ends first. The write side is fifo-sink.ts (openFifoSink), part of the 1.0 wire, which alone
+ * offers FIFOs: node:stream, which it extends, then loads with that wire, not at every start.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CancelledError } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
-import type { FifoSink } from './fifo-sink';
 
 /** How long a FIFO waits for its reader unless told otherwise. */
 export const DEFAULT_FIFO_OPEN_TIMEOUT_MS = 60_000;
@@ -41,7 +41,8 @@ export class SessionFifos {
   private directory: string | undefined;
   private nextId = 0;
   private closed = false;
-  private readonly openTimeoutMs: number;
+  /** How long each FIFO waits for its reader. */
+  readonly openTimeoutMs: number;
 
   constructor(private readonly options: SessionFifosOptions = {}) {
     this.openTimeoutMs = options.openTimeoutMs ?? DEFAULT_FIFO_OPEN_TIMEOUT_MS;
@@ -55,15 +56,14 @@ export class SessionFifos {
     return this.directory;
   }
 
-  /** A new FIFO (mode 0600) for one transfer: the sink writing it, and the path the client opens. */
-  openFifoSink(what: string): { sink: FifoSink; path: string } {
+  /** A new FIFO (mode 0600) for one transfer: the path the client opens (fifo-sink.ts writes it). */
+  makeFifo(): string {
     if (this.closed) throw new CancelledError('session closed');
     // mkdtemp makes the directory 0700 whatever the umask.
     this.directory ??= mkdtempSync(path.join(this.options.parent ?? privateParentDirectory(), 'layerpipe-fifo-'));
     const fifoPath = path.join(this.directory, `transfer-${++this.nextId}`);
     native.mkfifo(fifoPath, 0o600);
-    const { FifoSink: Sink } = require('./fifo-sink') as typeof import('./fifo-sink');
-    return { sink: new Sink(fifoPath, what, this.openTimeoutMs), path: fifoPath };
+    return fifoPath;
   }
 
   /** Removes the directory and every FIFO left in it; sinks already open keep their fds. Idempotent. */

@@ -15,7 +15,6 @@ import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { clipInput, LayerpipeError, systemErrorText, UnsafeContentError, UnsupportedError } from '../../../protocol/errors';
 import { native } from '../../../protocol/seqpacket/native';
 import { rangeWithin, type ByteRange, type ResolvedRange } from '../../image/range';
@@ -200,7 +199,7 @@ async function spillGzip(archive: FileHandle, file: string, tmpDir: string, sign
     throw new LayerpipeError(`creating a file in ${tmpDir} to decompress archive ${clipInput(file)} into: ${systemErrorText(err)}`, { cause: err });
   }
   try {
-    const gunzip = createGunzip({ chunkSize: SPILL_CHUNK });
+    const gunzip = (require('node:zlib') as typeof import('node:zlib')).createGunzip({ chunkSize: SPILL_CHUNK }); // zlib loads with a gzipped archive only
     const input = archive.createReadStream({ start: 0, autoClose: false, highWaterMark: SPILL_CHUNK });
     input.on('error', (err) => gunzip.destroy(err));
     input.pipe(gunzip);

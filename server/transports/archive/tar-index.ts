@@ -12,7 +12,7 @@
  * more entries or longer names than any image archive needs (memory stays bounded).
  */
 import path from 'node:path';
-import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
+import type { Extract, Header } from 'tar-stream';
 import { BlobNotFoundError, LayerpipeError, UnsafeContentError } from '../../../protocol/errors';
 
 /** Most entries indexed: docker save of a 500-layer image has about 2,000. */
@@ -210,7 +210,9 @@ class ParserFeed {
  */
 export async function indexTar(source: TarByteSource, where: string): Promise<TarIndex> {
   const index = new TarIndex(where);
-  const parser = tarExtract({ highWaterMark: 1 });
+  // tar-stream (and streamx with it) loads at the first archive, not with every image's open path.
+  const { extract } = require('tar-stream') as typeof import('tar-stream');
+  const parser = extract({ highWaterMark: 1 });
   const feed = new ParserFeed(parser);
   /** Bytes handed to the parser so far: the archive offset of the next byte. */
   let fed = 0;

@@ -11,7 +11,6 @@
  * when the image is opened, as skopeo does.
  */
 import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { BlobNotFoundError, UnsupportedError } from '../../../protocol/errors';
 import { parseDigest, sha256Digest } from '../../image/digest';
 import { MAX_CONFIG_SIZE, MediaTypes } from '../../image/manifest';
@@ -169,7 +168,8 @@ export class DockerArchiveSource implements ImageSource {
 
 /** Decompresses a stream; a failure on either side surfaces on the returned stream. */
 function gunzipped(compressed: Readable): Readable {
-  return pipeline(compressed, createGunzip(), () => {
+  // zlib loads with a compressed layer only, not with the open path's chunk.
+  return pipeline(compressed, (require('node:zlib') as typeof import('node:zlib')).createGunzip(), () => {
     // Errors reach the consumer through the returned stream; nothing more to do here.
   });
 }

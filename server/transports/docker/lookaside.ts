@@ -4,7 +4,7 @@
  * one missing. file:// bases are read from disk, http:// and https:// ones fetched; any
  * other scheme is an error. Sizes and counts are bounded (server/image/signatures.ts).
  */
-import { open } from 'node:fs/promises';
+import { promises as fsp } from 'node:fs';
 import { InvalidConfigError, LayerpipeError, systemCode, systemErrorText } from '../../../protocol/errors';
 import { parseDigest } from '../../image/digest';
 import { MAX_SIGNATURE_SIZE, readNumberedSignatures, tooLargeSignature } from '../../image/signatures';
@@ -22,7 +22,7 @@ export function signatureUrl(base: URL, name: string, digest: string, index: num
 async function readLocal(file: string, where: string): Promise<Buffer | undefined> {
   let handle;
   try {
-    handle = await open(file, 'r');
+    handle = await fsp.open(file, 'r'); // node:fs/promises loads here, not with the open path's chunk
   } catch (err) {
     if (systemCode(err) === 'ENOENT') return undefined;
     throw new LayerpipeError(`reading signature ${where}: ${systemErrorText(err)}`, { cause: err });

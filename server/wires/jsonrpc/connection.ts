@@ -14,7 +14,8 @@ import type { Logger } from '../../log';
 import { METHOD_IMPLEMENTATIONS_1, type PendingTransfer } from '../../service/methods-1';
 import type { Session } from '../../service/session';
 import type { WireEnd } from '../skopeo/wire';
-import { TransferDelivery, type OpenFifo } from './delivery';
+import type { SessionFifos } from '../../transfer/sinks/fifo';
+import { TransferDelivery } from './delivery';
 import { responseErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
 import { CANCEL_METHOD, type GatedMessageReader } from './message-gate';
@@ -24,8 +25,8 @@ import type { HandoutMessageWriter } from './writer';
 export interface JsonRpcWireOptions {
   /** layerpipe's version, for Initialize's `server.version`. */
   readonly serverVersion: string;
-  /** Offers the `fifo` payload: opens a FIFO sink for one transfer. Absent: `fifo` is not offered. */
-  readonly openFifo?: OpenFifo;
+  /** Offers the `fifo` payload: the session's FIFOs, one per transfer. Absent: `fifo` is not offered. */
+  readonly fifos?: SessionFifos;
 }
 
 /** One connection's framing, as the wire needs it. */
@@ -103,7 +104,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
         },
       },
     });
-    const offered: readonly PayloadKind[] = PAYLOAD_KINDS.filter((p) => transport.payloads.includes(p) || (p === 'fifo' && options.openFifo !== undefined));
+    const offered: readonly PayloadKind[] = PAYLOAD_KINDS.filter((p) => transport.payloads.includes(p) || (p === 'fifo' && options.fifos !== undefined));
     let delivery: TransferDelivery | undefined;
     let inFlight = 0;
     let inputEnded = false;
@@ -152,7 +153,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       }
       session.markInitialized();
       const window = Math.min(MAX_STREAM_WINDOW, Math.max(MIN_STREAM_WINDOW, params.window ?? DEFAULT_STREAM_WINDOW));
-      delivery = new TransferDelivery({ session, connection, handouts, log, payload, window, streamChunk: transport.streamChunk, sendStreamChunk: transport.sendStreamChunk, openFifo: options.openFifo });
+      delivery = new TransferDelivery({ session, connection, handouts, log, payload, window, streamChunk: transport.streamChunk, sendStreamChunk: transport.sendStreamChunk, fifos: options.fifos });
       return { protocolVersion: PROTOCOL_VERSION_1, server: { name: 'layerpipe', version: options.serverVersion }, methods: Object.keys(PARAMS_1), payload, window };
     };
 

@@ -15,16 +15,14 @@ import {
 import type { Logger } from '../../log';
 import type { PendingTransfer } from '../../service/methods-1';
 import type { Session } from '../../service/session';
-import type { Sink } from '../../transfer/sink';
 import { InBandSink } from '../../transfer/sinks/in-band';
 import { openPipeSink } from '../../transfer/sinks/fd-pipe';
+import type { SessionFifos } from '../../transfer/sinks/fifo';
+import { openFifoSink } from '../../transfer/sinks/fifo-sink';
 import type { Transfer } from '../../transfer/table';
 import { Base64Chunk } from './base64-chunk';
 import { rpcErrorOf } from './error-code';
 import type { TransferHandouts } from './handouts';
-
-/** Opens a FIFO sink for a transfer of `what`: the sink and the path the client opens. */
-export type OpenFifo = (what: string) => { sink: Sink; path: string };
 
 export interface DeliveryOptions {
   readonly session: Session;
@@ -38,7 +36,7 @@ export interface DeliveryOptions {
   readonly streamChunk: number;
   /** Stream payloads: the framing's own way to send bytes (RpcTransport.sendStreamChunk), else `transfer/data`. */
   readonly sendStreamChunk: ((transfer: number, chunk: Buffer) => Promise<void>) | undefined;
-  readonly openFifo: OpenFifo | undefined;
+  readonly fifos: SessionFifos | undefined;
 }
 
 export class TransferDelivery {
@@ -58,9 +56,9 @@ export class TransferDelivery {
       return { transfer: transfer.id, size };
     }
     if (payload === 'fifo') {
-      const openFifo = this.options.openFifo;
-      if (openFifo === undefined) throw new InternalError('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
-      const { transfer, handout } = session.startTransfer(pending, () => openFifo(what), true);
+      const fifos = this.options.fifos;
+      if (fifos === undefined) throw new InternalError('fifo payload chosen without a way to open FIFOs'); // Initialize never chooses it then
+      const { transfer, handout } = session.startTransfer(pending, () => openFifoSink(fifos, what), true);
       handouts.add(transfer.id, { fd: undefined, onWritten: (sent) => this.afterResponse(transfer, sent, progress, undefined) });
       return { transfer: transfer.id, size, path: handout.path };
     }

@@ -107,7 +107,7 @@ export class SeqpacketService {
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     // Each connection's FIFOs live in a private directory of its own, removed with its session.
     const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
-    const wire = { serverVersion: this.options.serverVersion, openFifo: (what: string) => fifos.openFifoSink(what) };
+    const wire = { serverVersion: this.options.serverVersion, fifos };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, identity: fdIdentity(fd), session, done: Promise.resolve() };
     this.connections.set(id, connection);
