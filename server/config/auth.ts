@@ -4,12 +4,12 @@
  *
  * Nothing here logs or throws a secret: messages name files, keys and helpers only.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { configFs as fs } from './config-files';
 import { CancelledError, CredentialHelperError, InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { getFromCredentialHelper } from './credential-helper';
+import { homeDirectory } from './home';
 
 export type RegistryCredentials =
   | { kind: 'basic'; username: string; password: string }
@@ -72,7 +72,7 @@ export function authFileSearchPath(opts: AuthLookupOptions): AuthFileLocation[] 
   const env = opts.env ?? process.env;
   const explicit = nonEmpty(opts.authFile) ?? nonEmpty(env.REGISTRY_AUTH_FILE);
   if (explicit !== undefined) return [{ path: explicit, legacy: false }];
-  const home = opts.homeDir ?? nonEmpty(env.HOME) ?? os.homedir();
+  const home = opts.homeDir ?? homeDirectory(env);
   const runtimeDir = nonEmpty(env.XDG_RUNTIME_DIR);
   const configHome = nonEmpty(env.XDG_CONFIG_HOME) ?? path.join(home, '.config');
   const dockerConfigDir = nonEmpty(env.DOCKER_CONFIG) ?? path.join(home, '.docker');

@@ -5,10 +5,10 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { configFs as fs } from './config-files';
 import { InvalidArgumentError, InvalidConfigError, errorMessage } from '../../protocol/errors';
+import { homeDirectory } from './home';
 
 export interface RegistryTlsFiles {
   /** PEM contents of every *.crt, in file-name order. Add them to the system roots, do not replace those. */
@@ -31,7 +31,7 @@ export interface TlsFilesOptions {
 
 /** The certs.d roots containers tools search, user's first. */
 export function defaultCertsDirs(homeDir?: string): string[] {
-  const home = homeDir ?? (process.env.HOME !== undefined && process.env.HOME !== '' ? process.env.HOME : os.homedir());
+  const home = homeDir ?? homeDirectory();
   return [path.join(home, '.config', 'containers', 'certs.d'), '/etc/containers/certs.d', '/etc/docker/certs.d'];
 }
 

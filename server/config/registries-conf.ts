@@ -4,10 +4,10 @@
  * insecure and blocked registries). Short names ([aliases], unqualified-search-registries,
  * short-name-mode) are resolved by server/reference/short-names.ts from this configuration.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { configFs as fs } from './config-files';
 import { BlockedRegistryError, InvalidConfigError, errorMessage } from '../../protocol/errors';
+import { homeDirectory } from './home';
 import {
   parseRegistriesConfFile,
   type RegistriesConfFile,
@@ -58,7 +58,7 @@ export const EMPTY_REGISTRIES_CONFIG: RegistriesConfig = {
  */
 export async function registriesConfSources(opts: RegistriesConfigLoadOptions): Promise<{ mainFile: string; explicit: boolean; dropInDirs: string[] }> {
   const env = opts.env ?? process.env;
-  const home = opts.homeDir ?? nonEmpty(env.HOME) ?? os.homedir();
+  const home = opts.homeDir ?? homeDirectory(env);
   const systemDir = opts.systemDir ?? '/etc/containers';
   const userFile = path.join(home, '.config', 'containers', 'registries.conf');
   const userDropIns = path.join(home, '.config', 'containers', 'registries.conf.d');

@@ -5,10 +5,10 @@
  * (it replaces the system one), else /etc/containers/registries.d. A missing directory means
  * no configuration. Read when signatures are needed, so edits apply to the next image.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { configFs as fs } from './config-files';
 import { errorMessage, InvalidConfigError } from '../../protocol/errors';
+import { homeDirectory } from './home';
 
 export const SYSTEM_REGISTRIES_D = '/etc/containers/registries.d';
 /** A registries.d file is a few lines; this is far beyond any real one. */
@@ -31,7 +31,7 @@ export interface RegistriesDConfig {
 
 const EMPTY: RegistriesDConfig = { defaultDocker: undefined, docker: new Map() };
 
-export async function registriesDirectory(flag: string | undefined, home: string = os.homedir()): Promise<string> {
+export async function registriesDirectory(flag: string | undefined, home: string = homeDirectory()): Promise<string> {
   if (flag !== undefined) return flag;
   const user = path.join(home, '.config', 'containers', 'registries.d');
   try {
@@ -124,7 +124,7 @@ function urlOf(entry: LookasideEntry | undefined): string | undefined {
  * containers/image does: /var/lib/containers/sigstore for root, else the user's
  * ~/.local/share/containers/sigstore.
  */
-export function builtinDefaultLookaside(euid: number = process.geteuid?.() ?? 0, home: string = os.homedir()): string {
+export function builtinDefaultLookaside(euid: number = process.geteuid?.() ?? 0, home: string = homeDirectory()): string {
   return euid === 0 ? 'file:///var/lib/containers/sigstore' : `file://${path.join(home, '.local/share/containers/sigstore')}`;
 }
 

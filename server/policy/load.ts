@@ -5,11 +5,11 @@
  * parsed stops the command before anything is served.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { InvalidConfigError, systemErrorText } from '../../protocol/errors';
 import { parsePolicy, PolicyFormatError } from './parse';
 import type { Policy } from './types';
+import { homeDirectory } from '../config/home';
 
 export const SYSTEM_POLICY_PATH = '/etc/containers/policy.json';
 
@@ -25,7 +25,7 @@ export interface PolicyLocation {
 }
 
 /** The file a policy is read from when --policy is not given. */
-export function defaultPolicyPath(home: string = os.homedir()): string {
+export function defaultPolicyPath(home: string = homeDirectory()): string {
   const user = path.join(home, '.config', 'containers', 'policy.json');
   return existsSync(user) ? user : SYSTEM_POLICY_PATH;
 }

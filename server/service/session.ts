@@ -91,7 +91,7 @@ export class Session {
    */
   async run<T>(work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.lifetime.ended) throw new CancelledError('session closed');
-    const request = new Lifetime(this.lifetime.signal);
+    const request = new Lifetime(this.lifetime);
     const onCancel = (): void => request.end(signal?.reason);
     if (signal?.aborted === true) onCancel();
     signal?.addEventListener('abort', onCancel, { once: true });
@@ -101,6 +101,11 @@ export class Session {
       signal?.removeEventListener('abort', onCancel);
       request.release();
     }
+  }
+
+  /** What ends with the session now: its open images and the requests in flight. */
+  get liveChildren(): number {
+    return this.lifetime.childCount;
   }
 
   get isInitialized(): boolean {
@@ -119,7 +124,7 @@ export class Session {
    * The open path (transports, policy, registry client) loads at the first image, not at start.
    */
   async openImage(name: string, signal: AbortSignal): Promise<number> {
-    const lifetime = new Lifetime(this.lifetime.signal);
+    const lifetime = new Lifetime(this.lifetime);
     const onRequestAbort = (): void => lifetime.end(signal.reason);
     signal.addEventListener('abort', onRequestAbort, { once: true });
     try {

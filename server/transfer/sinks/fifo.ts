@@ -46,9 +46,6 @@ export class SessionFifos {
 
   constructor(private readonly options: SessionFifosOptions = {}) {
     this.openTimeoutMs = options.openTimeoutMs ?? DEFAULT_FIFO_OPEN_TIMEOUT_MS;
-    const { signal } = options;
-    if (signal?.aborted === true) this.close();
-    else signal?.addEventListener('abort', () => this.close(), { once: true });
   }
 
   /** The private directory, once a FIFO has been made. */
@@ -58,9 +55,14 @@ export class SessionFifos {
 
   /** A new FIFO (mode 0600) for one transfer: the path the client opens (fifo-sink.ts writes it). */
   makeFifo(): string {
-    if (this.closed) throw new CancelledError('session closed');
-    // mkdtemp makes the directory 0700 whatever the umask.
-    this.directory ??= mkdtempSync(path.join(this.options.parent ?? privateParentDirectory(), 'layerpipe-fifo-'));
+    const { signal } = this.options;
+    if (this.closed || signal?.aborted === true) throw new CancelledError('session closed');
+    if (this.directory === undefined) {
+      // mkdtemp makes the directory 0700 whatever the umask.
+      this.directory = mkdtempSync(path.join(this.options.parent ?? privateParentDirectory(), 'layerpipe-fifo-'));
+      // Listened for from the first FIFO on: a session without FIFOs has nothing to remove.
+      signal?.addEventListener('abort', () => this.close(), { once: true });
+    }
     const fifoPath = path.join(this.directory, `transfer-${++this.nextId}`);
     native.mkfifo(fifoPath, 0o600);
     return fifoPath;

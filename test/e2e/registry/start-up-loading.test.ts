@@ -93,8 +93,9 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
       const loaded = await loadedBy(command, async () => undefined);
       assert.deepEqual(builtinsAmong(loaded, ['http', 'http2', 'tls', 'crypto', 'child_process', 'zlib']), []);
-      // Loaded only where used: a terminal check for a bad fd, sockets over pipe fds, keyring files.
-      assert.deepEqual(builtinsAmong(loaded, ['tty', 'net', 'fs/promises', 'readline']), []);
+      // Loaded only where used: a terminal check for a bad fd, sockets over pipe fds, keyring files,
+      // a home directory without $HOME (config/home.ts).
+      assert.deepEqual(builtinsAmong(loaded, ['tty', 'net', 'fs/promises', 'readline', 'os']), []);
       // No V8 flag is set at start-up (node:v8 unloaded): V8 then refuses the code caches of all that
       // loads later. The memory guard sets its flags at the first byte streamed, llhttp-tiers.ts at the first connection.
       assert.deepEqual(builtinsAmong(loaded, ['v8']), []);
