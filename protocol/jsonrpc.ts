@@ -4,18 +4,18 @@
  * same contract in prose, and the build writes PARAMS/RESULT shapes to methods.json for the
  * Python and Rust clients' tests. Names here are fixed: fields may be added, never renamed.
  *
- * Imports only vscode-jsonrpc's message types (browser-safe), not its index: the proxy reads
- * this module at start-up to tell the wires apart, before it knows it will speak 1.0.
+ * Imports only vscode-jsonrpc's message types (browser-safe), not its index. What tells a 1.0
+ * message apart, which a proxy needs before it knows it will speak 1.0, is in jsonrpc-message.ts.
  */
 import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonrpc/lib/common/messages';
+
+export { isJsonRpcMessage, MAX_MESSAGE_SIZE_1 } from './jsonrpc-message';
 
 /** Answered by Initialize. */
 export const PROTOCOL_VERSION_1 = '1.0.0';
 /** The major version this wire speaks: a client asking for "1.0" or "1.x" is served. */
 export const PROTOCOL_MAJOR_1 = 1;
 
-/** Largest JSON-RPC message either side sends or accepts (a larger one is refused, the connection keeps serving). */
-export const MAX_MESSAGE_SIZE_1 = 1024 * 1024;
 /** Bytes the server may send in-band for one transfer before the client grants more credit. */
 export const DEFAULT_STREAM_WINDOW = 1024 * 1024;
 /** Bounds on the window a client may ask for at Initialize (`window`). */
@@ -254,15 +254,6 @@ export const TRANSFER_METHODS_1: readonly Method1[] = ['GetBlob', 'GetRawBlob'];
 
 /** Methods answered before Initialize (everything else gets NotInitialized). */
 export const PRE_INITIALIZE_METHODS_1: readonly Method1[] = ['Initialize', 'Shutdown'];
-
-/**
- * True when `message` (one parsed packet or frame) is 1.0: an object with "jsonrpc": "2.0", or a
- * batch of them (which the 1.0 wire then refuses with -32600). How a connection's first packet picks the wire.
- */
-export function isJsonRpcMessage(message: unknown): boolean {
-  const first: unknown = Array.isArray(message) ? message[0] : message;
-  return typeof first === 'object' && first !== null && (first as { jsonrpc?: unknown }).jsonrpc === '2.0';
-}
 
 /** The params and result types of a 1.0 request, for code generic over methods. */
 export type ParamsOf1<M extends Method1> = (typeof Requests1)[M] extends RequestType<infer P, unknown, RpcErrorData> ? P : never;

@@ -7,7 +7,6 @@ import { MemoryGuard } from '../transfer/memory-guard';
 import { SessionFifos } from '../transfer/sinks/fifo';
 import type { JsonRpcWireOptions, WireEnd } from '../wires/detect';
 import { systemContextFrom, type CommandName, type ProxyOptions } from './flags';
-import { packageVersion } from './version';
 
 export interface Served {
   readonly log: Logger;
@@ -34,7 +33,7 @@ export async function serveOneSession(command: CommandName, options: ProxyOption
   try {
     // FIFO payloads (1.0) live in a private directory removed when the session closes.
     const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
-    const why = await serve({ log, session, wire: { serverVersion: packageVersion(), fifos } });
+    const why = await serve({ log, session, wire: { fifos } });
     log.debug(`${command} exiting: ${why}`);
   } finally {
     await session.close();

@@ -4,7 +4,7 @@
  * 0.2.x wire, which then answers that packet exactly as it always did. Used by
  * `experimental-image-proxy` (one connection) and by `serve --listen` (one per client).
  */
-import { isJsonRpcMessage, MAX_MESSAGE_SIZE_1 } from '../../protocol/jsonrpc';
+import { isJsonRpcMessage, MAX_MESSAGE_SIZE_1 } from '../../protocol/jsonrpc-message';
 import { SeqpacketSocket, type Packet } from '../../protocol/seqpacket/socket';
 import type { Logger } from '../log';
 import type { Session } from '../service/session';

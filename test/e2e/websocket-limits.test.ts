@@ -17,7 +17,7 @@ const TOKEN = 'limits-token-0123456789abcdef';
 test('the connection limit answers 503, and stop() closes what is open', async () => {
   const ctx = testContext();
   const service = new WebSocketService({
-    ctx, guard: undefined, log: createLogger(false), serverVersion: 'test', graceMs: 200,
+    ctx, guard: undefined, log: createLogger(false), graceMs: 200,
     address: { secure: false, host: '127.0.0.1', port: 0 },
     token: new BearerToken(TOKEN), allowedOrigins: [], maxConnections: 1,
   });

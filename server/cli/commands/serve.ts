@@ -11,7 +11,6 @@ import { serveUntilSignalled, startUnixService, type RunningService } from '../.
 import { startWebSockets } from '../../wires/websocket/setup';
 import { parseFlags, systemContextFrom, UsageError, type ProxyOptions } from '../flags';
 import { serveOneSession } from '../one-session';
-import { packageVersion } from '../version';
 
 export async function run(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('serve', argv);
@@ -48,7 +47,6 @@ async function runService(options: ProxyOptions, target: ListenTarget | undefine
     ctx: systemContextFrom(options, log, resources, policy),
     guard: options.memoryGuard ? MemoryGuard.create() : undefined,
     log,
-    serverVersion: packageVersion(),
     graceMs: options.gracePeriodMs,
     fifoOpenTimeoutMs: options.fifoOpenTimeoutMs,
   };

@@ -1,6 +1,6 @@
 /** `layerpipe version`. */
 import { parseFlags, UsageError } from '../flags';
-import { packageVersion } from '../version';
+import { packageVersion } from '../../version';
 
 export async function run(argv: readonly string[]): Promise<number> {
   const { positionals } = parseFlags('version', argv);

@@ -21,10 +21,9 @@ import type { TransferHandouts } from './handouts';
 import { CANCEL_METHOD, type GatedMessageReader } from './message-gate';
 import { checkParams } from './params';
 import type { HandoutMessageWriter } from './writer';
+import { packageVersion } from '../../version';
 
 export interface JsonRpcWireOptions {
-  /** layerpipe's version, for Initialize's `server.version`. */
-  readonly serverVersion: string;
   /** Offers the `fifo` payload: the session's FIFOs, one per transfer. Absent: `fifo` is not offered. */
   readonly fifos?: SessionFifos;
 }
@@ -154,7 +153,7 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       session.markInitialized();
       const window = Math.min(MAX_STREAM_WINDOW, Math.max(MIN_STREAM_WINDOW, params.window ?? DEFAULT_STREAM_WINDOW));
       delivery = new TransferDelivery({ session, connection, handouts, log, payload, window, streamChunk: transport.streamChunk, sendStreamChunk: transport.sendStreamChunk, fifos: options.fifos });
-      return { protocolVersion: PROTOCOL_VERSION_1, server: { name: 'layerpipe', version: options.serverVersion }, methods: Object.keys(PARAMS_1), payload, window };
+      return { protocolVersion: PROTOCOL_VERSION_1, server: { name: 'layerpipe', version: packageVersion() }, methods: Object.keys(PARAMS_1), payload, window };
     };
 
     const handle = async (method: string, params: unknown, signal: AbortSignal): Promise<unknown> => {

@@ -32,8 +32,6 @@ export interface ServiceOptions {
   readonly ctx: SystemContext;
   readonly guard: MemoryGuard | undefined;
   readonly log: Logger;
-  /** layerpipe's version, for 1.0's Initialize. */
-  readonly serverVersion: string;
   /** How long transfers in flight may go on after stop() (default DEFAULT_GRACE_MS). */
   readonly graceMs?: number;
   /** How long a FIFO payload waits for its reader (default: SessionFifos'). */
@@ -107,7 +105,7 @@ export class SeqpacketService {
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     // Each connection's FIFOs live in a private directory of its own, removed with its session.
     const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
-    const wire = { serverVersion: this.options.serverVersion, fifos };
+    const wire = { fifos };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, identity: fdIdentity(fd), session, done: Promise.resolve() };
     this.connections.set(id, connection);

@@ -150,7 +150,7 @@ export class WebSocketService {
       maxHeldTransfers: this.options.maxHeldTransfers ?? WS_MAX_HELD_TRANSFERS,
       answersAfterEnd: false,
       close: () => socket.close(1000),
-    }, session, log, { serverVersion: this.options.serverVersion })
+    }, session, log, {})
       .then(
         (why) => log.debug(`ws connection ${id}: ended (${why})`),
         (err: unknown) => log.warn(`ws connection ${id}: ${errorMessage(err)}`),
