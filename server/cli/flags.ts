@@ -3,7 +3,7 @@
  * ProxyOptions or is refused with the reason (not built yet, or out of scope).
  */
 import { LayerpipeError } from '../../protocol/errors';
-import { parseCredsFlag } from '../config/auth';
+import { parseCredsFlag } from '../config/creds-flag';
 import type { RegistryOptions, SharedResources, SystemContext } from '../image/types';
 import type { Logger } from '../log';
 import type { Policy } from '../policy/types';

@@ -90,15 +90,6 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** --creds USER[:PASS]. The password may contain colons; only the first one splits. */
-export function parseCredsFlag(value: string): { username: string; password: string } {
-  if (value === '') throw new InvalidArgumentError('credentials can not be empty');
-  const colon = value.indexOf(':');
-  if (colon === -1) return { username: value, password: '' };
-  if (colon === 0) throw new InvalidArgumentError('username can not be empty in --creds');
-  return { username: value.slice(0, colon), password: value.slice(colon + 1) };
-}
-
 /** Docker Hub's host names all mean docker.io. */
 function canonicalRegistry(registry: string): string {
   return registry === 'index.docker.io' || registry === 'registry-1.docker.io' ? 'docker.io' : registry;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
-import { authFileSearchPath, lookupCredentials, parseCredsFlag, ReadOnceFiles } from '../../server/config/auth';
+import { authFileSearchPath, lookupCredentials, ReadOnceFiles } from '../../server/config/auth';
 import { CancelledError, CredentialHelperError, InvalidArgumentError, InvalidConfigError } from '../../protocol/errors';
 import { native } from '../../protocol/seqpacket/native';
 import { b64, basic, binDir, newHome, type Home } from '../harness/auth-home';
