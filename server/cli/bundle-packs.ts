@@ -1,7 +1,8 @@
 /**
  * How build-bundle.ts stores the bundle's chunks: in packs, one file each, read and compiled at
  * once (start.ts). Chunks a step always loads together share a pack: a proxy's start (the entry
- * and the proxy command, with every chunk they import), then its first image (the open path).
+ * and the proxy command, with every chunk they import), then its first image (the open path, and
+ * the 0.2.x wire's pipes its first bytes go through).
  * Every other chunk is a pack of its own. A file read and a V8 compile (with its code cache) cost
  * a start about half a millisecond each on a small VM, whatever the size: a proxy's start spread
  * over ten chunk files cost some 5 ms more than the same code in one.
@@ -29,7 +30,7 @@ export interface Pack {
 /** The packs of chunks loaded together: each holds its roots' chunks and all they import, but what an earlier pack holds. */
 export const SHARED_PACKS: readonly { readonly file: string; readonly roots: readonly string[] }[] = [
   { file: 'proxy-start.js', roots: ['server/cli/index.ts', 'server/cli/commands/proxy.ts'] },
-  { file: 'first-image.js', roots: ['server/image/open.ts'] },
+  { file: 'first-image.js', roots: ['server/image/open.ts', 'server/wires/skopeo/delivery.ts'] },
 ];
 
 /** Every chunk in exactly one pack: the shared packs, then one pack per chunk left. */

@@ -16,6 +16,7 @@ export interface Delivered {
   readonly fds: number[];
 }
 
+/** Starts the transfer of a result with bytes (`pending`), by the method's data kind. */
 export function deliver(session: Session, method: string, result: MethodResult): Delivered {
   const { pending } = result;
   if (pending === undefined || !isMethodName(method)) return { value: result.value, pipeid: 0, fds: [] };

@@ -10,7 +10,7 @@ import type { Packet, SeqpacketSocket } from '../../../protocol/seqpacket/socket
 import type { Logger } from '../../log';
 import type { Session } from '../../service/session';
 import { decodeRequest, encodeReply } from './codec';
-import { deliver, type Delivered } from './delivery';
+import type { Delivered } from './delivery';
 
 /** Why the wire stopped serving: Shutdown received, or the client closed the socket. */
 export type WireEnd = 'shutdown' | 'eof';
@@ -60,9 +60,13 @@ export function serveSkopeoSocket(socket: SeqpacketSocket, session: Session, log
       }
       if (log.debugEnabled) log.debug(`request ${request.method} ${JSON.stringify(request.args)}`);
       const { method } = request;
-      const outcome = session.call(method, request.args).then((result): Outcome => (
-        result.endSession === true ? { kind: 'shutdown' } : { kind: 'reply', delivered: deliver(session, method, result) }
-      ));
+      const outcome = session.call(method, request.args).then(async (result): Promise<Outcome> => {
+        if (result.endSession === true) return { kind: 'shutdown' };
+        if (result.pending === undefined) return { kind: 'reply', delivered: { value: result.value, pipeid: 0, fds: [] } };
+        // Pipes and the copy into them load at the first method returning bytes, not before Initialize's reply.
+        const { deliver } = await import('./delivery');
+        return { kind: 'reply', delivered: deliver(session, method, result) };
+      });
       return { label: method, outcome };
     };
 
