@@ -5,7 +5,7 @@
  */
 import { errorMessage } from '../../../protocol/errors';
 import { METHODS, isMethodName, type RawBlobError } from '../../../protocol/methods';
-import type { MethodResult, Session } from '../../service/session';
+import type { PendingBody, Session } from '../../service/session';
 import { openPipeSink, openRawPipeSinks } from '../../transfer/sinks/fd-pipe';
 import { skopeoErrorCode } from './error-code';
 
@@ -16,10 +16,9 @@ export interface Delivered {
   readonly fds: number[];
 }
 
-/** Starts the transfer of a result with bytes (`pending`), by the method's data kind. */
-export function deliver(session: Session, method: string, result: MethodResult): Delivered {
-  const { pending } = result;
-  if (pending === undefined || !isMethodName(method)) return { value: result.value, pipeid: 0, fds: [] };
+/** Starts the transfer of a result's bytes (`pending`), by the method's data kind; the wire answers results without bytes itself. */
+export function deliver(session: Session, method: string, value: unknown, pending: PendingBody): Delivered {
+  if (!isMethodName(method)) return { value, pipeid: 0, fds: [] };
   if (METHODS[method].data === 'dataAndErrorPipes') {
     const { transfer, handout } = session.startTransfer(pending, () => openRawPipeSinks(pending.body.what), false);
     const { sink: data, errors, readFds } = handout;
@@ -31,8 +30,8 @@ export function deliver(session: Session, method: string, result: MethodResult):
       }
       errors.close();
     });
-    return { value: result.value, pipeid: 0, fds: readFds };
+    return { value, pipeid: 0, fds: readFds };
   }
   const { transfer, handout } = session.startTransfer(pending, () => openPipeSink(pending.body.what), true);
-  return { value: result.value, pipeid: transfer.id, fds: [handout.readFd] };
+  return { value, pipeid: transfer.id, fds: [handout.readFd] };
 }

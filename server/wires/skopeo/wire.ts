@@ -65,7 +65,7 @@ export function serveSkopeoSocket(socket: SeqpacketSocket, session: Session, log
         if (result.pending === undefined) return { kind: 'reply', delivered: { value: result.value, pipeid: 0, fds: [] } };
         // Pipes and the copy into them load at the first method returning bytes, not before Initialize's reply.
         const { deliver } = await import('./delivery');
-        return { kind: 'reply', delivered: deliver(session, method, result) };
+        return { kind: 'reply', delivered: deliver(session, method, result.value, result.pending) };
       });
       return { label: method, outcome };
     };
