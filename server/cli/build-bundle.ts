@@ -27,7 +27,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { UNDO_LIFTOFF_ONLY } from '../transports/docker/llhttp-tiers';
-import { undiciLoading } from './bundle-undici';
+import { undiciLoading, writeParserWasm } from './bundle-undici';
 import { warmUp } from './bundle-warm-up';
 import { assignPacks, packText, type BuiltChunk } from './bundle-packs';
 import { BUILD_ID_PREFIX, cacheFileOf, codeCacheFile, compilePack, ENTRY_CHUNK, INSTALLED, loadBundle, PACK_INDEX } from './start';
@@ -131,6 +131,7 @@ async function buildChunks(): Promise<BuiltChunk[]> {
 export async function buildBundle(): Promise<void> {
   rmSync(BUNDLE_DIR, { recursive: true, force: true }); // no pack or cache of an earlier build stays
   const chunks = await buildChunks();
+  writeParserWasm(BUNDLE_DIR);
   const byName = new Map(chunks.map((chunk) => [chunk.name, chunk]));
   const index: Record<string, readonly string[]> = {};
   for (const pack of assignPacks(chunks)) {

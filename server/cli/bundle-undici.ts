@@ -4,7 +4,9 @@
  * file is bundled as undici wrote it, with a build warning saying what now loads with it.
  */
 import type * as esbuild from 'esbuild';
+import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /**
  * The Client loads its HTTP/2 half (and node:http2, the costliest built-in it needs) when it is
@@ -27,9 +29,47 @@ module.exports = function assert (value, message) {
 }
 `;
 
+/**
+ * undici's HTTP parser is WebAssembly kept in a JS module as base64 text, twice (with and without
+ * SIMD): 144 KB of the first image's pack and of its code cache, read and deserialised at every
+ * first image though one of the two is decoded once, at the first connection. In the bundle each
+ * is a file of its own (writeParserWasm), read when undici asks for it.
+ */
+const PARSER_WASM = /[\\/]llhttp[\\/](llhttp(?:_simd)?)-wasm\.js$/;
+const PARSER_WASM_MODULES = ['llhttp', 'llhttp_simd'] as const;
+const parserWasmFile = (name: string): string => `${name}.wasm`;
+const parserWasmSource = (name: string): string => `'use strict'
+module.exports = require('node:fs').readFileSync(require('node:path').join(__dirname, ${JSON.stringify(parserWasmFile(name))}))
+`;
+
+/** Writes the parser's WebAssembly files next to the bundle's packs, decoded from undici's own modules. */
+export function writeParserWasm(bundleDir: string): void {
+  for (const name of PARSER_WASM_MODULES) {
+    const bytes = require(`undici/lib/llhttp/${name}-wasm.js`) as unknown;
+    if (!(bytes instanceof Uint8Array) || Buffer.from(bytes.subarray(0, 4)).toString('latin1') !== '\0asm') {
+      throw new Error(`undici/lib/llhttp/${name}-wasm.js no longer exports WebAssembly bytes: see bundle-undici.ts`);
+    }
+    writeFileSync(path.join(bundleDir, parserWasmFile(name)), bytes);
+  }
+}
+
+/**
+ * The Client requires fetch's body module only to send a FormData body, which layerpipe never
+ * sends; bundled, it would bring fetch's utilities and WebIDL (40 KB) into the pack. In the bundle
+ * it is required from the installed undici instead, at that first use.
+ */
+const FETCH_BODY_IMPORT = "require('../web/fetch/body.js')";
+const FETCH_BODY_INSTALLED = 'undici/lib/web/fetch/body.js';
+
 function rewrite(file: string, source: string): { contents: string; warnings: esbuild.PartialMessage[] } {
   const warnings: esbuild.PartialMessage[] = [];
   let contents = source;
+  const wasm = PARSER_WASM.exec(file);
+  if (wasm?.[1] !== undefined) return { contents: parserWasmSource(wasm[1]), warnings };
+  if (/[\\/]dispatcher[\\/]client-h[12]\.js$/.test(file)) {
+    if (contents.includes(FETCH_BODY_IMPORT)) contents = contents.replaceAll(FETCH_BODY_IMPORT, `require('${FETCH_BODY_INSTALLED}')`);
+    else warnings.push({ text: `${file} changed: fetch's body module is bundled with it` });
+  }
   if (/[\\/]dispatcher[\\/]client\.js$/.test(file)) {
     if (contents.includes(H2_IMPORT)) contents = contents.replace(H2_IMPORT, H2_WHEN_USED);
     else warnings.push({ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' });
@@ -46,6 +86,7 @@ export const undiciLoading: esbuild.Plugin = {
   setup(build) {
     build.onResolve({ filter: new RegExp(`^${LAZY_ASSERT}$`) }, (args) => ({ path: args.path, namespace: LAZY_ASSERT }));
     build.onLoad({ filter: /.*/, namespace: LAZY_ASSERT }, () => ({ contents: LAZY_ASSERT_SOURCE, loader: 'js' }));
+    build.onResolve({ filter: new RegExp(`^${FETCH_BODY_INSTALLED.replaceAll('.', '\\.')}$`) }, (args) => ({ path: args.path, external: true }));
     build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/].*\.js$/ }, async (args) => ({ ...rewrite(args.path, await readFile(args.path, 'utf8')), loader: 'js' }));
   },
 };

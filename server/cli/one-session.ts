@@ -32,7 +32,7 @@ export async function serveOneSession(command: CommandName, options: ProxyOption
   process.once('SIGINT', onSignal);
   try {
     // FIFO payloads (1.0) live in a private directory removed when the session closes.
-    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: options.fifoOpenTimeoutMs });
+    const fifos = new SessionFifos({ owner: session, openTimeoutMs: options.fifoOpenTimeoutMs });
     const why = await serve({ log, session, wire: { fifos } });
     log.debug(`${command} exiting: ${why}`);
   } finally {

@@ -11,7 +11,6 @@
  * V8 itself refuses a cache made by another V8 version or under other flags, and then compiles.
  */
 import { readFileSync, statSync } from 'node:fs';
-import Module from 'node:module';
 import path from 'node:path';
 import { Script } from 'node:vm';
 
@@ -106,8 +105,11 @@ export class BundleLoader {
   ) {
     const index = JSON.parse(readFileSync(path.join(dir, PACK_INDEX), 'utf8')) as Record<string, string[]>;
     this.packOf = new Map(Object.entries(index).flatMap(([file, chunks]) => chunks.map((chunk) => [chunk, file] as const)));
-    const nodeRequire = Module.createRequire(path.join(dir, ENTRY_CHUNK));
-    // A real require's resolve, cache and main stay: bundled packages (node-gyp-build) use them.
+    // This module's own require finds the same packages as one made for the bundle's directory
+    // would (both are inside the package, above the same node_modules), without loading
+    // node:module and the ES-module loader with it (~0.6 ms of every start). A real require's
+    // resolve, cache and main stay: bundled packages (node-gyp-build) use them.
+    const nodeRequire = require;
     this.chunkRequire = Object.assign((id: string): unknown => (id.startsWith('./') ? this.load(id.slice(2)) : nodeRequire(id)), nodeRequire);
   }
 

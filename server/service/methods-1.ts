@@ -11,6 +11,7 @@ import type { ListedInstance, OpenedImage } from '../image/image';
 import { MediaTypes } from '../image/manifest';
 import { describeSignatures } from '../policy/report';
 import { listTagsByName } from '../transports/all';
+import type { Lifetime } from './lifetime';
 import type { PendingBody, Session } from './session';
 
 export type ServiceMethod1 = Exclude<Method1, 'Initialize' | 'Shutdown'>;
@@ -24,7 +25,7 @@ export interface PendingTransfer {
 }
 
 export type Value1<M extends ServiceMethod1> = M extends 'GetBlob' | 'GetRawBlob' ? PendingTransfer : ResultOf1<M>;
-type Implementation1<M extends ServiceMethod1> = (session: Session, params: ParamsOf1<M>, signal: AbortSignal) => Promise<Value1<M>>;
+type Implementation1<M extends ServiceMethod1> = (session: Session, params: ParamsOf1<M>, request: Lifetime) => Promise<Value1<M>>;
 
 const base64 = (bytes: Buffer): string => bytes.toString('base64');
 
@@ -51,10 +52,10 @@ async function getManifest(image: OpenedImage, raw: boolean, platform: Platform 
 }
 
 export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Implementation1<M> } = {
-  OpenImage: async (session, { reference }, signal) => ({ image: await session.openImage(reference, signal) }),
-  OpenImageOptional: async (session, { reference }, signal) => {
+  OpenImage: async (session, { reference }, request) => ({ image: await session.openImage(reference, request.signal) }),
+  OpenImageOptional: async (session, { reference }, request) => {
     try {
-      return { image: await session.openImage(reference, signal) };
+      return { image: await session.openImage(reference, request.signal) };
     } catch (err) {
       if (err instanceof ImageNotFoundError) return { image: null };
       throw err;
@@ -64,11 +65,11 @@ export const METHOD_IMPLEMENTATIONS_1: { readonly [M in ServiceMethod1]: Impleme
     await session.closeImage(image);
     return null;
   },
-  GetManifest: async (session, { image: id, raw, platform }, signal) => getManifest(session.image(id).image, raw === true, platform, signal),
+  GetManifest: async (session, { image: id, raw, platform }, request) => getManifest(session.image(id).image, raw === true, platform, request.signal),
   ListInstances: async (session, { image: id }) => ({
     instances: session.image(id).image.instances().map((i) => ({ digest: i.digest, mediaType: i.mediaType, size: i.size, platform: platformOf(i.platform) })),
   }),
-  ListTags: async (session, { reference }, signal) => ({ tags: await listTagsByName(reference, session.ctx, signal) }),
+  ListTags: async (session, { reference }, request) => ({ tags: await listTagsByName(reference, session.ctx, request.signal) }),
   GetFullConfig: async (session, { image: id }) => {
     const bytes = await session.image(id).image.ociConfig();
     return { digest: sha256Digest(bytes), data: base64(bytes) };

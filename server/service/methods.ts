@@ -1,14 +1,15 @@
 /**
  * Each method of protocol/methods.ts implemented once, for every wire: typed arguments in, a
- * value (and for byte-returning methods a body) out, with the signal of the request.
+ * value (and for byte-returning methods a body) out, under the request's lifetime.
  */
 import { ImageNotFoundError } from '../../protocol/errors';
 import { METHODS, PROTOCOL_VERSION, SENTINEL_IMAGE_ID, type ArgsOf, type MethodName } from '../../protocol/methods';
 import { BlobVerifier, parseDigest } from '../image/digest';
 import { bytesBody } from '../transfer/body';
+import type { Lifetime } from './lifetime';
 import type { MethodResult, Session } from './session';
 
-type Implementation<K extends MethodName> = (session: Session, args: ArgsOf<(typeof METHODS)[K]>, signal: AbortSignal) => Promise<MethodResult>;
+type Implementation<K extends MethodName> = (session: Session, args: ArgsOf<(typeof METHODS)[K]>, request: Lifetime) => Promise<MethodResult>;
 
 const valueOnly = (value: unknown): MethodResult => ({ value });
 
@@ -32,8 +33,8 @@ export const METHOD_IMPLEMENTATIONS: { readonly [K in MethodName]: Implementatio
     session.markInitialized();
     return valueOnly(PROTOCOL_VERSION);
   },
-  OpenImage: (session, [name], signal) => openImage(session, name, signal, false),
-  OpenImageOptional: (session, [name], signal) => openImage(session, name, signal, true),
+  OpenImage: (session, [name], request) => openImage(session, name, request.signal, false),
+  OpenImageOptional: (session, [name], request) => openImage(session, name, request.signal, true),
   CloseImage: async (session, [id]) => {
     await session.closeImage(id);
     return valueOnly(null);

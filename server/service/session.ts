@@ -80,23 +80,24 @@ export class Session {
     if (method !== 'Initialize' && method !== 'FinishPipe' && method !== 'Shutdown' && !this.initialized) {
       throw new NotInitializedError('client error: must invoke Initialize');
     }
-    const implementation = METHOD_IMPLEMENTATIONS[method] as (s: Session, a: unknown, sig: AbortSignal) => Promise<MethodResult>;
+    const implementation = METHOD_IMPLEMENTATIONS[method] as (s: Session, a: unknown, request: Lifetime) => Promise<MethodResult>;
     const checked = checkArguments(METHODS[method], args);
-    return this.run((requestSignal) => implementation(this, checked, requestSignal), signal);
+    return this.run((request) => implementation(this, checked, request), signal);
   }
 
   /**
    * Runs one request of any wire under a lifetime of its own: it ends when `signal` aborts
-   * (the client cancelled just this request) or the session closes.
+   * (the client cancelled just this request) or the session closes. The work asks the lifetime
+   * for its signal only if it needs one (most methods do not: Initialize makes no AbortController).
    */
-  async run<T>(work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T>(work: (request: Lifetime) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.lifetime.ended) throw new CancelledError('session closed');
     const request = new Lifetime(this.lifetime);
     const onCancel = (): void => request.end(signal?.reason);
     if (signal?.aborted === true) onCancel();
     signal?.addEventListener('abort', onCancel, { once: true });
     try {
-      return await work(request.signal);
+      return await work(request);
     } finally {
       signal?.removeEventListener('abort', onCancel);
       request.release();

@@ -8,6 +8,7 @@ import type { ParamsOf1 } from '../../protocol/jsonrpc';
 import type { SystemContext } from '../../server/image/types';
 import { METHOD_IMPLEMENTATIONS_1, type ServiceMethod1, type Value1 } from '../../server/service/methods-1';
 import { Session, type PendingBody } from '../../server/service/session';
+import type { Lifetime } from '../../server/service/lifetime';
 import type { Sink } from '../../server/transfer/sink';
 import { testContext } from './context';
 
@@ -19,8 +20,8 @@ export function session1(ctx: SystemContext = testContext()): Session {
 
 /** Calls a 1.0 method as a wire does; `signal` cancels just this request. */
 export function call1<M extends ServiceMethod1>(session: Session, method: M, params: ParamsOf1<M>, signal?: AbortSignal): Promise<Value1<M>> {
-  const implementation = METHOD_IMPLEMENTATIONS_1[method] as (s: Session, p: ParamsOf1<M>, sig: AbortSignal) => Promise<Value1<M>>;
-  return session.run((requestSignal) => implementation(session, params, requestSignal), signal);
+  const implementation = METHOD_IMPLEMENTATIONS_1[method] as (s: Session, p: ParamsOf1<M>, request: Lifetime) => Promise<Value1<M>>;
+  return session.run((request) => implementation(session, params, request), signal);
 }
 
 /** A sink that keeps every byte written to it. */

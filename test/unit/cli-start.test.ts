@@ -65,6 +65,15 @@ describe('starting the CLI from the bundle or the tree', { skip: built ? false :
     assert.deepEqual([...loader.loadedPacks.keys()], [START_PACK, otherPack]);
   });
 
+  it("keeps undici's HTTP parser as WebAssembly files beside the packs, not as base64 text in one", () => {
+    for (const name of ['llhttp', 'llhttp_simd']) {
+      const bytes = require(`undici/lib/llhttp/${name}-wasm.js`) as Buffer;
+      assert.ok(readFileSync(path.join(files.bundleDir, `${name}.wasm`)).equals(bytes), `${name}.wasm is undici's parser`);
+      const base64 = bytes.subarray(0, 600).toString('base64');
+      for (const pack of Object.keys(packs)) assert.equal(readFileSync(path.join(files.bundleDir, pack), 'latin1').includes(base64), false, `${pack} holds ${name}'s base64`);
+    }
+  });
+
   it('compiles a pack without its cache when the cache was made from another pack', () => {
     const cacheFile = cacheFileOf(path.join(files.bundleDir, START_PACK));
     const cache = readFileSync(cacheFile);

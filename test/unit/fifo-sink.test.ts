@@ -130,9 +130,18 @@ describe('FIFO sink', () => {
 
   it('makes a private 0700 directory on first use, FIFOs 0600 in it, and removes it all at close or when the session ends', () => {
     const session = new AbortController();
-    const fifos = new SessionFifos({ parent, signal: session.signal });
+    let signalAsked = 0;
+    const owner = {
+      get signal(): AbortSignal {
+        signalAsked++;
+        return session.signal;
+      },
+    };
+    const fifos = new SessionFifos({ parent, owner });
     assert.equal(fifos.directoryPath, undefined, 'nothing is made before the first FIFO');
+    assert.equal(signalAsked, 0, "the session's signal is not asked for before the first FIFO");
     const first = openFifoSink(fifos, 'a');
+    assert.ok(signalAsked > 0);
     const second = openFifoSink(fifos, 'b');
     const dir = fifos.directoryPath!;
     assert.equal(path.dirname(dir), parent);
@@ -173,7 +182,7 @@ describe('FIFO sink', () => {
   it('a FIFO that cannot be made fails the request and releases the transfer\'s source', async () => {
     const ctx = testContext();
     const session = new Session({ ctx, guard: undefined });
-    const fifos = new SessionFifos({ parent, signal: session.signal });
+    const fifos = new SessionFifos({ parent, owner: session });
     fifos.close(); // as when the session is already closing
     const source = Readable.from([Buffer.from('bytes')]);
     const pending = { body: { stream: source, size: 5, verifier: undefined, what: 'blob' }, owner: new AbortController().signal };

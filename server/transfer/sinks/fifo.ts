@@ -18,8 +18,12 @@ export interface SessionFifosOptions {
   readonly parent?: string;
   /** How long each FIFO waits for a reader; default DEFAULT_FIFO_OPEN_TIMEOUT_MS. */
   readonly openTimeoutMs?: number;
-  /** The session's signal: when it aborts, the directory is removed and no FIFO is made any more. */
-  readonly signal?: AbortSignal;
+  /**
+   * The session (anything with its signal): when its signal aborts, the directory is removed and
+   * no FIFO is made any more. The signal is asked for at the first FIFO, not before: making it
+   * costs a proxy's start the AbortController module.
+   */
+  readonly owner?: { readonly signal: AbortSignal };
 }
 
 /** $XDG_RUNTIME_DIR when it is a directory of ours we can write to (the XDG spec's conditions), else the temp directory. */
@@ -55,7 +59,7 @@ export class SessionFifos {
 
   /** A new FIFO (mode 0600) for one transfer: the path the client opens (fifo-sink.ts writes it). */
   makeFifo(): string {
-    const { signal } = this.options;
+    const signal = this.options.owner?.signal;
     if (this.closed || signal?.aborted === true) throw new CancelledError('session closed');
     if (this.directory === undefined) {
       // mkdtemp makes the directory 0700 whatever the umask.

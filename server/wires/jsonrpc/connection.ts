@@ -13,6 +13,7 @@ import {
 import type { Logger } from '../../log';
 import { METHOD_IMPLEMENTATIONS_1, type PendingTransfer } from '../../service/methods-1';
 import type { Session } from '../../service/session';
+import type { Lifetime } from '../../service/lifetime';
 import type { WireEnd } from '../skopeo/wire';
 import type { SessionFifos } from '../../transfer/sinks/fifo';
 import { TransferDelivery } from './delivery';
@@ -172,9 +173,9 @@ export function serveJsonRpc(transport: RpcTransport, session: Session, log: Log
       if (maxHeld !== undefined && TRANSFER_METHODS_1.includes(method) && session.heldTransfers >= maxHeld) {
         throw new InvalidArgumentError(`${method}: this connection already holds ${maxHeld} transfers, its limit: finish or cancel some first`);
       }
-      const implementation = METHOD_IMPLEMENTATIONS_1[method] as (s: Session, p: unknown, sig: AbortSignal) => Promise<unknown>;
-      return session.run(async (requestSignal) => {
-        const value = await implementation(session, checked, requestSignal);
+      const implementation = METHOD_IMPLEMENTATIONS_1[method] as (s: Session, p: unknown, request: Lifetime) => Promise<unknown>;
+      return session.run(async (request) => {
+        const value = await implementation(session, checked, request);
         return TRANSFER_METHODS_1.includes(method) ? deliverTo.deliver(value as PendingTransfer) : value;
       }, signal);
     };

@@ -104,7 +104,7 @@ export class SeqpacketService {
     const id = ++this.nextId;
     const session = new Session({ ctx: this.options.ctx, guard: this.options.guard });
     // Each connection's FIFOs live in a private directory of its own, removed with its session.
-    const fifos = new SessionFifos({ signal: session.signal, openTimeoutMs: this.options.fifoOpenTimeoutMs });
+    const fifos = new SessionFifos({ owner: session, openTimeoutMs: this.options.fifoOpenTimeoutMs });
     const wire = { fifos };
     log.debug(`connection ${id}: accepted`);
     const connection: Connection = { id, fd, identity: fdIdentity(fd), session, done: Promise.resolve() };

@@ -96,6 +96,11 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       // Loaded only where used: a terminal check for a bad fd, sockets over pipe fds, keyring files,
       // a home directory without $HOME (config/home.ts).
       assert.deepEqual(builtinsAmong(loaded, ['tty', 'net', 'fs/promises', 'readline', 'os']), []);
+      // No AbortController: a request's lifetime makes one only when its work asks for the signal
+      // (OpenImage does, Initialize does not), the FIFO directory only at the first FIFO.
+      assert.deepEqual(builtinsAmong(loaded, ['internal/abort_controller']), []);
+      // Nor node:module, which loads the ES-module loader (start.ts requires with its own require).
+      assert.deepEqual(builtinsAmong(loaded, ['module', 'internal/modules/esm/loader']), []);
       // No V8 flag is set at start-up (node:v8 unloaded): V8 then refuses the code caches of all that
       // loads later. The memory guard sets its flags at the first byte streamed, llhttp-tiers.ts at the first connection.
       assert.deepEqual(builtinsAmong(loaded, ['v8']), []);
