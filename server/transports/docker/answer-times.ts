@@ -6,18 +6,18 @@
  * answers nothing fast; a nearby one on a busy machine still answers most requests fast. A wait
  * stretched by a busy moment only adds an answer slower than the round trip, so every one counts.
  */
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../../monotonic-clock';
 
 export class AnswerTimes {
   private fastest = Infinity;
 
   /** A request to the registry is sent: pass the result to answered() when its answer's headers come. */
   asked(): number {
-    return performance.now();
+    return monotonicMs();
   }
 
   answered(askedAt: number): void {
-    this.fastest = Math.min(this.fastest, performance.now() - askedAt);
+    this.fastest = Math.min(this.fastest, monotonicMs() - askedAt);
   }
 
   /** The fastest answer so far (ms); 0 before any, which reads as "near". */

@@ -19,7 +19,7 @@
  * A registry that answers a piece's Range request with the whole blob (200) has given up on
  * ranges: the pieces after the head are dropped and the rest comes as one stream.
  */
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../../monotonic-clock';
 import { Readable } from 'node:stream';
 import { CancelledError, LayerpipeError } from '../../../protocol/errors';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream';
@@ -141,7 +141,7 @@ export class ParallelBlobStream extends Readable {
 
   override _read(): void {
     this.wanted = true;
-    this.sampled.readerWants(performance.now());
+    this.sampled.readerWants(monotonicMs());
     this.drain();
   }
 
@@ -220,7 +220,7 @@ export class ParallelBlobStream extends Readable {
     if (head && piece.held.length === 0 && this.wanted) {
       if (!this.push(chunk)) {
         this.wanted = false;
-        if (!this.judged) this.sampled.readerStopped(performance.now());
+        if (!this.judged) this.sampled.readerStopped(monotonicMs());
         piece.stream?.pause();
       }
       return;
@@ -263,7 +263,7 @@ export class ParallelBlobStream extends Readable {
    * and slow because of the link, with enough left, splits it; otherwise samples again.
    */
   private sample(first: Piece, bytes: number): void {
-    const verdict = this.sampled.count(bytes, performance.now());
+    const verdict = this.sampled.count(bytes, monotonicMs());
     if (verdict === undefined) return;
     this.rate = verdict.rate;
     const stream = first.stream;

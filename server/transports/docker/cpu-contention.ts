@@ -5,16 +5,25 @@
  * held ahead), so a slow measure taken while CPU was short does not count as a slow link.
  */
 import { readFileSync } from 'node:fs';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { monotonicMs } from '../../monotonic-clock';
 
 /** Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const MS_PER_TICK = 10;
 /** Below this many idle CPUs on average (summed over all of them), the machine had none to spare. */
 const SPARE_CPUS = 0.5;
 
+/**
+ * The event loop's use, from node:perf_hooks, which loads at the first stream sampled (a large
+ * blob), not with the registry client: a first manifest does not need its nine modules.
+ */
+function loopUse(since?: EventLoopUtilization): EventLoopUtilization {
+  return (require('node:perf_hooks') as typeof import('node:perf_hooks')).performance.eventLoopUtilization(since);
+}
+
 /** Whether this process's event loop was busy for most of the time since `since`. */
 export function loopWasBusy(since: EventLoopUtilization | undefined): boolean {
-  return performance.eventLoopUtilization(since).utilization > 0.5;
+  return loopUse(since).utilization > 0.5;
 }
 
 /** This process's loop use and the whole machine's idle time, at one moment. */
@@ -26,7 +35,7 @@ export interface CpuUse {
 }
 
 export function cpuUseNow(): CpuUse {
-  return { at: performance.now(), loop: performance.eventLoopUtilization(), idleTicks: machineIdleTicks() };
+  return { at: monotonicMs(), loop: loopUse(), idleTicks: machineIdleTicks() };
 }
 
 /** Whether CPU was short since `since`: this loop busy most of the time, or the machine with less than half a CPU idle. */
@@ -34,7 +43,7 @@ export function cpuWasShort(since: CpuUse): boolean {
   if (loopWasBusy(since.loop)) return true;
   const idle = machineIdleTicks();
   if (idle === undefined || since.idleTicks === undefined) return false;
-  const elapsedMs = performance.now() - since.at;
+  const elapsedMs = monotonicMs() - since.at;
   return elapsedMs > 0 && ((idle - since.idleTicks) * MS_PER_TICK) / elapsedMs < SPARE_CPUS;
 }
 
