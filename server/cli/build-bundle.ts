@@ -70,7 +70,7 @@ const RELATIVE_REQUIRE = /\brequire\("(\.[^"]*)"\)/g;
 
 /** Refuses a chunk start.ts could not load as the build meant: non-ASCII text, or a relative require of no chunk. */
 function checkChunk(name: string, code: string, chunks: ReadonlySet<string>): void {
-  if (/[^\x00-\x7f]/.test(code)) throw new Error(`${name} is not ASCII: start.ts reads chunks as latin1`);
+  if (/[^\x00-\x7f]/.test(code)) throw new Error(`${name} is not ASCII: start.ts reads packs as ASCII`);
   for (const [, target] of code.matchAll(RELATIVE_REQUIRE)) {
     if (!target?.startsWith('./') || !chunks.has(target.slice(2))) throw new Error(`${name} requires ${target}, which is no chunk of the bundle`);
   }
@@ -164,7 +164,7 @@ export async function buildCodeCache(): Promise<void> {
   const index = JSON.parse(readFileSync(path.join(BUNDLE_DIR, PACK_INDEX), 'utf8')) as Record<string, string[]>;
   for (const packFile of Object.keys(index)) {
     const file = path.join(BUNDLE_DIR, packFile);
-    const source = readFileSync(file, 'latin1');
+    const source = readFileSync(file, 'utf8');
     const script = loader.loadedPacks.get(packFile) ?? compilePack(file, source);
     writeFileSync(cacheFileOf(file), codeCacheFile(source, script.createCachedData()));
   }

