@@ -213,6 +213,17 @@ describe('registries.conf checks', () => {
     assert.deepEqual(empty.credentialHelpers, ['containers-auth.json']);
     assert.deepEqual(empty.registries, []);
   });
+  it('reads comment lines as comments, and only them (blanked before parsing, line numbers kept)', async () => {
+    const commented = await configOf('# head\n  # indented\t# twice\ncredential-helpers = [\n  # inside an array\n  "pass", # after a value\n]\n#\n[aliases]\n"app" = "quay.io/ns/app"\n');
+    assert.deepEqual(commented.credentialHelpers, ['pass']);
+    assert.equal(commented.aliases.get('app'), 'quay.io/ns/app');
+    // In a multi-line string a line starting with # is text.
+    const text = await configOf('credential-helpers = ["""first\n# second"""]\n');
+    assert.deepEqual(text.credentialHelpers, ['first\n# second']);
+    // Errors name the line they are on, after comment lines; a control character in a comment is still refused.
+    await rejects('# one\n# two\n[[registry]\nlocation = "x"', /line 3/);
+    await rejects('# a bell \u0007 in a comment\n', /not valid TOML/);
+  });
   it('converts the version 1 format and refuses to mix formats', async () => {
     const config = await configOf(`
 [registries.search]
