@@ -12,8 +12,9 @@
  * though the built-ins such a module imports load with its chunk: a module needing a costly
  * built-in only sometimes is reached through `import()`. Packages loaded only for rarer work stay
  * outside, required from node_modules when used: openpgp (signedBy), yaml (registries.d), ws
- * (WebSocket service), tar-stream (archives) and undici's index (proxies); the registry client's
- * parts of undici (Agent, request) are in the bundle.
+ * (WebSocket service), tar-stream (archives), undici's index (proxies) and fetch's body module
+ * (FormData bodies; bundle-undici.ts says why); the registry client's parts of undici (Agent,
+ * request) are in the bundle, its HTTP parser's WebAssembly in files beside the packs.
  *
  * The code caches are made after a warm-up (bundle-warm-up.ts): the bundle serves Initialize and a
  * first image from a loopback registry in this process, so that the functions a start and a first
