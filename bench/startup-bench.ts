@@ -21,7 +21,8 @@
  * flatters their ratios; skopeo never reads it.
  *
  * --baseline measures another layerpipe build too (e.g. a main checkout's bin/layerpipe), in the
- * same rounds, as rows marked "(baseline)": before/after on equal terms on a busy machine.
+ * same rounds, as rows marked "(baseline)": before/after on equal terms on a busy machine, with
+ * the median difference of the two in each round and its bootstrap interval.
  */
 import { spawn } from 'node:child_process';
 import { chmodSync } from 'node:fs';
@@ -194,6 +195,34 @@ function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', labe
   return rows;
 }
 
+/**
+ * The median of the per-round differences a[i] - b[i], with a bootstrap 90% interval: on this
+ * kind of machine the medians of two builds move by more than their difference from one run to
+ * the next, while two measurements of the same round share its moment.
+ */
+function pairedDifference(a: readonly number[], b: readonly number[]): { median: number; interval: string } {
+  const differences = a.map((x, i) => x - (b[i] ?? NaN));
+  const resampled: number[] = [];
+  for (let k = 0; k < 2000; k++) resampled.push(median(differences.map(() => differences[Math.floor(Math.random() * differences.length)]!)));
+  resampled.sort((x, y) => x - y);
+  return { median: median(differences), interval: `90%: [${resampled[100]!.toFixed(2)}, ${resampled[1899]!.toFixed(2)}]` };
+}
+
+/** layerpipe minus the baseline in each round, for spawn → Initialize and the first manifest. */
+function pairedRows(samples: Samples): BenchRow[] {
+  const row = (what: string, a: readonly number[], b: readonly number[]): BenchRow => {
+    const { median: difference, interval } = pairedDifference(a, b);
+    return { name: `startup: ${what}: layerpipe − baseline, paired by round`, layerpipe: difference, unit: 'ms', limit: interval };
+  };
+  const rows = [row('spawn → Initialize', samples.initialize.layerpipe, samples.initialize.baseline)];
+  const [lp, base] = [samples.manifest.layerpipe, samples.manifest.baseline];
+  if (lp.length > 0) {
+    rows.push(row('first manifest', lp.map((s) => s.total), base.map((s) => s.total)));
+    rows.push(row('its OpenImage', lp.map((s) => s.openImage), base.map((s) => s.openImage)));
+  }
+  return rows;
+}
+
 function rowsOf(samples: Samples, hasSkopeo: boolean, hasBaseline: boolean): BenchRow[] {
   return [
     { name: 'startup: node -e 0 (spawn → exit)', layerpipe: median(samples.node), unit: 'ms' },
@@ -202,7 +231,7 @@ function rowsOf(samples: Samples, hasSkopeo: boolean, hasBaseline: boolean): Ben
       ? [{ name: 'startup: plain Node first manifest (node:tls probe, node:http; no proxy)', layerpipe: median(samples.nodeManifest), unit: 'ms', ratio: median(samples.nodeManifest) / median(samples.node), limit: 'floor for a Node client' }]
       : []),
     ...layerpipeRows(samples, 'layerpipe', '', hasSkopeo),
-    ...(hasBaseline ? layerpipeRows(samples, 'baseline', '(baseline) ', hasSkopeo) : []),
+    ...(hasBaseline ? [...layerpipeRows(samples, 'baseline', '(baseline) ', hasSkopeo), ...pairedRows(samples)] : []),
   ];
 }
 
