@@ -89,7 +89,7 @@ type ChunkFunction = (exports: unknown, require: NodeJS.Require, module: unknown
  * A chunk's pack (bundle-packs.ts) is read and compiled, with its code cache when `useCache`, at
  * the first require of any chunk in it. A chunk requires another as `./<name>.js` (build-bundle.ts
  * checks that no other relative require is left); anything else (node: built-ins, the packages
- * kept outside the bundle) is required from the bundle's directory.
+ * kept outside the bundle) is required with this module's own require.
  */
 export class BundleLoader {
   /** The pack file of each chunk, from the index. */
@@ -109,8 +109,7 @@ export class BundleLoader {
     // would (both are inside the package, above the same node_modules), without loading
     // node:module and the ES-module loader with it (~0.6 ms of every start). A real require's
     // resolve, cache and main stay: bundled packages (node-gyp-build) use them.
-    const nodeRequire = require;
-    this.chunkRequire = Object.assign((id: string): unknown => (id.startsWith('./') ? this.load(id.slice(2)) : nodeRequire(id)), nodeRequire);
+    this.chunkRequire = Object.assign((id: string): unknown => (id.startsWith('./') ? this.load(id.slice(2)) : require(id)), require);
   }
 
   /** The packs read so far, by file name, with the Script each was compiled to. */
