@@ -61,6 +61,39 @@ export function writeParserWasm(bundleDir: string): void {
 const FETCH_BODY_IMPORT = "require('../web/fetch/body.js')";
 const FETCH_BODY_INSTALLED = 'undici/lib/web/fetch/body.js';
 
+/**
+ * undici loads node:http (~1.5 ms of a first manifest, eight modules) for two things layerpipe
+ * does not need at load: the default response-header limit, which the registry client sets
+ * itself (createAgent), and a check that a stream being destroyed is node:http's
+ * IncomingMessage, which no stream can be unless node:http was loaded for it. In the bundle both
+ * ask node:http when they run, with the same result.
+ */
+const HTTP_DEFAULT_HEADER_LIMIT = `const getDefaultNodeMaxHeaderSize = http &&
+  http.maxHeaderSize &&
+  Number.isInteger(http.maxHeaderSize) &&
+  http.maxHeaderSize > 0
+  ? () => http.maxHeaderSize
+  : () => { throw new InvalidArgumentError('http module not available or http.maxHeaderSize invalid') }`;
+const HTTP_DEFAULT_HEADER_LIMIT_WHEN_USED = `const getDefaultNodeMaxHeaderSize = () => {
+  const http = require('node:http')
+  if (http && http.maxHeaderSize && Number.isInteger(http.maxHeaderSize) && http.maxHeaderSize > 0) return http.maxHeaderSize
+  throw new InvalidArgumentError('http module not available or http.maxHeaderSize invalid')
+}`;
+const HTTP_IMPORT = "const http = require('node:http')\n";
+const INCOMING_MESSAGE_IMPORT = "const { IncomingMessage } = require('node:http')\n";
+const INCOMING_MESSAGE_CHECK = 'Object.getPrototypeOf(stream).constructor === IncomingMessage';
+const INCOMING_MESSAGE_CHECK_WHEN_USED =
+  "(Object.getPrototypeOf(stream).constructor?.name === 'IncomingMessage' && Object.getPrototypeOf(stream).constructor === require('node:http').IncomingMessage)";
+
+/** `source` with every `[from, to]` replaced, or unchanged with a warning when one is missing. */
+function replaceAll(file: string, source: string, pairs: readonly (readonly [string, string])[], what: string, warnings: esbuild.PartialMessage[]): string {
+  if (pairs.some(([from]) => !source.includes(from))) {
+    warnings.push({ text: `${file} changed: ${what}` });
+    return source;
+  }
+  return pairs.reduce((text, [from, to]) => text.replace(from, to), source);
+}
+
 function rewrite(file: string, source: string): { contents: string; warnings: esbuild.PartialMessage[] } {
   const warnings: esbuild.PartialMessage[] = [];
   let contents = source;
@@ -73,6 +106,10 @@ function rewrite(file: string, source: string): { contents: string; warnings: es
   if (/[\\/]dispatcher[\\/]client\.js$/.test(file)) {
     if (contents.includes(H2_IMPORT)) contents = contents.replace(H2_IMPORT, H2_WHEN_USED);
     else warnings.push({ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' });
+    contents = replaceAll(file, contents, [[HTTP_IMPORT, ''], [HTTP_DEFAULT_HEADER_LIMIT, HTTP_DEFAULT_HEADER_LIMIT_WHEN_USED]], 'node:http loads with it', warnings);
+  }
+  if (/[\\/]core[\\/]util\.js$/.test(file)) {
+    contents = replaceAll(file, contents, [[INCOMING_MESSAGE_IMPORT, ''], [INCOMING_MESSAGE_CHECK, INCOMING_MESSAGE_CHECK_WHEN_USED]], 'node:http loads with it', warnings);
   }
   if (contents.includes(ASSERT_IMPORT)) {
     if (/\bassert\.[A-Za-z]/.test(contents)) warnings.push({ text: `${file} uses more of node:assert than assert(): node:assert loads with it` });

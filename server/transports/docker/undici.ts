@@ -20,9 +20,16 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
 const CONNECT_WATCH = Symbol('layerpipe connect watch');
 type WatchedAgent = Agent & { [CONNECT_WATCH]?: ConnectWatch };
 
+/**
+ * The largest response header block a registry may send: node:http's default, set here so that
+ * undici need not load node:http to learn it (bundle-undici.ts).
+ */
+export const RESPONSE_HEADER_LIMIT_BYTES = 16 * 1024;
+
 /** An Agent whose connections still being set up stop when no request waits for them (connect-watch.ts). */
-export function createAgent(options: Agent.Options): Agent {
+export function createAgent(agentOptions: Agent.Options): Agent {
   const AgentClass = require('undici/lib/dispatcher/agent') as typeof Agent;
+  const options: Agent.Options = { maxHeaderSize: RESPONSE_HEADER_LIMIT_BYTES, ...agentOptions };
   const { connect, connectTimeout, ...rest } = options;
   // A connector of the caller's own compiles the parser outside the watch: the flag stays set.
   if (typeof connect === 'function') {

@@ -110,7 +110,7 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       assert.deepEqual(filesMatching(loaded, /[\\/](transports[\\/]docker|wires[\\/]jsonrpc|policy[\\/]sigstore)[\\/]/), []);
     });
 
-    it(`${layout}: the first manifest loads no credential helper, OpenPGP, YAML or undici index (and, bundled, no HTTP/2)`, async (t) => {
+    it(`${layout}: the first manifest loads no credential helper, OpenPGP, YAML or undici index (and, bundled, no node:http or HTTP/2)`, async (t) => {
       const command = layouts[layout];
       if (command === undefined) return t.skip('no current bundle: `npm run build` makes one');
       const loaded = await loadedBy(command, async (proxy) => {
@@ -118,7 +118,7 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
         assert.ok((await proxy.getManifest(image)).bytes.length > 0);
       });
       // The registry client did run (a layout that loaded nothing would pass the rest).
-      assert.deepEqual(builtinsAmong(loaded, ['http', 'crypto']), ['http', 'crypto']);
+      assert.deepEqual(builtinsAmong(loaded, ['net', 'crypto']), ['net', 'crypto']);
       assert.deepEqual(builtinsAmong(loaded, ['child_process', 'zlib']), []);
       // Spans are timed with process.hrtime (monotonic-clock.ts): node:perf_hooks loads at the first large stream sampled.
       assert.deepEqual(builtinsAmong(loaded, ['perf_hooks']), []);
@@ -126,8 +126,8 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       // readline. (In the tree, TypeScript's `import * as fs` copies node:fs's lazy `promises` getter, loading it.)
       if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['fs/promises', 'internal/fs/promises', 'readline']), []);
       // undici's Client loads its HTTP/2 half with it; the bundle defers that to a first h2 connection.
-      // The bundle's undici loads node:http2 and node:assert only when used (bundle-undici.ts).
-      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2', 'assert']), []);
+      // The bundle's undici loads node:http2, node:assert and node:http only when used (bundle-undici.ts).
+      if (layout === 'bundle') assert.deepEqual(builtinsAmong(loaded, ['http2', 'assert', 'http']), []);
       assert.deepEqual(filesMatching(loaded, /node_modules[\\/](openpgp|yaml|ws|tar-stream)[\\/]|undici[\\/](index\.js|lib[\\/]web[\\/])/), []);
     });
   }
