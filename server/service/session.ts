@@ -56,12 +56,14 @@ export class Session {
   private readonly lifetime = new Lifetime();
   private readonly images = new Map<number, SessionImage>();
   private readonly transfers: TransferTable;
+  private readonly guard: MemoryGuard | undefined;
   private nextImageId = 0;
   private initialized = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: SessionOptions) {
     this.ctx = options.ctx;
+    this.guard = options.guard;
     this.transfers = new TransferTable(options.guard);
   }
 
@@ -130,6 +132,9 @@ export class Session {
     signal.addEventListener('abort', onRequestAbort, { once: true });
     try {
       const { openImageByName } = await import('../image/open');
+      // The open path's code is loaded (its code cache taken): the guard's V8 flags now keep the
+      // young generation from growing while configuration is read (memory-guard.ts).
+      this.guard?.setStreamingFlags();
       const image = await openImageByName(name, this.ctx, lifetime.signal);
       const id = ++this.nextImageId;
       this.images.set(id, { image, lifetime });

@@ -18,7 +18,8 @@
  * guard, 99 MiB without (the glibc heap keeps ~30 MiB of freed socket buffers).
  *
  * It is made once, at start-up (the CLI), before any transfer; every copy reports its bytes to
- * it, and the first bytes set STREAMING_V8_FLAGS. The collector itself is taken at the first collection, so
+ * it. STREAMING_V8_FLAGS are set when a session has loaded its open path (Session.openImage), or at
+ * the first byte when no image was opened first. The collector itself is taken at the first collection, so
  * a proxy that streams nothing makes no extra context (~0.15 MiB of heap once made).
  * `--memory-guard=false` (or LAYERPIPE_MEMORY_GUARD=0) leaves it out; test/e2e/registry/
  * stream-memory.test.ts pins what it buys.
@@ -29,13 +30,16 @@ type MinorCollect = (options: { type: 'minor' }) => void;
 export const DEFAULT_GUARD_BYTES = 4 * 1024 * 1024;
 
 /**
- * V8 settings for a streaming process, set at the first byte the guard counts: V8 takes a code
- * cache (the bundle's, and Node's for each built-in module: tls, http, streams) only under the
- * flags it was made with, so set at start-up they cost the first OpenImage on a registry ~40 M
- * instructions (750 against 712 M; bench/startup-instructions.ts). The young generation stays at
- * its start-up size (1 MiB semi-spaces): V8 doubles it as objects keep surviving, as a long
- * stream's queued chunks do, and it reached 4-8 MiB resident while streaming, for a heap whose
- * live young objects are a few hundred KiB. TurboFan stays on: turning it off (--max-opt=1)
+ * V8 settings for a streaming process. The young generation stays at its start-up size (1 MiB
+ * semi-spaces): V8 doubles it as objects keep surviving, as they do while the first image's
+ * modules and configuration are set up and while a long stream's chunks wait in queues, and it
+ * reached 4-8 MiB resident while streaming, for a heap whose live young objects are a few hundred
+ * KiB. They are set once the open path is loaded, before the configuration is read: V8 takes a
+ * code cache (the bundle's packs, and Node's for each built-in module: tls, net, streams) only
+ * under the flags it was made with, so set at start-up they cost the first OpenImage on a
+ * registry ~40 M instructions (750 against 712 M; bench/startup-instructions.ts), and set at the
+ * first byte they come after the growth (memory-bench: 4 MiB of young generation at the
+ * streaming peak, against 2). TurboFan stays on: turning it off (--max-opt=1)
  * saved ~3.5 MiB more of the streaming peak (65 against 69 MiB) but cost the 1.0 stream
  * delivery's proxy ~20% more CPU per MB (2.61 against 2.16 ms/MB, same idle machine).
  */
@@ -53,13 +57,17 @@ export class MemoryGuard {
     return new MemoryGuard(everyBytes);
   }
 
+  /** Sets STREAMING_V8_FLAGS, once: call it when the code a session runs is loaded, before it reads configuration. */
+  setStreamingFlags(): void {
+    if (this.streamingFlagsSet) return;
+    this.streamingFlagsSet = true;
+    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+    for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
+  }
+
   /** Called by every copy for every chunk it hands to a sink. */
   count(bytes: number): void {
-    if (!this.streamingFlagsSet) {
-      this.streamingFlagsSet = true;
-      const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
-      for (const flag of STREAMING_V8_FLAGS) setFlagsFromString(flag);
-    }
+    this.setStreamingFlags();
     this.bytesSinceCollect += bytes;
     if (this.bytesSinceCollect < this.everyBytes) return;
     this.bytesSinceCollect = 0;
