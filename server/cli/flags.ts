@@ -249,7 +249,7 @@ const IMAGE_FLAGS: readonly FlagSpec[] = [
 
 /** Flags of every command that serves clients. */
 const SERVING_FLAGS: readonly FlagSpec[] = [
-  { name: 'memory-guard', kind: 'bool', help: 'run a cheap young-generation GC every 4 MiB streamed, to keep RSS flat (default true)', apply: (o, v) => { o.memoryGuard = parseBool('memory-guard', v); } },
+  { name: 'memory-guard', kind: 'bool', help: 'run a cheap young-generation GC every 2 MiB streamed, to keep RSS flat (default true)', apply: (o, v) => { o.memoryGuard = parseBool('memory-guard', v); } },
 ];
 
 const PROXY_FLAGS: readonly FlagSpec[] = [

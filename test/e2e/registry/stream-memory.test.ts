@@ -2,7 +2,7 @@
  * Memory while registry blobs stream through the skopeo wire: what the transfer memory guard
  * (server/transfer/memory-guard.ts) buys. Registry bodies reach the proxy as one fresh
  * ArrayBuffer per socket read, which V8 frees only at a GC; the guard runs a young-generation
- * collection every 4 MiB copied. Four layers are fetched at once, by a fresh proxy with the
+ * collection every 2 MiB copied. Four layers are fetched at once, by a fresh proxy with the
  * guard and one without, one connection per blob (LAYERPIPE_PARALLEL_RANGES=1, so the figure
  * does not depend on how ranges are split); the guarded peak must stay under a bound the
  * unguarded one passes, and below the unguarded one.
