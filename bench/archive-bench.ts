@@ -16,13 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openAndStreamAll, writeLargeOciArchive, type StreamRun } from '../test/harness/archive-large';
+import { median } from './stats';
 
 const MiB = 1024 * 1024;
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function dropCaches(): void {
   execFileSync('sync');

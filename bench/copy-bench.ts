@@ -22,6 +22,7 @@ import { INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-too
 import type { LinkShape } from '../test/harness/shaping-proxy';
 import type { BenchRow } from './bench-row';
 import { linkLabel, startShapedRegistry, WAN_LINK } from './slow-link-bench';
+import { median } from './stats';
 
 const execFileAsync = promisify(execFile);
 const BIN = path.join(__dirname, '..', '..', 'bin', 'layerpipe');
@@ -37,12 +38,6 @@ export interface CopyBenchOptions {
 }
 
 type Tool = 'layerpipe' | 'skopeo';
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 async function timed(program: string, args: readonly string[]): Promise<number> {
   const start = process.hrtime.bigint();

@@ -39,6 +39,7 @@ import { linkLabel, WAN_LINK } from './slow-link-bench';
 import { NO_EXTRA_CA_CERTS, startupBenchEnv } from './startup-bench';
 import { SAMPLE_FILE_ENV, type MemoryBreakdown } from './memory-sampler';
 import { fetchLayers, num, peakRssMiB, type Layer } from './throughput';
+import { median } from './stats';
 
 const IDLE_TARGET_MIB = 48;
 const STREAMING_TARGET_MIB = 64;
@@ -54,7 +55,6 @@ export interface MemoryBenchOptions {
   readonly breakdown?: boolean;
 }
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const ARGS = ['--tls-verify=false', '--insecure-policy'];
 
 /** One proxy's run: spawned (with the sampler preloaded when a breakdown is wanted), `work` done, its peak read. */

@@ -21,8 +21,8 @@ import { startRegistry, type RegistryAuthMode } from '../test/harness/registry';
 import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import { num } from './throughput';
+import { median } from './stats';
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 function parseArgs(argv: readonly string[]): { rounds: number; auth: RegistryAuthMode } {

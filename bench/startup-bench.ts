@@ -34,6 +34,7 @@ import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
+import { median } from './stats';
 
 const INITIALIZE_TARGET = 1.15;
 const MANIFEST_TARGET = 1.6;
@@ -41,7 +42,6 @@ const QUICK_ROUNDS = 5;
 const FULL_ROUNDS = 15;
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 type Program = 'layerpipe' | 'baseline' | 'skopeo';
 const PROGRAMS: readonly Program[] = ['layerpipe', 'baseline', 'skopeo'];

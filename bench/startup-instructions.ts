@@ -19,9 +19,9 @@ import { startRegistry } from '../test/harness/registry';
 import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { findProgram } from '../test/harness/registry-tools';
 import { startupBenchEnv } from './startup-bench';
+import { median } from './stats';
 
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /** The instructions callgrind counted in one run, read from the files it wrote into `dir`. */
 function collected(dir: string): number {
