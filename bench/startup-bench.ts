@@ -34,7 +34,7 @@ import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
-import { median } from './stats';
+import { median, pairedDifference } from './stats';
 
 const INITIALIZE_TARGET = 1.15;
 const MANIFEST_TARGET = 1.6;
@@ -195,24 +195,13 @@ function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', labe
   return rows;
 }
 
-/**
- * The median of the per-round differences a[i] - b[i], with a bootstrap 90% interval: on this
- * kind of machine the medians of two builds move by more than their difference from one run to
- * the next, while two measurements of the same round share its moment.
- */
-function pairedDifference(a: readonly number[], b: readonly number[]): { median: number; interval: string } {
-  const differences = a.map((x, i) => x - (b[i] ?? NaN));
-  const resampled: number[] = [];
-  for (let k = 0; k < 2000; k++) resampled.push(median(differences.map(() => differences[Math.floor(Math.random() * differences.length)]!)));
-  resampled.sort((x, y) => x - y);
-  return { median: median(differences), interval: `90%: [${resampled[100]!.toFixed(2)}, ${resampled[1899]!.toFixed(2)}]` };
-}
-
 /** layerpipe minus the baseline in each round, for spawn → Initialize and the first manifest. */
 function pairedRows(samples: Samples): BenchRow[] {
   const row = (what: string, a: readonly number[], b: readonly number[]): BenchRow => {
-    const { median: difference, interval } = pairedDifference(a, b);
-    return { name: `startup: ${what}: layerpipe − baseline, paired by round`, layerpipe: difference, unit: 'ms', limit: interval };
+    // On this kind of machine the medians of two builds move by more than their difference from
+    // one run to the next, while two measurements of the same round share its moment.
+    const { median: difference, low, high } = pairedDifference(a, b);
+    return { name: `startup: ${what}: layerpipe − baseline, paired by round`, layerpipe: difference, unit: 'ms', limit: `90%: [${low.toFixed(2)}, ${high.toFixed(2)}]` };
   };
   const rows = [row('spawn → Initialize', samples.initialize.layerpipe, samples.initialize.baseline)];
   const [lp, base] = [samples.manifest.layerpipe, samples.manifest.baseline];

@@ -85,13 +85,13 @@ const INCOMING_MESSAGE_CHECK = 'Object.getPrototypeOf(stream).constructor === In
 const INCOMING_MESSAGE_CHECK_WHEN_USED =
   "(Object.getPrototypeOf(stream).constructor?.name === 'IncomingMessage' && Object.getPrototypeOf(stream).constructor === require('node:http').IncomingMessage)";
 
-/** `source` with every `[from, to]` replaced, or unchanged with a warning when one is missing. */
-function replaceAll(file: string, source: string, pairs: readonly (readonly [string, string])[], what: string, warnings: esbuild.PartialMessage[]): string {
+/** `source` with every occurrence of each `from` replaced by its `to`; unchanged, with a warning, when any `from` is missing. */
+function rewriteOrWarn(file: string, source: string, pairs: readonly (readonly [string, string])[], what: string, warnings: esbuild.PartialMessage[]): string {
   if (pairs.some(([from]) => !source.includes(from))) {
     warnings.push({ text: `${file} changed: ${what}` });
     return source;
   }
-  return pairs.reduce((text, [from, to]) => text.replace(from, to), source);
+  return pairs.reduce((text, [from, to]) => text.replaceAll(from, to), source);
 }
 
 function rewrite(file: string, source: string): { contents: string; warnings: esbuild.PartialMessage[] } {
@@ -100,16 +100,14 @@ function rewrite(file: string, source: string): { contents: string; warnings: es
   const wasm = PARSER_WASM.exec(file);
   if (wasm?.[1] !== undefined) return { contents: parserWasmSource(wasm[1]), warnings };
   if (/[\\/]dispatcher[\\/]client-h[12]\.js$/.test(file)) {
-    if (contents.includes(FETCH_BODY_IMPORT)) contents = contents.replaceAll(FETCH_BODY_IMPORT, `require('${FETCH_BODY_INSTALLED}')`);
-    else warnings.push({ text: `${file} changed: fetch's body module is bundled with it` });
+    contents = rewriteOrWarn(file, contents, [[FETCH_BODY_IMPORT, `require('${FETCH_BODY_INSTALLED}')`]], "fetch's body module is bundled with it", warnings);
   }
   if (/[\\/]dispatcher[\\/]client\.js$/.test(file)) {
-    if (contents.includes(H2_IMPORT)) contents = contents.replace(H2_IMPORT, H2_WHEN_USED);
-    else warnings.push({ text: 'undici/lib/dispatcher/client.js changed: node:http2 loads with it' });
-    contents = replaceAll(file, contents, [[HTTP_IMPORT, ''], [HTTP_DEFAULT_HEADER_LIMIT, HTTP_DEFAULT_HEADER_LIMIT_WHEN_USED]], 'node:http loads with it', warnings);
+    contents = rewriteOrWarn(file, contents, [[H2_IMPORT, H2_WHEN_USED]], 'node:http2 loads with it', warnings);
+    contents = rewriteOrWarn(file, contents, [[HTTP_IMPORT, ''], [HTTP_DEFAULT_HEADER_LIMIT, HTTP_DEFAULT_HEADER_LIMIT_WHEN_USED]], 'node:http loads with it', warnings);
   }
   if (/[\\/]core[\\/]util\.js$/.test(file)) {
-    contents = replaceAll(file, contents, [[INCOMING_MESSAGE_IMPORT, ''], [INCOMING_MESSAGE_CHECK, INCOMING_MESSAGE_CHECK_WHEN_USED]], 'node:http loads with it', warnings);
+    contents = rewriteOrWarn(file, contents, [[INCOMING_MESSAGE_IMPORT, ''], [INCOMING_MESSAGE_CHECK, INCOMING_MESSAGE_CHECK_WHEN_USED]], 'node:http loads with it', warnings);
   }
   if (contents.includes(ASSERT_IMPORT)) {
     if (/\bassert\.[A-Za-z]/.test(contents)) warnings.push({ text: `${file} uses more of node:assert than assert(): node:assert loads with it` });

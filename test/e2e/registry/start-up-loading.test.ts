@@ -102,7 +102,7 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       // Nor node:module, which loads the ES-module loader (start.ts requires with its own require).
       assert.deepEqual(builtinsAmong(loaded, ['module', 'internal/modules/esm/loader']), []);
       // No V8 flag is set at start-up (node:v8 unloaded): V8 then refuses the code caches of all that
-      // loads later. The memory guard sets its flags at the first byte streamed, llhttp-tiers.ts at the first connection.
+      // loads later. The memory guard sets its flags once OpenImage has loaded the open path, llhttp-tiers.ts at the first connection.
       assert.deepEqual(builtinsAmong(loaded, ['v8']), []);
       // node:stream loads once bytes move (server/node-stream.ts, transfer/sinks/fifo-sink.ts): ~3-5 ms at start otherwise.
       assert.deepEqual(builtinsAmong(loaded, ['stream', 'internal/streams/readable']), []);
