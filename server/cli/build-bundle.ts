@@ -1,7 +1,7 @@
 /**
  * Build step (`npm run build`): the CLI as chunks in dist/bundle/, stored in packs of chunks
  * loaded together (bundle-packs.ts), with V8's code cache for each pack (<pack>.cache), which
- * bin/layerpipe starts from (start.ts).
+ * bin/layerpipe starts from (its loader is typed in start.ts).
  *
  * Every `import()` of the sources is a place where a new chunk may start: esbuild splits the CLI
  * there (each command; at a proxy's first image, the open path with the transports, policy and
@@ -31,7 +31,7 @@ import { UNDO_LIFTOFF_ONLY } from '../transports/docker/llhttp-tiers';
 import { undiciLoading, writeParserWasm } from './bundle-undici';
 import { warmUp } from './bundle-warm-up';
 import { assignPacks, packText, type BuiltChunk } from './bundle-packs';
-import { BUILD_ID_PREFIX, cacheFileOf, codeCacheFile, compilePack, ENTRY_CHUNK, INSTALLED, loadBundle, PACK_INDEX } from './start';
+import { BIN, BUILD_ID_PREFIX, cacheFileOf, codeCacheFile, compilePack, ENTRY_CHUNK, INSTALLED, loadBundle, PACK_INDEX } from './start';
 
 const BUNDLE_DIR = INSTALLED.bundleDir;
 
@@ -147,7 +147,7 @@ export async function buildBundle(): Promise<void> {
 }
 
 /** Run in a new node: the packs (all read, as start.ts reads them) whose cache V8 did not take. */
-const CACHE_CHECK = `const start = require(${JSON.stringify(path.join(__dirname, 'start.js'))});
+const CACHE_CHECK = `const start = require(${JSON.stringify(BIN)});
 const { loader } = start.loadBundle(start.INSTALLED, true);
 for (const chunk of Object.values(require(${JSON.stringify(path.join(BUNDLE_DIR, PACK_INDEX))})).map((chunks) => chunks[0])) loader.load(chunk);
 const refused = [...loader.loadedPacks].filter(([, script]) => script.cachedDataRejected !== false).map(([file]) => file);
@@ -166,7 +166,7 @@ export async function buildCodeCache(): Promise<void> {
   for (const packFile of Object.keys(index)) {
     const file = path.join(BUNDLE_DIR, packFile);
     const source = readFileSync(file, 'utf8');
-    const script = loader.loadedPacks.get(packFile) ?? compilePack(file, source);
+    const script = loader.loadedPacks.get(packFile) ?? compilePack(file, false);
     writeFileSync(cacheFileOf(file), codeCacheFile(source, script.createCachedData()));
   }
   // A cache V8 refuses costs every start a full compile and nothing says so: refuse the build instead.

@@ -1,15 +1,17 @@
 /**
- * bin/layerpipe's choice of layout (server/cli/start.ts): the bundle's packs of chunks with their
+ * bin/layerpipe's choice of layout (its loader, typed in server/cli/start.ts): the bundle's packs of chunks with their
  * V8 code caches when each cache belongs to its pack and the bundle is no older than the compiled
  * tree; a cache never with another pack; the tree when the bundle is stale or missing. Runs on a
  * copy, in a directory beside it, of the bundle `npm run build` made (skipped without one).
  */
 import { strict as assert } from 'node:assert';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SHARED_PACKS } from '../../server/cli/bundle-packs';
-import { BUILD_ID_PREFIX, bundleIsCurrent, cacheFileOf, cli, ENTRY_CHUNK, INSTALLED, loadBundle, PACK_INDEX, type CliFiles } from '../../server/cli/start';
+import { BIN, BUILD_ID_PREFIX, bundleIsCurrent, cacheFileOf, cli, ENTRY_CHUNK, INSTALLED, loadBundle, PACK_INDEX, type CliFiles } from '../../server/cli/start';
 
 const START_PACK = SHARED_PACKS[0]!.file;
 const built = existsSync(path.join(INSTALLED.bundleDir, PACK_INDEX)) && existsSync(cacheFileOf(path.join(INSTALLED.bundleDir, START_PACK)));
@@ -97,3 +99,19 @@ describe('starting the CLI from the bundle or the tree', { skip: built ? false :
     assert.equal(bundleIsCurrent({ ...files, bundleDir: path.join(dir, 'missing') }), false);
   });
 });
+
+describe('bin/layerpipe in a checkout that was never built', () => {
+  it('says to run the build, exit status 1', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-unbuilt-'));
+    try {
+      mkdirSync(path.join(root, 'bin'));
+      copyFileSync(BIN, path.join(root, 'bin', 'layerpipe'));
+      const run = spawnSync(process.execPath, [path.join(root, 'bin', 'layerpipe'), '--version'], { encoding: 'utf8' });
+      assert.equal(run.status, 1, run.stderr);
+      assert.equal(run.stderr, `layerpipe: not built yet: run \`npm run build\` in ${root}\n`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+

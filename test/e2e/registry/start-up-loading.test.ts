@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageProxy } from '../../../clients/typescript';
-import { bundleIsCurrent, INSTALLED } from '../../../server/cli/start';
+import { BIN, bundleIsCurrent, INSTALLED } from '../../../server/cli/start';
 import { makeLayer } from '../../harness/oci-builder';
 import { startRegistry, type RunningRegistry } from '../../harness/registry';
 import { emptyAuthFilePath, pushImage } from '../../harness/registry-images';
@@ -45,8 +45,7 @@ process.on('exit', () => {
     tree: launcher('tree', `require(${JSON.stringify(path.join(DIST, 'server', 'cli', 'index.js'))}).main(process.argv.slice(2));`),
   };
   if (bundleIsCurrent(INSTALLED)) {
-    const start = JSON.stringify(path.join(DIST, 'server', 'cli', 'start.js'));
-    layouts.bundle = launcher('bundle', `const start = require(${start});\nstart.loadBundle(start.INSTALLED, true).cli.main(process.argv.slice(2));`);
+    layouts.bundle = BIN; // it starts from the bundle when that is current
   }
   return { preload, layouts };
 }
@@ -99,7 +98,7 @@ describe('what a cold proxy loads', { skip, timeout: 120_000 }, () => {
       // No AbortController: a request's lifetime makes one only when its work asks for the signal
       // (OpenImage does, Initialize does not), the FIFO directory only at the first FIFO.
       assert.deepEqual(builtinsAmong(loaded, ['internal/abort_controller']), []);
-      // Nor node:module, which loads the ES-module loader (start.ts requires with its own require).
+      // Nor node:module, which loads the ES-module loader (bin/layerpipe's loader requires with its own require).
       assert.deepEqual(builtinsAmong(loaded, ['module', 'internal/modules/esm/loader']), []);
       // No V8 flag is set at start-up (node:v8 unloaded): V8 then refuses the code caches of all that
       // loads later. The memory guard sets its flags once OpenImage has loaded the open path, llhttp-tiers.ts at the first connection.
