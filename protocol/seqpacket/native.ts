@@ -203,6 +203,13 @@ export interface NativeModule {
   setSendBuffer(fd: number, bytes: number): number;
   /** Name of a (negative) libuv error code, e.g. -9 -> 'EBADF'. */
   errorName(code: number): string;
+  /** stat(2)'s st_mtime in ms, as fs.Stats.mtimeMs; throws ENOENT... (bin/layerpipe, before its bundle runs). */
+  mtimeMs(path: string): number;
+  /**
+   * A regular file's bytes as a Buffer over a private mapping, copy-on-write, unmapped when the
+   * Buffer is collected; EINVAL for anything but a regular file (bin/layerpipe reads code caches so).
+   */
+  mapFile(path: string): Buffer;
   Poller: PollerConstructor;
   PipeFeed: PipeFeedConstructor;
   FilePump: FilePumpConstructor;

@@ -275,6 +275,10 @@ static napi_value init(napi_env env, napi_value exports) {
     throw_internal(env, "cannot define the pipe feed functions");
     return NULL;
   }
+  if (!define_start_file_functions(env, exports)) {
+    throw_internal(env, "cannot define the start-up file functions");
+    return NULL;
+  }
   return exports;
 }
 

@@ -4,6 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { isNativeError, native } from '../../protocol/seqpacket/native';
@@ -89,6 +90,45 @@ describe('descriptors', () => {
     assert.equal(err.syscall, 'close');
     assert.equal(err.errno, -9);
     assert.match(err.message, /EBADF/);
+  });
+});
+
+describe('start-up files (bin/layerpipe)', () => {
+  it('mtimeMs is fs.Stats.mtimeMs, and a missing path throws ENOENT', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerpipe-start-files-'));
+    try {
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, 'x');
+      fs.utimesSync(file, 1_000_000.123456, 1_700_000_000.987654);
+      assert.equal(native.mtimeMs(file), fs.statSync(file).mtimeMs);
+      assert.equal(native.mtimeMs(dir), fs.statSync(dir).mtimeMs);
+      assert.equal(errorCode(() => native.mtimeMs(path.join(dir, 'missing'))), 'ENOENT');
+      assert.equal(errorCode(() => native.mtimeMs(path.join(file, 'below-a-file'))), 'ENOTDIR');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("mapFile gives a file's bytes; writing to them leaves the file alone; only regular files map", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerpipe-start-files-'));
+    try {
+      const file = path.join(dir, 'f');
+      const bytes = Buffer.from(Array.from({ length: 3 * 4096 + 17 }, (_, i) => (i * 7) & 0xff));
+      fs.writeFileSync(file, bytes);
+      const mapped = native.mapFile(file);
+      assert.ok(mapped.equals(bytes));
+      mapped[0] = mapped[0]! ^ 0xff;
+      assert.ok(fs.readFileSync(file).equals(bytes), 'copy-on-write');
+      fs.writeFileSync(path.join(dir, 'empty'), '');
+      assert.equal(native.mapFile(path.join(dir, 'empty')).length, 0);
+      assert.equal(errorCode(() => native.mapFile(dir)), 'EINVAL');
+      assert.equal(errorCode(() => native.mapFile(path.join(dir, 'missing'))), 'ENOENT');
+      const before = fs.readdirSync('/proc/self/fd').length;
+      for (let i = 0; i < 20; i++) native.mapFile(file);
+      assert.equal(fs.readdirSync('/proc/self/fd').length, before, 'no descriptor stays open');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
