@@ -1,8 +1,8 @@
 /**
- * Typed access to the layerpipe_native addon (protocol/seqpacket/seqpacket.c). node-gyp-build
- * finds it at the package root: build/Release/layerpipe_native.node when it was compiled here
- * (scripts/install-native.js, `npm run install`), else the Node-API prebuild for this platform
- * shipped in prebuilds/ (scripts/prebuild.js).
+ * Typed access to the layerpipe_native addon (protocol/seqpacket/seqpacket.c), at the package
+ * root: build/Release/layerpipe_native.node when it was compiled here (scripts/install-native.js,
+ * `npm run install`), else the Node-API prebuild for this platform shipped in prebuilds/
+ * (scripts/prebuild.js), else what node-gyp-build finds.
  */
 import * as path from 'node:path';
 import { InternalError } from '../errors';
@@ -235,25 +235,33 @@ type AddonLoader = (packageRoot: string) => unknown;
 /** Where `npm run install` builds the addon, the place node-gyp-build looks first. */
 const BUILT_ADDON = path.join(PACKAGE_ROOT, 'build', 'Release', 'layerpipe_native.node');
 
+/** The prebuild shipped for this platform, named as node-gyp-build names it (only glibc ones are shipped). */
+const PREBUILT_ADDON = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'node.napi.glibc.node');
+
 /**
- * The addon built in place, required directly: node-gyp-build's search (the package.json read,
- * directory listings, node:os) costs every start about a millisecond to find the same file.
- * Undefined when it is not there (prebuilds) or when the environment asks node-gyp-build to
- * choose (PREBUILDS_ONLY, LAYERPIPE_PREBUILD).
+ * The addon built in place, else the prebuild for this platform, each required by its path:
+ * node-gyp-build's search (the package.json read, directory listings, node:os) costs every start
+ * about a millisecond to find the same file, and bin/layerpipe has already loaded it from one of
+ * these two. Undefined when neither is there or the prebuild does not load (another libc), or when
+ * the environment asks node-gyp-build to choose (PREBUILDS_ONLY, LAYERPIPE_PREBUILD).
  */
-function loadBuiltAddon(): NativeModule | undefined {
+function loadKnownAddon(): NativeModule | undefined {
   if (process.env.PREBUILDS_ONLY || process.env.LAYERPIPE_PREBUILD) return undefined;
   try {
     return require(BUILT_ADDON) as NativeModule;
   } catch (err) {
-    if ((err as { code?: unknown }).code === 'MODULE_NOT_FOUND') return undefined;
-    throw err;
+    if ((err as { code?: unknown }).code !== 'MODULE_NOT_FOUND') throw err;
+  }
+  try {
+    return require(PREBUILT_ADDON) as NativeModule;
+  } catch {
+    return undefined;
   }
 }
 
 function load(): NativeModule {
   try {
-    return loadBuiltAddon() ?? ((require('node-gyp-build') as AddonLoader)(PACKAGE_ROOT) as NativeModule);
+    return loadKnownAddon() ?? ((require('node-gyp-build') as AddonLoader)(PACKAGE_ROOT) as NativeModule);
   } catch (err) {
     throw new InternalError(`cannot load the layerpipe_native addon below ${PACKAGE_ROOT} (run \`npm run install\` there to build it): ${String(err)}`, {
       cause: err,

@@ -95,6 +95,18 @@ describe('npm package', { skip }, () => {
     assert.equal(existsSync(path.join(installed, 'build')), false, 'nothing was compiled');
   });
 
+  it('starts from the bundle, with the prebuild required by its path rather than found by node-gyp-build', async () => {
+    // What each start loaded, written at exit by a preload.
+    const preload = path.join(work, 'record-loaded.js');
+    const loaded = path.join(work, 'loaded.json');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    await run('layerpipe', ['inspect', '--insecure-policy', `oci:${sample}:latest`], { cwd: work, env: { ...userEnv(), NODE_OPTIONS: `--require ${preload}` } });
+    const files = JSON.parse(readFileSync(loaded, 'utf8')) as string[];
+    assert.deepEqual(files.filter((f) => f.endsWith('.node')), [path.join(installed, 'prebuilds', `linux-${process.arch}`, 'node.napi.glibc.node')]);
+    assert.deepEqual(files.filter((f) => f.includes('node-gyp-build')), []);
+    assert.deepEqual(files.filter((f) => f.startsWith(path.join(installed, 'dist'))), [], 'no module of the compiled tree: the bundle ran');
+  });
+
   it('puts layerpipe on PATH, and inspect reads the bundled sample image from any directory', async () => {
     const index = JSON.parse(readFileSync(path.join(sample, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const { stdout } = await run('layerpipe', ['inspect', '--insecure-policy', `oci:${sample}:latest`], { cwd: work, env: userEnv() });
