@@ -7,6 +7,9 @@
  * reads its manifest and config. Nothing leaves the machine; the build stays offline.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ImageProxy } from '../../clients/typescript/image-proxy';
@@ -44,13 +47,29 @@ function startWarmUpRegistry(): Promise<{ server: Server; host: string }> {
   });
 }
 
+/**
+ * A policy as distributions ship it (accept by default, signed images for one registry), read at
+ * the start as a proxy started without --insecure-policy reads /etc/containers/policy.json: the
+ * parser's functions are then in the cache too. The warm-up image's registry is not the signed one.
+ */
+const WARM_UP_POLICY = {
+  default: [{ type: 'insecureAcceptAnything' }],
+  transports: {
+    docker: { 'registry.example.com/signed': [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: '/etc/pki/warm-up.gpg' }] },
+    'docker-daemon': { '': [{ type: 'insecureAcceptAnything' }] },
+  },
+};
+
 /** Runs the bundle's proxy command through Initialize and a first image; resolves once it exited with 0. */
 export async function warmUp(cli: Cli): Promise<void> {
   const { server, host } = await startWarmUpRegistry();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'layerpipe-warm-up-'));
   try {
+    const policy = path.join(dir, 'policy.json');
+    writeFileSync(policy, JSON.stringify(WARM_UP_POLICY, null, 4));
     const [ours, theirs] = seqpacketPair();
     // No flag may change V8's settings here: the cache records them, and V8 refuses it under others.
-    const serving = cli.run(['experimental-image-proxy', '--sockfd', String(theirs), '--insecure-policy', '--tls-verify=false', '--memory-guard=false']);
+    const serving = cli.run(['experimental-image-proxy', '--sockfd', String(theirs), '--policy', policy, '--tls-verify=false', '--memory-guard=false']);
     const proxy = ImageProxy.connect(new SeqpacketChannel(ours));
     await proxy.initialize();
     const image = await proxy.openImage(`docker://${host}/${REPOSITORY}:${TAG}`);
@@ -62,6 +81,7 @@ export async function warmUp(cli: Cli): Promise<void> {
     const status = await serving;
     if (status !== 0) throw new Error(`the warm-up proxy ended with status ${status}`);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
