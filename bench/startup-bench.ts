@@ -6,8 +6,9 @@
  * - first manifest: spawn, Initialize, OpenImage of a small image on a loopback docker-registry,
  *   GetManifest, Shutdown, until the proxy has exited; with layerpipe's time split by step.
  *
- * Every round runs each measurement once, in a rotating order, so that a busy machine slows
- * them alike; the figures are medians. Targets (issue 13): spawn → Initialize ≤ 1.15× and the
+ * Every round runs each measurement once, in an order drawn anew for each round (bench/stats.ts
+ * `shuffled`), so that a busy machine slows them alike and no measurement always follows the
+ * same one; the figures are medians. Targets (issue 13): spawn → Initialize ≤ 1.15× and the
  * first manifest ≤ 1.6× of `node -e 0` in the same run. Run by hand:
  *
  *   npx tsc -p tsconfig.json && node dist/bench/startup-bench.js [--rounds 15] [--quick] [--baseline PATH]
@@ -34,7 +35,7 @@ import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
 import { printRows } from './print-rows';
-import { median, pairedDifference } from './stats';
+import { median, pairedDifference, shuffled } from './stats';
 
 const INITIALIZE_TARGET = 1.15;
 const MANIFEST_TARGET = 1.6;
@@ -128,11 +129,6 @@ async function firstManifest(program: Program, command: string, ref: string): Pr
   return { total: t4 - t0, initialize: t1 - t0, openImage: t2 - t1, getManifest: t3 - t2, shutdown: t4 - t3 };
 }
 
-function rotate<T>(xs: readonly T[], by: number): T[] {
-  const k = by % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
-}
-
 interface Samples {
   node: number[];
   /** bench/node-manifest-floor.ts. */
@@ -165,7 +161,7 @@ async function measureRounds(rounds: number, commands: Commands, ref: string | u
     samples.manifest[program].length = 0;
   }
   for (let round = 0; round < rounds; round++) {
-    for (const step of rotate(steps, round)) await step();
+    for (const step of shuffled(steps, round)) await step();
   }
   return samples;
 }
@@ -273,7 +269,7 @@ function parseArgs(argv: readonly string[]): StartupOptions {
 if (require.main === module) {
   const opts = parseArgs(process.argv.slice(2));
   run(opts).then(
-    (rows) => printRows(`cold start, medians of ${opts.rounds ?? (opts.quick ? QUICK_ROUNDS : FULL_ROUNDS)} rotating rounds (same run)`, rows),
+    (rows) => printRows(`cold start, medians of ${opts.rounds ?? (opts.quick ? QUICK_ROUNDS : FULL_ROUNDS)} rounds in shuffled order (same run)`, rows),
     (err: unknown) => {
       console.error(err instanceof Error ? err.stack ?? err.message : String(err));
       process.exitCode = 1;

@@ -19,3 +19,27 @@ export function pairedDifference(a: readonly number[], b: readonly number[]): { 
   resampled.sort((x, y) => x - y);
   return { median: median(differences), low: resampled[100]!, high: resampled[1899]! };
 }
+
+/**
+ * `xs` in an order drawn from `seed` (Fisher-Yates on a small deterministic generator): rounds
+ * that each run every measurement once, in a new order each, give no measurement a fixed
+ * neighbour, so what one program leaves behind (a registry still busy, pages being freed) does
+ * not always land on the same next one.
+ */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  let state = (seed * 0x9e3779b1 + 1) >>> 0;
+  const next = (): number => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
