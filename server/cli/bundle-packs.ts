@@ -29,7 +29,8 @@ export interface Pack {
 
 /** The packs of chunks loaded together: each holds its roots' chunks and all they import, but what an earlier pack holds. */
 export const SHARED_PACKS: readonly { readonly file: string; readonly roots: readonly string[] }[] = [
-  { file: 'proxy-start.js', roots: ['server/cli/index.ts', 'server/cli/commands/proxy.ts'] },
+  // The policy parser is imported when a policy file is read, at start (policy/load.ts).
+  { file: 'proxy-start.js', roots: ['server/cli/index.ts', 'server/cli/commands/proxy.ts', 'server/policy/parse.ts'] },
   { file: 'first-image.js', roots: ['server/image/open.ts', 'server/wires/skopeo/delivery.ts'] },
 ];
 

@@ -20,7 +20,7 @@ export interface Served {
  * and the session and its resources are closed however serving ends.
  */
 export async function serveOneSession(command: CommandName, options: ProxyOptions, serve: (served: Served) => Promise<WireEnd>): Promise<number> {
-  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const policy = await loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
   const session = new Session({ ctx: systemContextFrom(options, log, resources, policy), guard: options.memoryGuard ? MemoryGuard.create() : undefined });

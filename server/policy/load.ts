@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidConfigError, systemErrorText } from '../../protocol/errors';
-import { parsePolicy, PolicyFormatError } from './parse';
 import type { Policy } from './types';
 import { homeDirectory } from '../config/home';
 
@@ -30,7 +29,12 @@ export function defaultPolicyPath(home: string = homeDirectory()): string {
   return existsSync(user) ? user : SYSTEM_POLICY_PATH;
 }
 
-export function loadPolicy(where: PolicyLocation): Policy {
+/**
+ * The policy `where` names. The parser, and the reference grammar it checks scopes with, are
+ * imported only when a file is read: an --insecure-policy proxy answers Initialize without
+ * running them (the bundle keeps them in the start's pack, so a file costs no extra read).
+ */
+export async function loadPolicy(where: PolicyLocation): Promise<Policy> {
   if (where.insecure) return ACCEPT_ANYTHING;
   const file = where.path ?? defaultPolicyPath(where.home);
   let text: string;
@@ -39,6 +43,7 @@ export function loadPolicy(where: PolicyLocation): Policy {
   } catch (err) {
     throw new InvalidConfigError(`Error loading trust policy: open ${file}: ${systemErrorText(err).replace(/^[A-Z]+: /, '')}`, { cause: err });
   }
+  const { parsePolicy, PolicyFormatError } = await import('./parse');
   try {
     return parsePolicy(text);
   } catch (err) {

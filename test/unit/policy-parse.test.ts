@@ -141,23 +141,23 @@ describe('malformed policies: refused as skopeo refuses them', () => {
 });
 
 describe('loading', () => {
-  it('names the file, and the problem, as InvalidConfigError', () => {
+  it('names the file, and the problem, as InvalidConfigError', async () => {
     const file = path.join(tmp, 'bad.json');
     writeFileSync(file, '{"default":[]}');
-    assert.throws(() => loadPolicy({ path: file, insecure: false }), (err: Error) =>
+    await assert.rejects(loadPolicy({ path: file, insecure: false }), (err: Error) =>
       err instanceof InvalidConfigError && err.message === `Error loading trust policy: invalid policy in "${file}": List of verification policy requirements must not be empty`);
-    assert.throws(() => loadPolicy({ path: path.join(tmp, 'missing.json'), insecure: false }), /Error loading trust policy: open .*missing.json: no such file or directory/);
+    await assert.rejects(loadPolicy({ path: path.join(tmp, 'missing.json'), insecure: false }), /Error loading trust policy: open .*missing.json: no such file or directory/);
   });
 
-  it('--insecure-policy reads no file', () => {
-    assert.deepEqual(loadPolicy({ path: path.join(tmp, 'missing.json'), insecure: true }).default, [{ type: 'insecureAcceptAnything' }]);
+  it('--insecure-policy reads no file', async () => {
+    assert.deepEqual((await loadPolicy({ path: path.join(tmp, 'missing.json'), insecure: true })).default, [{ type: 'insecureAcceptAnything' }]);
   });
 
-  it("the user's file wins over the system's when it exists", () => {
+  it("the user's file wins over the system's when it exists", async () => {
     const home = path.join(tmp, 'home');
     const user = path.join(home, '.config', 'containers');
     mkdirSync(user, { recursive: true });
     writeFileSync(path.join(user, 'policy.json'), '{"default":[{"type":"reject"}]}');
-    assert.deepEqual(loadPolicy({ path: undefined, insecure: false, home }).default, [{ type: 'reject' }]);
+    assert.deepEqual((await loadPolicy({ path: undefined, insecure: false, home })).default, [{ type: 'reject' }]);
   });
 });

@@ -35,7 +35,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const [name, digest] = positionals as [string, string];
   const parsed = parseDigest(digest);
   // Like the proxy (and unlike inspect), this hands out an image's content: the policy applies.
-  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const policy = await loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const resources = new ResourcePool();
   const controller = new AbortController();
   try {

@@ -23,7 +23,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const { options, positionals } = parseFlags('copy', argv);
   if (positionals.length !== 2) throw new UsageError('copy takes exactly two arguments: SOURCE-IMAGE DESTINATION-IMAGE');
   const [source, destination] = positionals as [string, string];
-  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const policy = await loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
   const stop = new AbortController();

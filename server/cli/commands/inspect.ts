@@ -41,7 +41,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const flags = options.inspect;
   const template = checkFlags(flags);
   // skopeo's inspect reads no policy; --signatures is where layerpipe's policy check comes in.
-  const policy = flags.signatures ? loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy }) : ACCEPT_ANYTHING;
+  const policy = flags.signatures ? await loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy }) : ACCEPT_ANYTHING;
   const resources = new ResourcePool();
   const signal = new AbortController().signal;
   try {

@@ -40,7 +40,7 @@ function stdoutWriter(): Writable {
 
 /** The long-running service: one session per connection, all sharing one context (registry connections, tokens, manifests). */
 async function runService(options: ProxyOptions, target: ListenTarget | undefined): Promise<number> {
-  const policy = loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
+  const policy = await loadPolicy({ path: options.policyPath, insecure: options.insecurePolicy });
   const log = createLogger(options.debug);
   const resources = new ResourcePool();
   const serviceOptions = {
