@@ -266,8 +266,10 @@ function applyListen(o: ProxyOptions, value: string): void {
   o.listen = value;
 }
 
+// The tables below are built when their command runs: a proxy's start builds only the four above.
+
 /** How `serve` reaches its clients (exactly one is required). */
-const SERVE_FLAGS: readonly FlagSpec[] = [
+const serveFlags = (): readonly FlagSpec[] => [
   { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
   { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket (unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock) or of a WebSocket (ws://HOST:PORT, wss://HOST:PORT); may be repeated', apply: applyListen },
   { name: 'tls-cert', kind: 'string', help: 'wss://: PEM certificate chain file', apply: (o, v) => { o.tlsCertPath = v; } },
@@ -279,9 +281,9 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** `copy` reads one image: skopeo's --src-* spellings of the image flags mean the same. */
-const SOURCE_IMAGE_FLAGS: readonly FlagSpec[] = IMAGE_FLAGS.map((f) => ({ ...f, name: `src-${f.name}` }));
+const sourceImageFlags = (): readonly FlagSpec[] => IMAGE_FLAGS.map((f) => ({ ...f, name: `src-${f.name}` }));
 
-const COPY_FLAGS: readonly FlagSpec[] = [
+const copyFlags = (): readonly FlagSpec[] => [
   { name: 'all', short: 'a', kind: 'bool', help: 'copy every instance of a list, and the list', apply: (o, v) => { o.copy.all = parseBool('all', v); } },
   { name: 'preserve-digests', kind: 'bool', help: 'fail rather than convert a manifest (which would change its digest)', apply: (o, v) => { o.copy.preserveDigests = parseBool('preserve-digests', v); } },
   { name: 'remove-signatures', kind: 'bool', help: 'do not copy signatures (required for a signed source: copy writes none)', apply: (o, v) => { o.copy.removeSignatures = parseBool('remove-signatures', v); } },
@@ -290,20 +292,20 @@ const COPY_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** skopeo's --retry-times N: N more tries after the first. */
-const RETRY_FLAG: FlagSpec = { name: 'retry-times', kind: 'int', help: 'how many times to retry a failed registry request', apply: (o, v) => { o.registry.retryAttempts = parseNonNegativeInt('retry-times', v) + 1; } };
+const retryFlag = (): FlagSpec => ({ name: 'retry-times', kind: 'int', help: 'how many times to retry a failed registry request', apply: (o, v) => { o.registry.retryAttempts = parseNonNegativeInt('retry-times', v) + 1; } });
 
-const INSPECT_FLAGS: readonly FlagSpec[] = [
+const inspectFlags = (): readonly FlagSpec[] => [
   { name: 'raw', kind: 'bool', help: 'print the manifest (with --config, the config) exactly as stored', apply: (o, v) => { o.inspect.raw = parseBool('raw', v); } },
   { name: 'config', kind: 'bool', help: "print the image's config", apply: (o, v) => { o.inspect.config = parseBool('config', v); } },
   { name: 'format', short: 'f', kind: 'string', help: 'format the output with a Go template: {{.Field}}, {{.Field.Key}}, {{json .Field}}', apply: (o, v) => { o.inspect.format = v; } },
   { name: 'no-tags', short: 'n', kind: 'bool', help: "do not list the repository's tags (RepoTags)", apply: (o, v) => { o.inspect.noTags = parseBool('no-tags', v); } },
   { name: 'signatures', kind: 'bool', help: "layerpipe: add the image's signatures and the policy's verdict; a refused image exits 1", apply: (o, v) => { o.inspect.signatures = parseBool('signatures', v); } },
-  RETRY_FLAG,
+  retryFlag(),
 ];
 
-const BLOB_FLAGS: readonly FlagSpec[] = [
+const blobFlags = (): readonly FlagSpec[] => [
   { name: 'output', short: 'o', kind: 'string', help: 'write the blob to FILE (atomically: a temporary file renamed) instead of stdout', apply: (o, v) => { o.outputPath = v; } },
-  RETRY_FLAG,
+  retryFlag(),
 ];
 
 export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect' | 'blob' | 'list-tags' | 'version' | 'copy';
@@ -311,11 +313,11 @@ export type CommandName = 'experimental-image-proxy' | 'serve' | 'inspect' | 'bl
 export function flagsFor(command: CommandName): readonly FlagSpec[] {
   switch (command) {
     case 'experimental-image-proxy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...PROXY_FLAGS];
-    case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...SERVE_FLAGS];
-    case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SOURCE_IMAGE_FLAGS, ...COPY_FLAGS, RETRY_FLAG];
-    case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...INSPECT_FLAGS];
-    case 'blob': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...BLOB_FLAGS];
-    case 'list-tags': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, RETRY_FLAG];
+    case 'serve': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...SERVING_FLAGS, ...serveFlags()];
+    case 'copy': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...sourceImageFlags(), ...copyFlags(), retryFlag()];
+    case 'inspect': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...inspectFlags()];
+    case 'blob': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, ...blobFlags()];
+    case 'list-tags': return [...GLOBAL_FLAGS, ...IMAGE_FLAGS, retryFlag()];
     case 'version': return [];
   }
 }

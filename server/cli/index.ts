@@ -1,10 +1,10 @@
 /**
  * The `layerpipe` command. Each command lives in its own module under commands/, loaded only
- * when it runs, so a command pays start-up time for nothing it does not use.
+ * when it runs, so a command pays start-up time for nothing it does not use; the help texts
+ * (help.ts) load only when printed.
  */
 import { errorMessage } from '../../protocol/errors';
 import { HelpRequest, UsageError, type CommandName } from './flags';
-import { commandHelp, mainHelp } from './help';
 
 const EXIT_USAGE = 2;
 
@@ -43,6 +43,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         throw new HelpRequest(topic);
       }
       const out = command === undefined ? process.stderr : process.stdout;
+      const { mainHelp } = await import('./help');
       out.write(`${mainHelp(Object.keys(COMMANDS) as CommandName[])}\n`);
       return command === undefined ? EXIT_USAGE : 0;
     }
@@ -56,8 +57,11 @@ export function main(argv: readonly string[]): void {
     (code) => process.exit(code),
     (err: unknown) => {
       if (err instanceof HelpRequest) {
-        process.stdout.write(`${commandHelp(err.command)}\n`);
-        process.exit(0);
+        void import('./help').then(({ commandHelp }) => {
+          process.stdout.write(`${commandHelp(err.command)}\n`);
+          process.exit(0);
+        });
+        return;
       }
       const name = argv[0];
       const command = name !== undefined && isCommandName(name) ? name : undefined;
