@@ -65,7 +65,7 @@ bool define_pipe_feed_functions(napi_env env, napi_value exports);
 /* The FilePump class (file-pump.c), added to `exports`. */
 bool define_file_pump_class(napi_env env, napi_value exports);
 
-/* mtimeMs and mapFile (start-files.c), added to `exports`. */
+/* mtimeMs and readFile (start-files.c), added to `exports`. */
 bool define_start_file_functions(napi_env env, napi_value exports);
 
 #endif

@@ -205,11 +205,8 @@ export interface NativeModule {
   errorName(code: number): string;
   /** stat(2)'s st_mtime in ms, as fs.Stats.mtimeMs; throws ENOENT... (bin/layerpipe, before its bundle runs). */
   mtimeMs(path: string): number;
-  /**
-   * A regular file's bytes as a Buffer over a private mapping, copy-on-write, unmapped when the
-   * Buffer is collected; EINVAL for anything but a regular file (bin/layerpipe reads code caches so).
-   */
-  mapFile(path: string): Buffer;
+  /** A regular file's bytes in a new Buffer; EINVAL for anything else (bin/layerpipe reads code caches so). */
+  readFile(path: string): Buffer;
   Poller: PollerConstructor;
   PipeFeed: PipeFeedConstructor;
   FilePump: FilePumpConstructor;

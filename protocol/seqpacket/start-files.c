@@ -1,15 +1,13 @@
 /*
  * layerpipe_native: the two file calls bin/layerpipe makes before its bundle runs, here rather
- * than through node:fs, whose first stat and first read into a Buffer compile its JavaScript
- * for that path (~1 ms of a start on a small VM): a file's modification time, and a file's
- * bytes mapped copy-on-write (page-cache pages, none zeroed or copied).
+ * than through node:fs, whose first stat and first read into a Buffer run its JavaScript for
+ * the first time (~1 ms of a start on a small VM): a file's modification time, and its bytes.
  */
 #include "native.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,13 +29,12 @@ static napi_value js_mtime_ms(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static void unmap_file(napi_env env, void *data, void *hint) {
-  (void)env;
-  munmap(data, (size_t)(uintptr_t)hint);
-}
-
-/* mapFile(path): the file's bytes as a Buffer over a private mapping, unmapped when collected. */
-static napi_value js_map_file(napi_env env, napi_callback_info info) {
+/*
+ * readFile(path): a regular file's bytes in a new Buffer, read(2) until its size at open or its
+ * end (a file that shrank meanwhile gives what was there). Read rather than mapped: a mapping
+ * of a file truncated under it (an upgrade writing over it) faults when touched.
+ */
+static napi_value js_read_file(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   if (!get_args(env, info, 1, argv, NULL)) return NULL;
   char *path = get_path(env, argv[0], "open");
@@ -50,28 +47,34 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct stat st;
-  err = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL; /* only a regular file maps */
+  err = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL; /* only a regular file has a size to read */
   if (err != 0) {
     close(fd);
     throw_errno(env, err, "fstat");
     return NULL;
   }
-  size_t size = (size_t)st.st_size;
-  if (size == 0) {
+  size_t size = (size_t)st.st_size, done = 0;
+  void *bytes;
+  if (napi_create_buffer(env, size, &bytes, &result) != napi_ok) {
     close(fd);
-    CHECK(env, napi_create_buffer(env, 0, NULL, &result));
-    return result;
-  }
-  void *bytes = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  err = errno;
-  close(fd);
-  if (bytes == MAP_FAILED) {
-    throw_errno(env, err, "mmap");
+    throw_internal(env, "napi_create_buffer failed");
     return NULL;
   }
-  if (napi_create_external_buffer(env, size, bytes, unmap_file, (void *)(uintptr_t)size, &result) != napi_ok) {
-    munmap(bytes, size);
-    throw_internal(env, "napi_create_external_buffer failed");
+  while (done < size) {
+    ssize_t n = read(fd, (char *)bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = errno;
+      close(fd);
+      throw_errno(env, err, "read");
+      return NULL;
+    }
+    if (n == 0) break;
+    done += (size_t)n;
+  }
+  close(fd);
+  if (done < size && napi_create_buffer_copy(env, done, bytes, NULL, &result) != napi_ok) {
+    throw_internal(env, "napi_create_buffer_copy failed");
     return NULL;
   }
   return result;
@@ -80,7 +83,7 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
 bool define_start_file_functions(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       FN("mtimeMs", js_mtime_ms),
-      FN("mapFile", js_map_file),
+      FN("readFile", js_read_file),
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
