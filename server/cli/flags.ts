@@ -266,9 +266,7 @@ function applyListen(o: ProxyOptions, value: string): void {
   o.listen = value;
 }
 
-// The tables below are built when their command runs: a proxy's start builds only the four above.
-
-/** How `serve` reaches its clients (exactly one is required). */
+/** How `serve` reaches its clients (exactly one is required). Built, as the tables below, when its command runs. */
 const serveFlags = (): readonly FlagSpec[] => [
   { name: 'stdio', kind: 'bool', help: 'serve protocol 1.0 on stdin/stdout (Content-Length framing); logs go to stderr', apply: (o, v) => { o.stdio = parseBool('stdio', v); } },
   { name: 'listen', kind: 'string', help: 'serve every client of a SOCK_SEQPACKET unix socket (unix:PATH, or unix: for $XDG_RUNTIME_DIR/layerpipe/layerpipe.sock) or of a WebSocket (ws://HOST:PORT, wss://HOST:PORT); may be repeated', apply: applyListen },
