@@ -3,6 +3,8 @@
  * and against a bare `node -e 0` (the floor for any Node program), in the same run.
  *
  * - spawn → Initialize: from spawn until the Initialize reply is read (node: until it exits);
+ *   the same without --insecure-policy, each program reading /etc/containers/policy.json, as
+ *   containers-image-proxy-rs starts its proxy;
  * - first manifest: spawn, Initialize, OpenImage of a small image on a loopback docker-registry,
  *   GetManifest, Shutdown, until the proxy has exited; with layerpipe's time split by step.
  *
@@ -26,7 +28,7 @@
  * the median difference of the two in each round and its bootstrap interval.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { ImageProxy, defaultProxyCommand } from '../clients/typescript';
 import { makeLayer } from '../test/harness/oci-builder';
@@ -57,6 +59,12 @@ function initializeFloorCommand(): string {
 type Commands = Partial<Record<Program, string>>;
 /** The same flags for both: no policy file, plain HTTP to the loopback registry, an empty auth file. */
 const PROXY_ARGS = ['--insecure-policy', '--tls-verify=false'];
+/**
+ * As containers-image-proxy-rs starts skopeo by default: no policy flag, so each reads the
+ * user's or the system's policy file at start (measured when /etc/containers/policy.json exists).
+ */
+const SYSTEM_POLICY_ARGS = ['--tls-verify=false'];
+const SYSTEM_POLICY = '/etc/containers/policy.json';
 
 /** Set over a child's environment: Node takes an empty NODE_EXTRA_CA_CERTS as none. */
 export const NO_EXTRA_CA_CERTS = { NODE_EXTRA_CA_CERTS: '' } as const;
@@ -95,9 +103,9 @@ async function shutdown(proxy: ImageProxy, program: string): Promise<void> {
 }
 
 /** Spawn until the Initialize reply; the shutdown afterwards is not timed. */
-async function spawnToInitialize(program: string, command: string): Promise<number> {
+async function spawnToInitialize(program: string, command: string, args: readonly string[] = PROXY_ARGS): Promise<number> {
   const t0 = now();
-  const proxy = await ImageProxy.spawn({ command, args: PROXY_ARGS, env: proxyEnv() });
+  const proxy = await ImageProxy.spawn({ command, args: [...args], env: proxyEnv() });
   await proxy.initialize();
   const elapsed = now() - t0;
   await shutdown(proxy, program);
@@ -136,11 +144,16 @@ interface Samples {
   /** bench/node-initialize-floor.ts, spawn → Initialize. */
   nodeInitialize: number[];
   initialize: Record<Program, number[]>;
+  /** spawn → Initialize with SYSTEM_POLICY_ARGS. */
+  initializeSystemPolicy: Record<Program, number[]>;
   manifest: Record<Program, ManifestSteps[]>;
 }
 
 async function measureRounds(rounds: number, commands: Commands, ref: string | undefined): Promise<Samples> {
-  const samples: Samples = { node: [], nodeManifest: [], nodeInitialize: [], initialize: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] } };
+  const samples: Samples = {
+    node: [], nodeManifest: [], nodeInitialize: [],
+    initialize: { layerpipe: [], baseline: [], skopeo: [] }, initializeSystemPolicy: { layerpipe: [], baseline: [], skopeo: [] }, manifest: { layerpipe: [], baseline: [], skopeo: [] },
+  };
   const steps: (() => Promise<void>)[] = [async () => void samples.node.push(await bareNode())];
   if (ref !== undefined) steps.push(async () => void samples.nodeManifest.push(await nodeManifestFloor(ref)));
   const floor = initializeFloorCommand();
@@ -149,6 +162,9 @@ async function measureRounds(rounds: number, commands: Commands, ref: string | u
     const command = commands[program];
     if (command === undefined) continue;
     steps.push(async () => void samples.initialize[program].push(await spawnToInitialize(program, command)));
+    if (program !== 'baseline' && existsSync(SYSTEM_POLICY)) {
+      steps.push(async () => void samples.initializeSystemPolicy[program].push(await spawnToInitialize(program, command, SYSTEM_POLICY_ARGS)));
+    }
     if (ref !== undefined) steps.push(async () => void samples.manifest[program].push(await firstManifest(program, command, ref)));
   }
   // One untimed pass: the page cache then holds every program's files for all rounds alike.
@@ -158,6 +174,7 @@ async function measureRounds(rounds: number, commands: Commands, ref: string | u
   samples.nodeInitialize.length = 0;
   for (const program of PROGRAMS) {
     samples.initialize[program].length = 0;
+    samples.initializeSystemPolicy[program].length = 0;
     samples.manifest[program].length = 0;
   }
   for (let round = 0; round < rounds; round++) {
@@ -177,6 +194,13 @@ function layerpipeRows(samples: Samples, program: 'layerpipe' | 'baseline', labe
     name: `startup: ${label}spawn → Initialize`, layerpipe: init, ...skopeo(samples.initialize.skopeo), unit: 'ms',
     ratio: init / node, target: `≤ ${INITIALIZE_TARGET}× node -e 0`, limit: verdict(init / node, INITIALIZE_TARGET),
   }];
+  const withPolicy = samples.initializeSystemPolicy[program];
+  if (withPolicy.length > 0) {
+    rows.push({
+      name: `startup: ${label}  the same, reading ${SYSTEM_POLICY} (no --insecure-policy)`, layerpipe: median(withPolicy),
+      ...skopeo(samples.initializeSystemPolicy.skopeo), unit: 'ms', ratio: median(withPolicy) / node,
+    });
+  }
   const lp = samples.manifest[program];
   if (lp.length > 0) {
     const total = median(lp.map((s) => s.total));
