@@ -66,12 +66,12 @@ const compiledDirname: esbuild.Plugin = {
   },
 };
 
-/** A chunk requires another as `./<name>.js`; start.ts's loader takes every relative require for one. */
+/** A chunk requires another as `./<name>.js`; bin/layerpipe's loader takes every relative require for one. */
 const RELATIVE_REQUIRE = /\brequire\("(\.[^"]*)"\)/g;
 
-/** Refuses a chunk start.ts could not load as the build meant: non-ASCII text, or a relative require of no chunk. */
+/** Refuses a chunk bin/layerpipe could not load as the build meant: non-ASCII text, or a relative require of no chunk. */
 function checkChunk(name: string, code: string, chunks: ReadonlySet<string>): void {
-  if (/[^\x00-\x7f]/.test(code)) throw new Error(`${name} is not ASCII: start.ts reads packs as ASCII`);
+  if (/[^\x00-\x7f]/.test(code)) throw new Error(`${name} is not ASCII: bin/layerpipe reads packs as ASCII`);
   for (const [, target] of code.matchAll(RELATIVE_REQUIRE)) {
     if (!target?.startsWith('./') || !chunks.has(target.slice(2))) throw new Error(`${name} requires ${target}, which is no chunk of the bundle`);
   }
@@ -128,7 +128,7 @@ async function buildChunks(): Promise<BuiltChunk[]> {
   }));
 }
 
-/** Builds the chunks and writes them in packs (bundle-packs.ts), with their maps and the index start.ts reads. */
+/** Builds the chunks and writes them in packs (bundle-packs.ts), with their maps and the index bin/layerpipe reads. */
 export async function buildBundle(): Promise<void> {
   rmSync(BUNDLE_DIR, { recursive: true, force: true }); // no pack or cache of an earlier build stays
   const chunks = await buildChunks();
@@ -142,11 +142,11 @@ export async function buildBundle(): Promise<void> {
     writeFileSync(path.join(BUNDLE_DIR, pack.file), `${text}${BUILD_ID_PREFIX}${createHash('sha256').update(text).digest('hex')}\n`);
     index[pack.file] = pack.chunks;
   }
-  // Written last: start.ts takes the bundle as current by this file's time.
+  // Written last: bin/layerpipe takes the bundle as current by this file's time.
   writeFileSync(path.join(BUNDLE_DIR, PACK_INDEX), `${JSON.stringify(index, null, 1)}\n`);
 }
 
-/** Run in a new node: the packs (all read, as start.ts reads them) whose cache V8 did not take. */
+/** Run in a new node: the packs (all read, as bin/layerpipe reads them) whose cache V8 did not take. */
 const CACHE_CHECK = `const start = require(${JSON.stringify(BIN)});
 const { loader } = start.loadBundle(start.INSTALLED, true);
 for (const chunk of Object.values(require(${JSON.stringify(path.join(BUNDLE_DIR, PACK_INDEX))})).map((chunks) => chunks[0])) loader.load(chunk);

@@ -1,6 +1,6 @@
 /**
  * How build-bundle.ts stores the bundle's chunks: in packs, one file each, read and compiled at
- * once (start.ts). Chunks a step always loads together share a pack: a proxy's start (the entry
+ * once (bin/layerpipe). Chunks a step always loads together share a pack: a proxy's start (the entry
  * and the proxy command, with every chunk they import), then its first image (the open path, and
  * the 0.2.x wire's pipes its first bytes go through).
  * Every other chunk is a pack of its own. A file read and a V8 compile (with its code cache) cost
