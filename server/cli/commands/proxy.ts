@@ -1,28 +1,33 @@
 /** `layerpipe experimental-image-proxy`: the skopeo-compatible command; a first packet in JSON-RPC 2.0 gets protocol 1.0 instead. */
 import { fstatSync } from 'node:fs';
 import { systemCode } from '../../../protocol/errors';
-import { native } from '../../../protocol/seqpacket/native';
+import { native, type SocketType } from '../../../protocol/seqpacket/native';
 import { serveConnection } from '../../wires/detect';
 import { parseFlags, UsageError } from '../flags';
 import { serveOneSession } from '../one-session';
 
-/** What `fd` is, in words, when it is not a SOCK_SEQPACKET socket; undefined when it is one. */
+/**
+ * What `fd` is, in words, when it is not a SOCK_SEQPACKET socket; undefined when it is one. The
+ * socket's type is asked first, with no fstatSync (whose first call costs a start ~0.3 ms); only
+ * a descriptor that is no socket (or not open) is fstat'ed, to say what it is.
+ */
 function notSeqpacket(fd: number): string | undefined {
-  // The usual case first, with no fstatSync: its first call costs a start ~0.3 ms.
+  let type: SocketType;
   try {
-    if (native.socketType(fd) === 'seqpacket') return undefined;
+    type = native.socketType(fd);
   } catch {
-    // Not a socket, or not open: told apart below.
+    return notASocket(fd);
   }
+  return type === 'seqpacket' ? undefined : `a ${type === 'other' ? 'non-SEQPACKET' : `SOCK_${type.toUpperCase()}`} socket`;
+}
+
+/** What `fd`, for which the socket's type could not be asked, is. */
+function notASocket(fd: number): string {
   let stat;
   try {
     stat = fstatSync(fd);
   } catch (err) {
     return systemCode(err) === 'EBADF' ? 'not open' : `unusable (${systemCode(err) ?? String(err)})`;
-  }
-  if (stat.isSocket()) {
-    const type = native.socketType(fd);
-    return type === 'seqpacket' ? undefined : `a ${type === 'other' ? 'non-SEQPACKET' : `SOCK_${type.toUpperCase()}`} socket`;
   }
   // node:tty (and node:net, streams with it) loads only for this error message, not at every start.
   if ((require('node:tty') as typeof import('node:tty')).isatty(fd)) return 'a terminal';
