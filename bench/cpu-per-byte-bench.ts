@@ -4,7 +4,9 @@
  * same run, the client hashing every byte; for a loopback registry and an oci: layout, GetBlob
  * and GetRawBlob. Also the wall-clock ratios the speed targets name (oci: GetRawBlob 4 at once
  * against skopeo's GetBlob 4 at once; registry GetBlob one at a time), and the limits measured
- * beside them: SHA-256 alone in this process, and a direct HTTP client hashing the same blobs.
+ * beside them: SHA-256 alone in this process, and direct clients with no proxy between
+ * (direct-blob-client.ts, each in a new node): undici and node:http hashing the same blobs, undici
+ * only reading them, and a socket whose reads land in one reused buffer.
  *
  *   npm run bench                      (every bench, one table)
  *   npx tsc -p tsconfig.json && node dist/bench/cpu-per-byte-bench.js [--quick] [--command PATH]
@@ -14,17 +16,18 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ImageProxy } from '../clients/typescript';
 import { randomLayer, writeOciImage, type BuiltLayer } from '../test/harness/oci-builder';
-import { startRegistry, type RunningRegistry } from '../test/harness/registry';
+import { startRegistry } from '../test/harness/registry';
 import { emptyAuthFilePath, pushImage } from '../test/harness/registry-images';
 import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-client';
 import { missingRegistryTools } from '../test/harness/registry-tools';
 import type { BenchRow } from './bench-row';
-import { drainVerified, fetchLayers, num, type Layer, type Mode } from './throughput';
+import { runDirectClient, type Way } from './direct-blob-client';
+import { startupBenchEnv } from './startup-bench';
+import { fetchLayers, num, type Layer, type Mode } from './throughput';
 
 interface Plan {
   readonly layers: number;
@@ -94,23 +97,21 @@ function sha256Alone(mib: number): number {
   return (used.user + used.system) / 1e6 / ((mib * 1024 * 1024) / 1e9);
 }
 
-function httpStream(url: string): Promise<http.IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => (res.statusCode === 200 ? resolve(res) : reject(new Error(`GET ${url}: ${res.statusCode}`)))).on('error', reject);
-  });
+/** The direct clients (direct-blob-client.ts) whose CPU per byte bounds the proxy's, each in a new node. */
+interface DirectLimits {
+  readonly undiciHash: Measured;
+  readonly httpHash: Measured;
+  readonly undiciRead: Measured;
+  readonly socketRead: Measured;
 }
 
-/** A direct HTTP client hashing the blobs, no proxy between: this process's CPU-seconds per GB, and MB/s. */
-async function directHttp(registry: RunningRegistry, repo: string, layers: readonly Layer[], repeat: number): Promise<Measured> {
-  const start = process.cpuUsage();
-  const started = process.hrtime.bigint();
-  let bytes = 0;
-  for (let i = 0; i < repeat; i++) {
-    for (const layer of layers) bytes += await drainVerified(await httpStream(`${registry.url}/v2/${repo}/blobs/${layer.digest}`), layer);
-  }
-  const used = process.cpuUsage(start);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { cpuPerGB: (used.user + used.system) / 1e6 / (bytes / 1e9), mbPerSecond: bytes / 1e6 / seconds };
+function directLimits(urls: readonly string[], repeat: number): DirectLimits {
+  const run = (way: Way): Measured => {
+    const { cpuPerGB, mbPerSecond } = runDirectClient(['--way', way, '--serial', '--repeat', String(repeat), ...urls], startupBenchEnv());
+    if (cpuPerGB === undefined || mbPerSecond === undefined) throw new Error(`direct-blob-client --way ${way} measured nothing`);
+    return { cpuPerGB, mbPerSecond };
+  };
+  return { undiciHash: run('undici-hash'), httpHash: run('http-hash'), undiciRead: run('undici-read'), socketRead: run('socket-read') };
 }
 
 const cpuRow = (name: string, lp: Measured, sk: Measured | undefined, target: string, limit: string): BenchRow => ({
@@ -137,7 +138,8 @@ async function runWith(plan: Plan, command: string | undefined, log: (line: stri
     const { ref } = await pushImage(registry, 'bench/cpu:v1', { layers: built });
     built.length = 0;
     const sha = sha256Alone(plan.layers * plan.layerMiB);
-    const direct = await directHttp(registry, 'bench/cpu', layers, plan.repeat); // also warms the registry's files
+    const direct = directLimits(layers.map((l) => `${registry.url}/v2/bench/cpu/blobs/${l.digest}`), plan.repeat); // also warms the registry's files
+    log(`cpu-per-byte: direct clients (CPU-s/GB): undici hashing ${num(direct.undiciHash.cpuPerGB, 2)}, node:http hashing ${num(direct.httpHash.cpuPerGB, 2)}, undici reading ${num(direct.undiciRead.cpuPerGB, 2)}, a socket into one reused buffer ${num(direct.socketRead.cpuPerGB, 2)}`);
     for (const l of layers) readFileSync(path.join(dir, 'blobs', 'sha256', l.digest.slice(7))); // and the layout's
     const oci = `oci:${dir}:bench`;
     const reg = { command, args: ['--tls-verify=false'] };
@@ -157,12 +159,12 @@ async function runWith(plan: Plan, command: string | undefined, log: (line: stri
     const ociSkopeo4 = await step('oci: skopeo GetBlob x4', () => measure('skopeo', 'GetBlob', 4, oci, layers, plan.repeat, local));
     const shaLimit = `SHA-256 alone ${num(sha, 2)}`;
     return [
-      cpuRow('proxy CPU: registry GetBlob', regBlob, regSkopeo, '<= 1.0', `${shaLimit}; direct HTTP client hashing ${num(direct.cpuPerGB, 2)}`),
-      cpuRow('proxy CPU: registry GetRawBlob (skopeo: GetBlob)', regRaw, regSkopeo, '<= 0.5', `direct HTTP client hashing ${num(direct.cpuPerGB, 2)}`),
+      cpuRow('proxy CPU: registry GetBlob', regBlob, regSkopeo, '<= 1.0', `${shaLimit}; direct client hashing: undici ${num(direct.undiciHash.cpuPerGB, 2)}, node:http ${num(direct.httpHash.cpuPerGB, 2)}`),
+      cpuRow('proxy CPU: registry GetRawBlob (skopeo: GetBlob)', regRaw, regSkopeo, '<= 0.5', `direct client reading: undici ${num(direct.undiciRead.cpuPerGB, 2)}, socket into a reused buffer ${num(direct.socketRead.cpuPerGB, 2)}`),
       cpuRow('proxy CPU: oci: GetBlob', ociBlob, ociSkopeo, '<= 0.85', shaLimit),
       cpuRow('proxy CPU: oci: GetRawBlob (skopeo: GetBlob)', ociRaw, ociSkopeo, '<= 0.1', 'splice: no byte copied'),
       speedRow(`oci: ${mib} MiB, GetRawBlob x4 (skopeo GetBlob x4)`, ociRaw4, ociSkopeo4, '>= 3x'),
-      speedRow(`registry GetBlob serial, ${mib} MiB`, regBlob, regSkopeo, '>= 1.8x', `direct HTTP client hashing ${num(direct.mbPerSecond)} MB/s`),
+      speedRow(`registry GetBlob serial, ${mib} MiB`, regBlob, regSkopeo, '>= 1.8x', `direct client hashing (undici) ${num(direct.undiciHash.mbPerSecond)} MB/s`),
     ];
   } finally {
     await registry.stop();

@@ -34,6 +34,7 @@ import { spawnProxy, type ProxyProgram } from '../test/harness/registry-proxy-cl
 import { findProgram, INSTALL_HINT, missingRegistryTools } from '../test/harness/registry-tools';
 import { spawnShapingProxy, type ShapingProxy } from '../test/harness/shaping-proxy';
 import type { BenchRow } from './bench-row';
+import { runDirectClient } from './direct-blob-client';
 import { printRows } from './print-rows';
 import { linkLabel, WAN_LINK } from './slow-link-bench';
 import { NO_EXTRA_CA_CERTS, startupBenchEnv } from './startup-bench';
@@ -147,7 +148,7 @@ export async function run(options: MemoryBenchOptions): Promise<BenchRow[]> {
     for (let round = 0; round < rounds; round++) {
       parts.length = 0;
       bareNode.push(printedPeak(['-e', PRINT_PEAK]));
-      directClient.push(printedPeak([path.join(__dirname, 'direct-blob-client.js'), ...blobUrls]));
+      directClient.push(runDirectClient(blobUrls, startupBenchEnv()).peakMiB);
       for (const program of programs) {
         const atRest = await peakOf(program, [], breakdown, idle);
         idlePeaks[program].push(atRest.peak);
