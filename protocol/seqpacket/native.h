@@ -65,6 +65,9 @@ bool define_pipe_feed_functions(napi_env env, napi_value exports);
 /* The FilePump class (file-pump.c), added to `exports`. */
 bool define_file_pump_class(napi_env env, napi_value exports);
 
+/* The BlobHasher class (blob-hasher.c), added to `exports`. */
+bool define_blob_hasher_class(napi_env env, napi_value exports);
+
 /* mtimeMs and readFile (start-files.c), added to `exports`. */
 bool define_start_file_functions(napi_env env, napi_value exports);
 

@@ -91,6 +91,24 @@ export interface PipeFeedConstructor {
   new (pipeFd: number, algorithm: string | null): PipeFeed;
 }
 
+/**
+ * A blob's bytes hashed, and written to its file, on libuv's thread pool (blob-hasher.c), so
+ * that the thread receiving them does not hash them too. One update at a time: a second call
+ * before the first settles throws ERR_BLOB_HASHER_BUSY. The chunks must stay unchanged until
+ * the update settles.
+ */
+export interface BlobHasher {
+  /** Hashes `chunks` in order and, unless `fd` is -1, writes them at its offset (short writes continued; the fd stays open). */
+  update(chunks: readonly Uint8Array[], fd: number): Promise<void>;
+  /** Lowercase hex digest of every byte given; once, with no update in flight. */
+  digest(): string;
+}
+
+export interface BlobHasherConstructor {
+  /** `algorithm` is an OpenSSL digest name ('sha256'...). */
+  new (algorithm: string): BlobHasher;
+}
+
 /** How a FilePump ended well. */
 export interface FilePumpResult {
   /** Bytes copied (spliced, or read, hashed and queued into the pipe). */
@@ -210,6 +228,7 @@ export interface NativeModule {
   Poller: PollerConstructor;
   PipeFeed: PipeFeedConstructor;
   FilePump: FilePumpConstructor;
+  BlobHasher: BlobHasherConstructor;
 }
 
 /** An Error thrown by the addon for a failed system call. */

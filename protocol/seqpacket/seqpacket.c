@@ -271,7 +271,7 @@ static napi_value init(napi_env env, napi_value exports) {
     throw_internal(env, "cannot define the unix socket functions");
     return NULL;
   }
-  if (!define_pipe_feed_functions(env, exports) || !define_file_pump_class(env, exports)) {
+  if (!define_pipe_feed_functions(env, exports) || !define_file_pump_class(env, exports) || !define_blob_hasher_class(env, exports)) {
     throw_internal(env, "cannot define the pipe feed functions");
     return NULL;
   }

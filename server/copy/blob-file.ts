@@ -5,10 +5,11 @@
  * digest are right. A file at the final name is therefore always a whole, verified blob.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { DigestMismatchError } from '../../protocol/errors';
+import { native, type BlobHasher } from '../../protocol/seqpacket/native';
 import { BlobVerifier, parseDigest, verifyBytes } from '../image/digest';
 import type { ByteRange } from '../image/range';
 import type { BlobReader } from '../image/types';
@@ -35,19 +36,24 @@ export interface BlobProgress {
   advance(bytes: number): void;
 }
 
-/** Hashes a file's bytes into a verifier, as if they had just arrived. */
-async function feedFile(file: string, verifier: BlobVerifier): Promise<void> {
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) verifier.take(chunk);
+/** A file's bytes counted by `verifier` and hashed by `hasher`, as if they had just arrived; false past the expected size. */
+async function hashFile(file: string, verifier: BlobVerifier, hasher: BlobHasher): Promise<boolean> {
+  for await (const chunk of createReadStream(file, { highWaterMark: WRITE_BATCH_BYTES }) as AsyncIterable<Buffer>) {
+    if (verifier.count(chunk.length).overflow) return false;
+    await hasher.update([chunk], -1);
+  }
+  return true;
 }
 
 /** The file holds exactly the blob (size and digest). */
-export async function holdsBlob(file: string, digest: string, size: number): Promise<boolean> {
+async function holdsBlob(file: string, digest: string, size: number): Promise<boolean> {
   const info = await stat(file).catch(() => undefined);
   if (info === undefined || !info.isFile() || (size >= 0 && info.size !== size)) return false;
   const verifier = new BlobVerifier(parseDigest(digest), size);
-  await feedFile(file, verifier);
+  const hasher = new native.BlobHasher(verifier.algorithm);
+  if (!(await hashFile(file, verifier, hasher))) return false;
   try {
-    verifier.finish();
+    verifier.finishHashed(hasher.digest());
     return true;
   } catch {
     return false;
@@ -60,20 +66,11 @@ async function fileSize(file: string): Promise<number> {
 }
 
 /**
- * Bytes gathered before one writev. A write per network chunk (tens of KiB) cost a thread-pool
- * round trip each, and a Transform and a WriteStream per blob cost more CPU than the hashing.
+ * Bytes gathered before one pool job (hash, then writev). A write per network chunk (tens of
+ * KiB) cost a thread-pool round trip each, and a Transform and a WriteStream per blob cost more
+ * CPU than the hashing.
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
-
-/** Writes all of `buffers` at the file's position (a short writev is continued). */
-async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  let rest = buffers;
-  while (rest.length > 0) {
-    let { bytesWritten } = await handle.writev(rest);
-    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length;
-    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
-  }
-}
 
 /** Makes the bytes durable before the rename publishes them, so a crash never leaves a short blob under its final name. */
 async function syncFile(file: string): Promise<void> {
@@ -86,17 +83,19 @@ async function syncFile(file: string): Promise<void> {
 }
 
 /**
- * Fetches the blob (from `resumeFrom`) onto the end of `partial`, hashing it as it arrives,
- * and syncs the file once the bytes are verified. One writev is in flight while the next batch
- * gathers, so at most two batches of the blob are held here; the network waits when they are.
+ * Fetches the blob (from `resumeFrom`) onto the end of `partial`, and syncs the file once the
+ * bytes are verified. This thread only receives: each batch is hashed and written by one pool
+ * job (BlobHasher), in flight while the next batch gathers, so at most two batches of the blob
+ * are held here; the network waits when they are.
  */
 async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, progress: BlobProgress, signal: AbortSignal): Promise<number> {
   const verifier = new BlobVerifier(parseDigest(blob.digest), blob.size);
-  if (resumeFrom > 0) await feedFile(partial, verifier);
+  const hasher = new native.BlobHasher(verifier.algorithm);
+  if (resumeFrom > 0) await hashFile(partial, verifier, hasher);
   progress.start(resumeFrom);
   // A partial file that is already whole (cut before its rename) needs no read at all.
   if (resumeFrom > 0 && resumeFrom === blob.size) {
-    verifier.finish();
+    verifier.finishHashed(hasher.digest());
     await syncFile(partial);
     return 0;
   }
@@ -109,27 +108,26 @@ async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, 
   try {
     addAbortSignal(signal, reader.stream);
     for await (const chunk of reader.stream as AsyncIterable<Buffer>) {
-      const { part, overflow } = verifier.take(chunk);
-      if (overflow) throw verifier.overflowError();
-      batch.push(part);
-      batched += part.length;
-      fetched += part.length;
-      progress.advance(part.length);
+      if (verifier.count(chunk.length).overflow) throw verifier.overflowError();
+      batch.push(chunk);
+      batched += chunk.length;
+      fetched += chunk.length;
+      progress.advance(chunk.length);
       if (batched >= WRITE_BATCH_BYTES) {
         await writing;
-        writing = writeAll(handle, batch);
+        writing = hasher.update(batch, handle.fd);
         writing.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
         batch = [];
         batched = 0;
       }
     }
     await writing;
-    await writeAll(handle, batch);
-    verifier.finish();
+    await hasher.update(batch, handle.fd);
+    verifier.finishHashed(hasher.digest());
     await handle.sync();
   } catch (err) {
     // Interrupted (a signal, a dropped connection): keep what arrived for the next run to continue from.
-    if (!(err instanceof DigestMismatchError)) await writing.then(() => writeAll(handle, batch)).catch(() => {});
+    if (!(err instanceof DigestMismatchError)) await writing.then(() => hasher.update(batch, handle.fd)).catch(() => {});
     throw err;
   } finally {
     reader.stream.destroy();

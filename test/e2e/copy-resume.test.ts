@@ -1,9 +1,9 @@
 /**
  * `layerpipe copy` when things go wrong or were done before: a copy killed mid-transfer is
  * continued by the next run with a ranged read (bytes counted at the registry), blobs already
- * in the destination are not fetched again, a corrupted source blob fails the copy and leaves
- * every destination naming its previous image, and progress is shown as bars on a terminal,
- * as lines elsewhere, and not at all with --quiet.
+ * in the destination are not fetched again (but a corrupt partial or final file is), a
+ * corrupted source blob fails the copy and leaves every destination naming its previous image,
+ * and progress is shown as bars on a terminal, as lines elsewhere, and not at all with --quiet.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -121,6 +121,34 @@ describe('a corrupted source blob', () => {
       assert.deepEqual(files.filter((f) => f.startsWith(hex)), [], 'neither the bad blob nor its partial file is kept');
     });
   }
+});
+
+describe('wrong bytes already in the destination', () => {
+  it('a corrupt partial file is fetched again from its start, a corrupt blob at its final name replaced', async () => {
+    const source = path.join(tmp, 'wrong-source');
+    const dest = path.join(tmp, 'wrong-dest');
+    const layers = [randomLayer(3 * 1024 * 1024, 'one.bin'), randomLayer(2 * 1024 * 1024, 'two.bin')];
+    const written = writeOciImage(source, { layers }, 'v1');
+    const blobFile = (digest: string): string => path.join(dest, 'blobs', 'sha256', digest.slice(7));
+    // The first layer's first half, one byte flipped, left as an interrupted copy's partial file.
+    const half = Buffer.from(layers[0]!.compressed.subarray(0, layers[0]!.compressed.length >> 1));
+    half[100] ^= 0xff;
+    const first = await layerpipeCopy(['--quiet', `oci:${source}:v1`, `oci:${dest}:v1`]);
+    assert.equal(first.status, 0, first.stderr);
+    rmSync(blobFile(layers[0]!.digest));
+    writeFileSync(`${blobFile(layers[0]!.digest)}.layerpipe-partial`, half);
+    // The second layer's file at its final name: the right size, the wrong bytes.
+    const wrong = Buffer.from(layers[1]!.compressed);
+    wrong[wrong.length - 1] ^= 0xff;
+    writeFileSync(blobFile(layers[1]!.digest), wrong);
+
+    const again = await layerpipeCopy(['--debug', `oci:${source}:v1`, `oci:${dest}:v1`]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`Copying blob ${layers[0]!.digest} \\(resuming at byte ${half.length}\\)`));
+    for (const layer of layers) assert.deepEqual(readFileSync(blobFile(layer.digest)), layer.compressed, `${layer.digest} holds the blob`);
+    assert.equal(existsSync(`${blobFile(layers[0]!.digest)}.layerpipe-partial`), false);
+    assert.equal(await skopeoRawDigest(`oci:${dest}:v1`), written.digest);
+  });
 });
 
 describe('choosing an instance of a list', () => {
