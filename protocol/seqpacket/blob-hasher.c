@@ -10,6 +10,7 @@
  * order); the chunks are held by references until the job completes.
  */
 #include "native.h"
+#include "pipe-feed.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -66,18 +67,8 @@ static hasher_t *unwrap_hasher(napi_env env, napi_callback_info info, size_t wan
 /* new BlobHasher(algorithm) */
 static napi_value hasher_new(napi_env env, napi_callback_info info) {
   napi_value argv[1], self;
-  char name[16];
-  size_t len;
-  if (!get_args(env, info, 1, argv, &self)) return NULL;
-  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "algorithm must be a string");
-    return NULL;
-  }
-  const EVP_MD *md = EVP_get_digestbyname(name);
-  if (md == NULL) {
-    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "unknown digest algorithm");
-    return NULL;
-  }
+  const EVP_MD *md;
+  if (!get_args(env, info, 1, argv, &self) || !get_digest(env, argv[0], false, &md)) return NULL;
   hasher_t *w = calloc(1, sizeof *w);
   if (w == NULL) {
     throw_errno(env, ENOMEM, "BlobHasher");

@@ -257,16 +257,8 @@ static napi_value pump_new(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 7, argv, &self) || !get_fd(env, argv[0], &file_fd) || !get_int(env, argv[1], "position", (int64_t)1 << 53, false, &position) ||
       !get_span(env, argv[2], "length", &length) || !get_fd(env, argv[3], &pipe_fd) || !get_span(env, argv[5], "maxBytes", &max_bytes))
     return NULL;
-  const EVP_MD *md = NULL;
-  if (napi_typeof(env, argv[4], &t) != napi_ok) return NULL;
-  if (t == napi_string) {
-    char alg[16];
-    size_t len;
-    if (napi_get_value_string_utf8(env, argv[4], alg, sizeof alg, &len) != napi_ok || (md = EVP_get_digestbyname(alg)) == NULL) {
-      napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "unknown digest algorithm");
-      return NULL;
-    }
-  }
+  const EVP_MD *md;
+  if (!get_digest(env, argv[4], true, &md)) return NULL;
   if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_function) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
     return NULL;

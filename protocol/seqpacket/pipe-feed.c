@@ -36,6 +36,24 @@ static napi_value number(napi_env env, double d) {
   return v;
 }
 
+bool get_digest(napi_env env, napi_value v, bool nullable, const EVP_MD **md) {
+  napi_valuetype t;
+  char name[16];
+  size_t len;
+  *md = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null && nullable) return true;
+  if (t != napi_string) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", nullable ? "algorithm must be a string or null" : "algorithm must be a string");
+    return false;
+  }
+  if (napi_get_value_string_utf8(env, v, name, sizeof name, &len) != napi_ok || (*md = EVP_get_digestbyname(name)) == NULL) {
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "unknown digest algorithm");
+    return false;
+  }
+  return true;
+}
+
 /* ---------- PipeFeed ---------- */
 
 void feed_release(feed_t *f) {
@@ -105,23 +123,9 @@ static feed_t *unwrap_feed(napi_env env, napi_callback_info info, size_t want, n
 static napi_value feed_new(napi_env env, napi_callback_info info) {
   napi_value argv[2], self;
   int fd;
-  napi_valuetype t;
   if (!get_args(env, info, 2, argv, &self) || !get_fd(env, argv[0], &fd)) return NULL;
-  const EVP_MD *md = NULL;
-  if (napi_typeof(env, argv[1], &t) != napi_ok) return NULL;
-  if (t == napi_string) {
-    char name[16];
-    size_t len;
-    if (napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) != napi_ok) return NULL;
-    md = EVP_get_digestbyname(name);
-    if (md == NULL) {
-      napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "unknown digest algorithm");
-      return NULL;
-    }
-  } else if (t != napi_null) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "algorithm must be a string or null");
-    return NULL;
-  }
+  const EVP_MD *md;
+  if (!get_digest(env, argv[1], true, &md)) return NULL;
   feed_t *f = calloc(1, sizeof *f);
   if (f == NULL) {
     throw_errno(env, ENOMEM, "PipeFeed");

@@ -20,6 +20,8 @@ typedef struct {
   bool closed;
 } feed_t;
 
+/* The OpenSSL digest named by the JS string `v` ('sha256'...); with `nullable`, null names none (*md = NULL). Throws otherwise. */
+bool get_digest(napi_env env, napi_value v, bool nullable, const EVP_MD **md);
 /* Maps the ring (twice the pipe's buffer) and starts the digest (md may be NULL); 0 or an errno, -1 for a digest failure. */
 int feed_init(feed_t *f, int pipe_fd, const EVP_MD *md);
 /* Unmaps the ring and frees the digest; idempotent. */

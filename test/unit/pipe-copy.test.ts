@@ -4,7 +4,7 @@
  * hashed, vmspliced) arrive whole; a wrong digest or a blob longer than expected is reported
  * only after every byte within the size is in the pipe; bytes left in the pipe after the copy
  * ended (ring unmapped) stay intact; a reader going away gives broken pipe; cancelling a copy
- * parked on a full pipe settles it at once.
+ * parked on a full pipe settles it at once; the digest's name is checked as BlobHasher checks it.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -187,5 +187,28 @@ describe('native pipe copy', () => {
     await copyBody(streamBody(Buffer.from('yz')), sink, { signal: new AbortController().signal, guard: undefined });
     sink.close();
     assert.equal((await received).toString(), 'xyz');
+  });
+
+  it('names its digest as BlobHasher does: PipeFeed and FilePump take null for none, refuse an unknown name and a non-string', () => {
+    const [readEnd, writeEnd] = native.pipe();
+    const code = (make: () => unknown): string => {
+      try {
+        make();
+      } catch (err) {
+        return (err as { code: string }).code;
+      }
+      return 'no error';
+    };
+    const pump = (algorithm: unknown): unknown => new native.FilePump(writeEnd, 0, 0, writeEnd, algorithm as string, -1, () => undefined);
+    try {
+      new native.PipeFeed(writeEnd, null).close();
+      assert.equal(code(() => new native.PipeFeed(writeEnd, 'md4x')), 'ERR_INVALID_ARG_VALUE');
+      assert.equal(code(() => new native.PipeFeed(writeEnd, 7 as unknown as string)), 'ERR_INVALID_ARG_TYPE');
+      assert.equal(code(() => pump('md4x')), 'ERR_INVALID_ARG_VALUE');
+      assert.equal(code(() => pump(undefined)), 'ERR_INVALID_ARG_TYPE');
+    } finally {
+      closeSync(readEnd);
+      closeSync(writeEnd);
+    }
   });
 });
