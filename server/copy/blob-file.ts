@@ -71,6 +71,12 @@ async function fileSize(file: string): Promise<number> {
  * CPU than the hashing.
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/**
+ * Bytes gathered while a job runs before the network waits for it. Waiting as soon as the next
+ * batch was full stalled the connections each time a job ran long, and over a link with a long
+ * round trip the transfer never caught up.
+ */
+const HELD_BATCH_BYTES = 4 * WRITE_BATCH_BYTES;
 
 /** Makes the bytes durable before the rename publishes them, so a crash never leaves a short blob under its final name. */
 async function syncFile(file: string): Promise<void> {
@@ -85,8 +91,8 @@ async function syncFile(file: string): Promise<void> {
 /**
  * Fetches the blob (from `resumeFrom`) onto the end of `partial`, and syncs the file once the
  * bytes are verified. This thread only receives: each batch is hashed and written by one pool
- * job (BlobHasher), in flight while the next batch gathers, so at most two batches of the blob
- * are held here; the network waits when they are.
+ * job (BlobHasher), in flight while the next batch gathers; the network waits only when the
+ * next one reaches HELD_BATCH_BYTES, so at most that and one job's batch are held here.
  */
 async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, progress: BlobProgress, signal: AbortSignal): Promise<number> {
   const verifier = new BlobVerifier(parseDigest(blob.digest), blob.size);
@@ -102,9 +108,19 @@ async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, 
   const reader = await blob.open(resumeFrom > 0 ? { offset: resumeFrom } : undefined);
   const handle = await open(partial, resumeFrom > 0 ? 'a' : 'w');
   let writing: Promise<void> = Promise.resolve();
+  let jobRunning = false;
   let batch: Buffer[] = [];
   let batched = 0;
   let fetched = 0;
+  const startJob = (): void => {
+    jobRunning = true;
+    writing = hasher.update(batch, handle.fd).finally(() => {
+      jobRunning = false;
+    });
+    writing.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+    batch = [];
+    batched = 0;
+  };
   try {
     addAbortSignal(signal, reader.stream);
     for await (const chunk of reader.stream as AsyncIterable<Buffer>) {
@@ -113,12 +129,10 @@ async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, 
       batched += chunk.length;
       fetched += chunk.length;
       progress.advance(chunk.length);
-      if (batched >= WRITE_BATCH_BYTES) {
+      if (batched >= WRITE_BATCH_BYTES && !jobRunning) startJob();
+      else if (batched >= HELD_BATCH_BYTES) {
         await writing;
-        writing = hasher.update(batch, handle.fd);
-        writing.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
-        batch = [];
-        batched = 0;
+        startJob();
       }
     }
     await writing;
