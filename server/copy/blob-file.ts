@@ -107,45 +107,57 @@ async function fetchInto(partial: string, blob: BlobSource, resumeFrom: number, 
   }
   const reader = await blob.open(resumeFrom > 0 ? { offset: resumeFrom } : undefined);
   const handle = await open(partial, resumeFrom > 0 ? 'a' : 'w');
-  let writing: Promise<void> = Promise.resolve();
-  let jobRunning = false;
   let batch: Buffer[] = [];
   let batched = 0;
   let fetched = 0;
+  // One pool job at a time; one that ends with a full batch waiting starts the next at once.
+  let job: Promise<void> = Promise.resolve();
+  let jobRunning = false;
+  let failure: unknown;
   const startJob = (): void => {
-    jobRunning = true;
-    writing = hasher.update(batch, handle.fd).finally(() => {
-      jobRunning = false;
-    });
-    writing.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+    const chunks = batch;
     batch = [];
     batched = 0;
+    jobRunning = true;
+    job = hasher.update(chunks, handle.fd).then(
+      () => {
+        jobRunning = false;
+        if (batched >= WRITE_BATCH_BYTES && failure === undefined) startJob();
+      },
+      (err: unknown) => {
+        jobRunning = false;
+        failure ??= err;
+      },
+    );
+  };
+  /** Waits until no job runs; throws the first job's failure. */
+  const jobsDone = async (): Promise<void> => {
+    while (jobRunning) await job;
+    if (failure !== undefined) throw failure;
   };
   try {
     addAbortSignal(signal, reader.stream);
     for await (const chunk of reader.stream as AsyncIterable<Buffer>) {
+      if (failure !== undefined) throw failure;
       if (verifier.count(chunk.length).overflow) throw verifier.overflowError();
       batch.push(chunk);
       batched += chunk.length;
       fetched += chunk.length;
       progress.advance(chunk.length);
+      if (batched >= HELD_BATCH_BYTES) await jobsDone();
       if (batched >= WRITE_BATCH_BYTES && !jobRunning) startJob();
-      else if (batched >= HELD_BATCH_BYTES) {
-        await writing;
-        startJob();
-      }
     }
-    await writing;
+    await jobsDone();
     await hasher.update(batch, handle.fd);
     verifier.finishHashed(hasher.digest());
     await handle.sync();
   } catch (err) {
     // Interrupted (a signal, a dropped connection): keep what arrived for the next run to continue from.
-    if (!(err instanceof DigestMismatchError)) await writing.then(() => hasher.update(batch, handle.fd)).catch(() => {});
+    if (!(err instanceof DigestMismatchError)) await jobsDone().then(() => hasher.update(batch, handle.fd)).catch(() => {});
     throw err;
   } finally {
     reader.stream.destroy();
-    await writing.catch(() => {});
+    await jobsDone().catch(() => {});
     await handle.close();
   }
   return fetched;
