@@ -97,6 +97,12 @@ static int write_all(int fd, struct iovec *iov, size_t count) {
       return errno;
     }
     size_t done = (size_t)n;
+    /* No byte taken while some remain (the zero-length chunks are skipped below): never loop on it. */
+    if (done == 0) {
+      size_t left = 0;
+      for (int i = 0; i < batch; i++) left += iov[i].iov_len;
+      if (left > 0) return EIO;
+    }
     while (count > 0 && done >= iov->iov_len) {
       done -= iov->iov_len;
       iov++;
