@@ -89,31 +89,28 @@ static napi_value hasher_new(napi_env env, napi_callback_info info) {
 
 /* Writes all of iov[0..count), continuing short writes. */
 static int write_all(int fd, struct iovec *iov, size_t count) {
-  while (count > 0) {
-    int batch = count > IOV_MAX ? IOV_MAX : (int)count;
-    ssize_t n = writev(fd, iov, batch);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
+  for (;;) {
+    /* Empty chunks skipped first, so that a write taking no byte means no progress. */
+    while (count > 0 && iov->iov_len == 0) {
+      iov++;
+      count--;
     }
+    if (count == 0) return 0;
+    ssize_t n = writev(fd, iov, count > IOV_MAX ? IOV_MAX : (int)count);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
     size_t done = (size_t)n;
-    /* No byte taken while some remain (the zero-length chunks are skipped below): never loop on it. */
-    if (done == 0) {
-      size_t left = 0;
-      for (int i = 0; i < batch; i++) left += iov[i].iov_len;
-      if (left > 0) return EIO;
-    }
-    while (count > 0 && done >= iov->iov_len) {
+    while (done > 0 && done >= iov->iov_len) {
       done -= iov->iov_len;
       iov++;
       count--;
     }
-    if (count > 0) {
+    if (done > 0) {
       iov->iov_base = (char *)iov->iov_base + done;
       iov->iov_len -= done;
     }
   }
-  return 0;
 }
 
 static void execute(napi_env env, void *data) {
